@@ -1,0 +1,137 @@
+"""Command line: ``python -m api <command>``.
+
+    migrate                       apply pending migrations, seed the shipped holiday calendars the database lacks
+    load-demo [--tokens FILE]     load the demo data (idempotent) and write a ready token per demo role
+    serve [--host H] [--port P]   run the service (uvicorn)
+    export-schema [--output F]    write the GraphQL SDL
+    calendar load FILE...         load a year's holiday schedule (国务院办公厅节假日安排) from a JSON file
+    calendar show                 list the years the database has
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from api.settings import get_settings
+
+
+async def _with_orm(action):
+    from tortoise import Tortoise
+
+    from api.db import config_from_settings
+
+    await Tortoise.init(config=config_from_settings(get_settings()))
+    try:
+        return await action()
+    finally:
+        await Tortoise.close_connections()
+
+
+def cmd_migrate(_args) -> int:
+    from api.db import migrate
+    from api.services.calendar import seed_bundled_years
+
+    settings = get_settings()
+    applied = asyncio.run(migrate(settings.database_url))
+    print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
+    added = asyncio.run(_with_orm(seed_bundled_years))
+    if added:
+        print("holiday calendars added: " + ", ".join(map(str, added)))
+    return 0
+
+
+def cmd_load_demo(args) -> int:
+    from api.demo import load_demo
+
+    settings = get_settings()
+    if settings.is_production:
+        print("refusing to load demo data in production mode", file=sys.stderr)
+        return 2
+    tokens = asyncio.run(_with_orm(lambda: load_demo(settings)))
+    if args.tokens:
+        path = Path(args.tokens)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(tokens, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        print(f"demo tokens written to {path}")
+    for role, token in tokens.items():
+        print(f"{role:12} {token}")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = get_settings()
+    print(f"GraphQL: http://{args.host}:{args.port}/graphql", flush=True)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning", access_log=False)
+    return 0
+
+
+def cmd_export_schema(args) -> int:
+    from api.schema import export_sdl
+
+    sdl = export_sdl()
+    if args.output:
+        Path(args.output).write_text(sdl, encoding="utf-8")
+        print(f"SDL written to {args.output}")
+    else:
+        sys.stdout.write(sdl)
+    return 0
+
+
+def cmd_calendar(args) -> int:
+    from api.domain.calendar import CalendarDataError
+    from api.services.calendar import read_year_file, store_year
+
+    async def load() -> None:
+        for name in args.files:
+            schedule = read_year_file(Path(name))
+            await store_year(schedule, replace=True)
+            print(f"{schedule.year}: {len(schedule.holidays)} holidays, {len(schedule.workdays)} make-up working days")
+
+    async def show() -> None:
+        from api.models import CalendarYear
+
+        for row in await CalendarYear.all().order_by("year"):
+            print(f"{row.year}  {row.source}  (loaded {row.loaded_at:%Y-%m-%d %H:%M})")
+
+    try:
+        asyncio.run(_with_orm(load if args.calendar_command == "load" else show))
+    except CalendarDataError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m api", description="Jianshen (建审) service")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="apply pending migrations").set_defaults(func=cmd_migrate)
+    demo = sub.add_parser("load-demo", help="load demo data and write demo tokens")
+    demo.add_argument("--tokens", help="write the tokens to this JSON file")
+    demo.set_defaults(func=cmd_load_demo)
+    serve = sub.add_parser("serve", help="run the service")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=cmd_serve)
+    export = sub.add_parser("export-schema", help="write the GraphQL SDL")
+    export.add_argument("--output")
+    export.set_defaults(func=cmd_export_schema)
+    calendar = sub.add_parser("calendar", help="holiday calendars")
+    calendar_sub = calendar.add_subparsers(dest="calendar_command", required=True)
+    load = calendar_sub.add_parser("load", help="load year files (JSON)")
+    load.add_argument("files", nargs="+")
+    calendar_sub.add_parser("show", help="list loaded years")
+    calendar.set_defaults(func=cmd_calendar)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""The web service: ``create_app(settings) -> Starlette`` (DESIGN.md §1–2)."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+from typing import Any, Callable
+
+from starlette.applications import Starlette
+from starlette.routing import Mount, Route
+from strawberry.asgi import GraphQL
+from tortoise.contrib.starlette import RegisterTortoise
+
+from api.db import UnmigratedDatabase, config_from_settings, pending_migrations
+from api.middleware import AuthMiddleware, RequestLogMiddleware, configure_logging
+from api.routes.health import healthz, readyz
+from api.routes.ingest import ingest_events
+from api.routes.uploads import upload
+from api.schema import build_schema
+from api.schema.context import Context
+from api.settings import Settings, get_settings
+
+log = logging.getLogger("jianshen")
+Clock = Callable[[], dt.datetime]
+
+
+class GraphQLApp(GraphQL):
+    def __init__(self, settings: Settings, clock: Clock) -> None:
+        super().__init__(
+            build_schema(settings),
+            graphql_ide="graphiql" if settings.graphiql_enabled else None,
+            allow_queries_via_get=False,
+        )
+        self.settings = settings
+        self.clock = clock
+
+    async def get_context(self, request: Any, response: Any = None) -> Context:
+        return Context(
+            settings=self.settings,
+            viewer=request.scope.get("state", {}).get("viewer"),
+            now=self.clock(),
+            request=request,
+        )
+
+
+def system_clock() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def create_app(
+    settings: Settings | None = None, *, check_migrations: bool = True, clock: Clock = system_clock
+) -> Starlette:
+    """The service. ``clock`` is the one source of "now" (tests freeze it to fixed dates)."""
+    settings = settings or get_settings()
+    configure_logging(settings)
+    graphql_app = GraphQLApp(settings, clock)
+    tortoise_config = config_from_settings(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        async with RegisterTortoise(app, config=tortoise_config, _enable_global_fallback=True):
+            if check_migrations:
+                pending = await pending_migrations(tortoise_config)
+                if pending:
+                    # Never create tables silently: the operator runs the migrations (DESIGN.md §6).
+                    raise UnmigratedDatabase(
+                        f"database has pending migrations {pending}: run `python -m api migrate` first"
+                    )
+            yield
+
+    app = Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/uploads", upload, methods=["POST"]),
+            Route("/ingest/events", ingest_events, methods=["POST"]),
+            Route("/graphql", graphql_app, methods=["GET", "POST"]),
+            Mount("/graphql", graphql_app),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.clock = clock
+    app.add_middleware(AuthMiddleware, settings=settings)
+    app.add_middleware(RequestLogMiddleware)
+    return app
+

@@ -1,0 +1,80 @@
+"""Database configuration and migrations (Tortoise ORM 1.x, its built-in migrations).
+
+``TORTOISE_ORM`` is what the ``tortoise`` CLI reads (``pyproject.toml`` → ``[tool.tortoise]``); the service builds the same
+config from its settings. The app never creates tables by itself: ``python -m api migrate`` does, and the app refuses to
+start against a database with pending migrations (DESIGN.md §6).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tortoise import Tortoise
+from tortoise.connection import get_connection
+from tortoise.migrations.executor import MigrationExecutor
+
+from api.settings import Settings, get_settings
+
+APP_LABEL = "models"
+
+
+def tortoise_config(database_url: str) -> dict[str, Any]:
+    if database_url.startswith("sqlite://"):
+        path = database_url.removeprefix("sqlite://")
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return {
+        "connections": {"default": database_url},
+        "apps": {
+            APP_LABEL: {
+                "models": ["api.models"],
+                "default_connection": "default",
+                "migrations": "api.migrations",
+            }
+        },
+        "use_tz": True,
+        "timezone": "Asia/Shanghai",
+    }
+
+
+def config_from_settings(settings: Settings | None = None) -> dict[str, Any]:
+    return tortoise_config((settings or get_settings()).database_url)
+
+
+class _LazyConfig(dict):
+    """The CLI imports ``api.db.TORTOISE_ORM`` at start; read the settings only then."""
+
+    def __init__(self) -> None:
+        super().__init__(config_from_settings())
+
+
+TORTOISE_ORM: dict[str, Any] = _LazyConfig()
+
+
+async def pending_migrations(config: dict[str, Any]) -> list[str]:
+    """Names of the migrations not yet applied, on an initialised Tortoise."""
+    executor = MigrationExecutor(get_connection("default"), config["apps"])
+    return [f"{s.migration.app_label}.{s.migration.name}" for s in await executor.plan(None) if not s.backward]
+
+
+async def migrate(database_url: str) -> list[str]:
+    """Apply every pending migration; returns what was applied. Safe to run again."""
+    from tortoise.migrations.api import migrate as run_migrations
+
+    config = tortoise_config(database_url)
+    applied: list[str] = []
+
+    def progress(event: str, app_label: str, name: str) -> None:
+        if event == "apply_done":
+            applied.append(f"{app_label}.{name}")
+
+    try:
+        await run_migrations(config=config, progress=progress)
+    finally:
+        await Tortoise.close_connections()
+    return applied
+
+
+class UnmigratedDatabase(RuntimeError):
+    pass

@@ -1,0 +1,848 @@
+"""Demo data for 珠海市 (440400): ``python -m api load-demo`` / ``make demo``.
+
+What is loaded:
+
+- the city's approval departments and three utility companies, each with a valid USCC (GB 32100-2015);
+- an item catalogue (事项清单) and the process templates of the five common process types (SPLCLX 1–5), four stages
+  each, with committed time limits, 前后时序 and the certificate types of DOMAIN.md §6;
+- two builders (建设单位) with their applicants, a window clerk, one approver per government department, a supervisor,
+  an administrator and a citizen;
+- 20 projects whose histories are made ONLY through the real services (``submit_application``, ``apply_case_action``)
+  at moments in the past relative to today, so every rule is checked exactly as in production and the lights
+  (computed with the real holiday calendar) show red, yellow and green cases whenever the demo is loaded.
+
+Time is counted in working days before today: a stage submitted ``ago`` working days ago is accepted the next working
+day, so a case still running has used ``ago - 1`` days of its limit (DOMAIN.md §5: day 1 is the day after acceptance).
+
+Loading is idempotent: if the demo builder's USCC exists nothing is created again. Either way fresh access tokens are
+returned, one per role. The only values that differ between two fresh loads, apart from dates and timestamps that
+are relative to today, are the upload ids (UUIDs made by the upload service) and the tokens.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from tortoise.transactions import in_transaction
+
+from api.domain.accounts import Role
+from api.domain.calendar import WorkCalendar
+from api.domain.catalog import ItemKind
+from api.domain.codes import make_uscc
+from api.domain.lifecycle import Action, SpecialProcedureKind
+from api.domain.timing import SHANGHAI, LimitUnit
+from api.models import (
+    ApprovalItem,
+    Building,
+    Department,
+    Organization,
+    ProcessTemplate,
+    Project,
+    TemplateItem,
+    TemplateStage,
+    User,
+)
+from api.services.access import Viewer
+from api.services.applications import MaterialInput, submit_application
+from api.services.calendar import get_calendar, seed_bundled_years
+from api.services.cases import Actor, apply_case_action
+from api.services.tokens import issue_access_token
+from api.services.uploads import store_upload
+from api.settings import DEV_INGEST_SECRET_PREFIX, Settings
+
+CITY = "440400"  # 珠海市
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Departments: (key, code, name, 9 characters of the USCC body, pushes events from its own system)
+# Government bodies' USCCs start with 11 (机关), the utility companies' with 91 (企业). Bodies are demo values.
+# ---------------------------------------------------------------------------------------------------------------------
+DEPARTMENTS = [
+    ("DR", "ZH-DR", "珠海市发展和改革局", "11", "007031240", False),
+    ("NR", "ZH-NR", "珠海市自然资源局", "11", "MB2C12843", False),
+    ("HC", "ZH-HC", "珠海市住房和城乡建设局", "11", "007031574", False),
+    ("EE", "ZH-EE", "珠海市生态环境局", "11", "MB2C13078", False),
+    ("WA", "ZH-WA", "珠海市水务局", "11", "007031988", False),
+    ("TR", "ZH-TR", "珠海市交通运输局", "11", "007032146", False),
+    ("EM", "ZH-EM", "珠海市应急管理局", "11", "MB2C13553", False),
+    ("MA", "ZH-MA", "珠海市气象局", "11", "456086517", False),
+    ("CA", "ZH-CA", "珠海市人民防空办公室", "11", "007032621", False),
+    ("UM", "ZH-UM", "珠海市城市管理和综合执法局", "11", "MB2C14222", False),
+    # Utilities (市政公用服务): their own systems push the events of their cases [规程 7.12].
+    ("PG", "ZH-PG", "广东电网有限责任公司珠海供电局", "91", "892381256", True),
+    ("WS", "ZH-WS", "珠海水务环境控股集团有限公司", "91", "MA4UJ8KX2", True),
+    ("GAS", "ZH-GAS", "珠海港华燃气有限公司", "91", "617487093", True),
+]
+
+# 证照类型代码 = the issuing ministry's USCC + 3 digits (DOMAIN.md §6). 住建部's USCC is the one of DOMAIN.md; the other
+# two ministries' codes and every 3-digit suffix are demo values, not taken from the national catalogue.
+MOHURD = "11100000000013338W"  # 住房和城乡建设部
+MNR = "11100000MB0341032Y"  # 自然资源部 (demo value)
+NDRC = "11100000000013127D"  # 国家发展和改革委员会 (demo value)
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Item catalogue: code → (name, kind, department, certificate type, document number, document title, years valid)
+# ``{y}`` = year, ``{n}`` = the department's running number that year, ``{p}`` = project name. None = 长期有效.
+# ---------------------------------------------------------------------------------------------------------------------
+L, T, F, U = (ItemKind.ADMINISTRATIVE_LICENSE, ItemKind.TECHNICAL_REVIEW, ItemKind.FILING, ItemKind.UTILITY_SERVICE)
+ITEMS: dict[str, tuple] = {
+    # stage 1 立项用地规划许可
+    "DR-XMJYS": ("政府投资项目建议书审批", L, "DR", NDRC + "001", "珠发改审批〔{y}〕{n}号", "关于{p}项目建议书的批复", None),
+    "DR-KXXYJ": ("政府投资项目可行性研究报告审批", L, "DR", NDRC + "002", "珠发改审批〔{y}〕{n}号", "关于{p}可行性研究报告的批复", None),
+    "DR-XMBA": ("企业投资项目备案", F, "DR", NDRC + "003", "珠发改备〔{y}〕{n}号", "广东省企业投资项目备案证", None),
+    "NR-YDYS": ("建设项目用地预审与选址意见书核发", L, "NR", MNR + "001", "用字第440400{y}{n:05d}号", "建设项目用地预审与选址意见书", 3),
+    "NR-YDGH": ("建设用地规划许可证核发", L, "NR", MNR + "002", "地字第440400{y}{n:05d}号", "建设用地规划许可证", None),
+    # stage 2 工程建设许可
+    "DR-CBSJ": ("政府投资项目初步设计及概算审批", L, "DR", NDRC + "004", "珠发改审批〔{y}〕{n}号", "关于{p}初步设计及概算的批复", None),
+    "NR-FASC": ("建设工程设计方案审查", L, "NR", MNR + "003", "珠自然资方审〔{y}〕{n}号", "关于{p}建设工程设计方案审查意见的复函", 2),
+    "NR-GCGH": ("建设工程规划许可证核发", L, "NR", MNR + "004", "建字第440400{y}{n:05d}号", "建设工程规划许可证", None),
+    "CA-RFSJ": ("结合民用建筑修建防空地下室审批", L, "CA", None, "珠人防审〔{y}〕{n}号", "关于{p}防空地下室建设的批复", None),
+    "EE-HPSP": ("建设项目环境影响评价文件审批", L, "EE", None, "珠环建〔{y}〕{n}号", "关于{p}环境影响报告表的批复", 5),
+    "WA-SBFA": ("生产建设项目水土保持方案审批", L, "WA", None, "珠水审批〔{y}〕{n}号", "关于{p}水土保持方案的批复", None),
+    # stage 3 施工许可
+    "HC-SGTSC": ("施工图设计文件审查", T, "HC", None, "珠施审〔{y}〕{n}号", "施工图设计文件审查合格书", None),
+    "HC-XFSJ": ("特殊建设工程消防设计审查", L, "HC", MOHURD + "021", "珠住建消审字〔{y}〕第{n}号", "特殊建设工程消防设计审查意见书", None),
+    "HC-SGXK": ("建筑工程施工许可证核发", L, "HC", MOHURD + "001", "440400{y}{n:04d}0101", "建筑工程施工许可证", None),
+    "UM-ZDWJ": ("占用、挖掘城市道路审批", L, "UM", MOHURD + "031", "珠城管占挖〔{y}〕{n}号", "关于{p}占用、挖掘城市道路的批复", 1),
+    "WA-PSXK": ("城镇污水排入排水管网许可证核发", L, "WA", MOHURD + "041", "珠水排证〔{y}〕{n}号", "城镇污水排入排水管网许可证", 5),
+    "MA-FLSJ": ("防雷装置设计审核", L, "MA", None, "珠气防设〔{y}〕{n}号", "防雷装置设计核准意见书", None),
+    "TR-SLSG": ("公路涉路施工许可", L, "TR", None, "珠交路许〔{y}〕{n}号", "公路涉路施工许可决定书", 1),
+    # stage 4 竣工验收
+    "NR-GHHS": ("建设工程规划条件核实", L, "NR", None, "珠自然资规核〔{y}〕{n}号", "建设工程规划条件核实合格证", None),
+    "HC-XFYS": ("特殊建设工程消防验收", L, "HC", None, "珠住建消验字〔{y}〕第{n}号", "特殊建设工程消防验收意见书", None),
+    "CA-RFBA": ("人防工程竣工验收备案", F, "CA", None, "珠人防备〔{y}〕{n}号", "人防工程竣工验收备案表", None),
+    "MA-FLYS": ("防雷装置竣工验收", L, "MA", None, "珠气防验〔{y}〕{n}号", "防雷装置验收意见书", None),
+    "HC-LHYS": ("竣工联合验收", L, "HC", MOHURD + "051", "珠联验〔{y}〕{n}号", "竣工联合验收意见书", None),
+    "HC-JGBA": ("房屋建筑和市政基础设施工程竣工验收备案", F, "HC", None, "珠建竣备〔{y}〕{n}号", "建设工程竣工验收备案表", None),
+    "PG-GDBZ": ("供电报装", U, "PG", None, "珠供电接〔{y}〕{n}号", "供电方案答复单", None),
+    "WS-GSBZ": ("供水报装", U, "WS", None, "珠水务接〔{y}〕{n}号", "供水接入答复意见", None),
+    "GAS-RQBZ": ("燃气报装", U, "GAS", None, "珠燃接〔{y}〕{n}号", "燃气接入答复意见", None),
+    # In the city's catalogue, but in none of the five templates (危险化学品 projects are 工业类).
+    "EM-AQTJ": ("危险化学品建设项目安全条件审查", L, "EM", None, "珠应急危化项目审字〔{y}〕{n}号", "危险化学品建设项目安全条件审查意见书", None),
+}
+del L, T, F, U
+
+# Committed limits (承诺时限, WD unless ND) and predecessors (前后时序) of each item, as templates use them.
+LIMITS: dict[str, tuple[int, LimitUnit]] = {
+    "DR-XMJYS": (10, LimitUnit.WD), "DR-KXXYJ": (15, LimitUnit.WD), "DR-XMBA": (3, LimitUnit.WD),
+    "NR-YDYS": (10, LimitUnit.WD), "NR-YDGH": (10, LimitUnit.WD),
+    "DR-CBSJ": (15, LimitUnit.WD), "NR-FASC": (10, LimitUnit.WD), "NR-GCGH": (10, LimitUnit.WD),
+    "CA-RFSJ": (10, LimitUnit.WD), "EE-HPSP": (15, LimitUnit.WD), "WA-SBFA": (15, LimitUnit.WD),
+    "HC-SGTSC": (15, LimitUnit.WD), "HC-XFSJ": (15, LimitUnit.WD), "HC-SGXK": (5, LimitUnit.WD),
+    "UM-ZDWJ": (10, LimitUnit.WD), "WA-PSXK": (10, LimitUnit.WD), "MA-FLSJ": (10, LimitUnit.WD),
+    "TR-SLSG": (10, LimitUnit.WD),
+    "NR-GHHS": (10, LimitUnit.WD), "HC-XFYS": (12, LimitUnit.WD), "CA-RFBA": (5, LimitUnit.WD),
+    "MA-FLYS": (5, LimitUnit.WD), "HC-LHYS": (10, LimitUnit.WD), "HC-JGBA": (5, LimitUnit.WD),
+    "PG-GDBZ": (10, LimitUnit.WD), "WS-GSBZ": (15, LimitUnit.ND), "GAS-RQBZ": (10, LimitUnit.WD),
+}
+# An item's predecessors, kept only when the template's stage has them.
+PREDECESSORS = {
+    "DR-KXXYJ": ["DR-XMJYS"],  # 可研 after 项目建议书
+    "NR-YDGH": ["NR-YDYS"],  # 用地规划许可 after 用地预审与选址
+    "NR-GCGH": ["NR-FASC"],  # 工程规划许可 after 设计方案审查
+    "HC-LHYS": ["NR-GHHS", "HC-XFYS"],  # 联合验收 after 规划核实 and 消防验收
+    "HC-JGBA": ["HC-LHYS"],  # 竣工验收备案 after 联合验收
+}
+
+# Process types: stage → (lead department, items). Smaller types have fewer items.
+TEMPLATES: dict[int, tuple[str, dict[int, tuple[str, list[str]]]]] = {
+    1: ("政府投资房屋建筑类项目", {
+        1: ("DR", ["DR-XMJYS", "DR-KXXYJ", "NR-YDYS", "NR-YDGH"]),
+        2: ("DR", ["DR-CBSJ", "NR-FASC", "NR-GCGH", "CA-RFSJ", "EE-HPSP"]),
+        3: ("HC", ["HC-SGTSC", "HC-XFSJ", "HC-SGXK", "WA-PSXK", "MA-FLSJ"]),
+        4: ("HC", ["NR-GHHS", "HC-XFYS", "CA-RFBA", "MA-FLYS", "HC-LHYS", "HC-JGBA", "PG-GDBZ", "WS-GSBZ", "GAS-RQBZ"]),
+    }),
+    2: ("政府投资线性工程类项目", {
+        1: ("DR", ["DR-XMJYS", "DR-KXXYJ", "NR-YDYS", "NR-YDGH"]),
+        2: ("DR", ["DR-CBSJ", "NR-GCGH", "EE-HPSP", "WA-SBFA"]),
+        3: ("HC", ["HC-SGTSC", "HC-SGXK", "UM-ZDWJ", "TR-SLSG"]),
+        4: ("HC", ["NR-GHHS", "HC-LHYS", "HC-JGBA"]),
+    }),
+    3: ("一般社会投资项目", {
+        1: ("NR", ["DR-XMBA", "NR-YDYS", "NR-YDGH"]),
+        2: ("NR", ["NR-FASC", "NR-GCGH", "CA-RFSJ", "EE-HPSP", "WA-SBFA"]),
+        3: ("HC", ["HC-SGTSC", "HC-XFSJ", "HC-SGXK", "UM-ZDWJ", "WA-PSXK", "MA-FLSJ"]),
+        4: ("HC", ["NR-GHHS", "HC-XFYS", "CA-RFBA", "MA-FLYS", "HC-LHYS", "HC-JGBA", "PG-GDBZ", "WS-GSBZ", "GAS-RQBZ"]),
+    }),
+    4: ("小型社会投资项目", {
+        1: ("NR", ["DR-XMBA", "NR-YDGH"]),
+        2: ("NR", ["NR-GCGH"]),
+        3: ("HC", ["HC-SGXK", "WA-PSXK"]),
+        4: ("HC", ["HC-LHYS", "HC-JGBA", "PG-GDBZ", "WS-GSBZ"]),
+    }),
+    5: ("带方案出让用地项目", {
+        1: ("NR", ["DR-XMBA", "NR-YDGH"]),
+        2: ("NR", ["NR-GCGH", "CA-RFSJ"]),
+        3: ("HC", ["HC-SGTSC", "HC-XFSJ", "HC-SGXK", "MA-FLSJ"]),
+        4: ("HC", ["NR-GHHS", "HC-XFYS", "CA-RFBA", "MA-FLYS", "HC-LHYS", "HC-JGBA", "PG-GDBZ", "WS-GSBZ", "GAS-RQBZ"]),
+    }),
+}
+
+# One form (一张表单) and one set of materials per stage. Material codes are unique across stages, except M00, asked
+# in every stage and so reused from the project's first application (不重复提交, DOMAIN.md §4).
+LAND_USES = ["居住用地", "商业服务业用地", "公共管理与公共服务用地", "工业用地", "物流仓储用地", "道路与交通设施用地",
+             "公用设施用地", "绿地与广场用地"]
+STAGE_FORMS: dict[int, list[dict[str, Any]]] = {
+    1: [{"name": "landArea", "label": "用地面积(平方米)", "type": "number", "required": True},
+        {"name": "landUse", "label": "用地性质", "type": "choice", "choices": LAND_USES, "required": True},
+        {"name": "constructionScale", "label": "建设规模及内容", "type": "string", "required": True}],
+    2: [{"name": "buildingArea", "label": "总建筑面积(平方米)", "type": "number", "required": True},
+        {"name": "floorsAbove", "label": "地上层数", "type": "number", "required": False},
+        {"name": "designUnit", "label": "设计单位", "type": "string", "required": True}],
+    3: [{"name": "contractPrice", "label": "合同价格(万元)", "type": "number", "required": True},
+        {"name": "constructionUnit", "label": "施工单位", "type": "string", "required": True},
+        {"name": "supervisionUnit", "label": "监理单位", "type": "string", "required": True},
+        {"name": "projectManager", "label": "项目经理", "type": "string", "required": True},
+        {"name": "contractDays", "label": "合同工期(日历天)", "type": "number", "required": True}],
+    4: [{"name": "completionDate", "label": "竣工日期", "type": "date", "required": True},
+        {"name": "acceptanceContact", "label": "验收联系人", "type": "string", "required": False}],
+}
+STAGE_MATERIALS: dict[int, list[dict[str, Any]]] = {
+    1: [{"code": "M00", "name": "授权委托书及经办人身份证明", "required": True},
+        {"code": "M11", "name": "立项用地规划许可申请表", "required": True},
+        {"code": "M12", "name": "用地红线图及界址坐标", "required": True},
+        {"code": "M13", "name": "项目建议书或可行性研究报告", "required": False}],
+    2: [{"code": "M00", "name": "授权委托书及经办人身份证明", "required": True},
+        {"code": "M21", "name": "建设工程设计方案(含总平面图)", "required": True},
+        {"code": "M22", "name": "建设工程规划许可申请表", "required": True},
+        {"code": "M23", "name": "环境影响报告表", "required": False}],
+    3: [{"code": "M00", "name": "授权委托书及经办人身份证明", "required": True},
+        {"code": "M31", "name": "施工图设计文件", "required": True},
+        {"code": "M32", "name": "施工合同及监理合同", "required": True},
+        {"code": "M33", "name": "消防设计文件", "required": False}],
+    4: [{"code": "M00", "name": "授权委托书及经办人身份证明", "required": True},
+        {"code": "M41", "name": "工程竣工验收报告", "required": True},
+        {"code": "M42", "name": "竣工图及竣工测绘成果", "required": True},
+        {"code": "M43", "name": "消防验收申请表", "required": False}],
+}
+
+# ---------------------------------------------------------------------------------------------------------------------
+# People and builders
+# ---------------------------------------------------------------------------------------------------------------------
+ORGANIZATIONS = [  # key, name, USCC body (after 91440400), region
+    ("cjkf", "珠海市城建开发有限公司", "MA4W2KQ81", "440402"),  # the demo builder; its USCC marks a loaded demo
+    ("jwxc", "珠海金湾新城投资有限公司", "MA53LT6P0", "440404"),
+]
+MARKER_USCC = make_uscc("91440400" + ORGANIZATIONS[0][2])
+
+# username, display name, role, organisation / department / region
+USERS: list[tuple[str, str, Role, dict[str, str]]] = [
+    ("demo.applicant", "刘建华", Role.APPLICANT, {"org": "cjkf"}),
+    ("demo.applicant.jwxc", "许文静", Role.APPLICANT, {"org": "jwxc"}),
+    ("demo.citizen", "黄晓敏", Role.CITIZEN, {}),
+    ("demo.clerk", "陈丽娟", Role.WINDOW_CLERK, {"region": CITY}),
+    ("demo.approver", "李志强", Role.APPROVER, {"dept": "HC"}),  # 住建局
+    ("demo.approver.nr", "王海涛", Role.APPROVER, {"dept": "NR"}),  # 自然资源局
+    ("demo.approver.dr", "张伟明", Role.APPROVER, {"dept": "DR"}),
+    ("demo.approver.ee", "何静", Role.APPROVER, {"dept": "EE"}),
+    ("demo.approver.wa", "梁国栋", Role.APPROVER, {"dept": "WA"}),
+    ("demo.approver.tr", "罗文斌", Role.APPROVER, {"dept": "TR"}),
+    ("demo.approver.em", "谢鹏", Role.APPROVER, {"dept": "EM"}),
+    ("demo.approver.ma", "郭晓峰", Role.APPROVER, {"dept": "MA"}),
+    ("demo.approver.ca", "林振宇", Role.APPROVER, {"dept": "CA"}),
+    ("demo.approver.um", "吴志刚", Role.APPROVER, {"dept": "UM"}),
+    ("demo.supervisor", "周敏", Role.SUPERVISOR, {}),
+    ("demo.admin", "赵磊", Role.ADMIN, {}),
+]
+# The user whose token ``make demo`` writes for each role.
+TOKEN_USERS = {
+    "APPLICANT": "demo.applicant",
+    "CITIZEN": "demo.citizen",
+    "WINDOW_CLERK": "demo.clerk",
+    "APPROVER": "demo.approver",
+    "SUPERVISOR": "demo.supervisor",
+    "ADMIN": "demo.admin",
+}
+
+DESIGN_UNIT = "珠海城建设计研究院有限公司"
+CONSTRUCTION_UNIT = "珠海城建工程建设有限公司"
+SUPERVISION_UNIT = "珠海正衡工程监理有限公司"
+PROJECT_MANAGER = "陈国强"
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Case scripts: what happens to one case, in working days after its application was submitted (day 0).
+# ---------------------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Step:
+    action: Action
+    day: int | None  # None: a decision on a sensible day (half the limit, after the predecessors' decisions)
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+Script = tuple[Step, ...]
+A = Action  # short, for the scripts below
+
+
+def received() -> Script:
+    return ()
+
+
+def accepted() -> Script:
+    return (Step(A.ACCEPT, 1),)
+
+
+def running() -> Script:
+    return (Step(A.ACCEPT, 1), Step(A.START, 1))
+
+
+def approved(k: int | None = None) -> Script:
+    """Approved ``k`` working days after acceptance (on time when ``k`` ≤ the limit)."""
+    return running() + (Step(A.APPROVE, None if k is None else 1 + k),)
+
+
+def deficient(k: int, committed: list[str]) -> Script:
+    return running() + (Step(A.APPROVE_DEFICIENT, 1 + k, {"committed_items": committed}),)
+
+
+def disapproved(k: int, reason: str) -> Script:
+    return running() + (Step(A.DISAPPROVE, 1 + k, {"reason": reason}),)
+
+
+def revoked(k: int, after: int, reason: str) -> Script:
+    return approved(k) + (Step(A.REVOKE, 1 + k + after, {"reason": reason}),)
+
+
+def retracted(k: int, reason: str) -> Script:
+    return running() + (Step(A.RETRACT, 1 + k, {"reason": reason}),)
+
+
+def withdrawn(reason: str) -> Script:
+    return (Step(A.WITHDRAW, 1, {"reason": reason}),)
+
+
+def not_accepted(reason: str) -> Script:
+    return (Step(A.NOT_ACCEPT, 1, {"reason": reason}),)
+
+
+def refused(reason: str) -> Script:
+    return (Step(A.REFUSE, 1, {"reason": reason}),)
+
+
+def correction(corrections: list[dict[str, str]]) -> Script:
+    return (Step(A.REQUEST_CORRECTION, 1, {"corrections": corrections}),)
+
+
+def corrected(corrections: list[dict[str, str]]) -> Script:
+    return correction(corrections) + (Step(A.SUBMIT_CORRECTION, 3),)
+
+
+def special(begin: int, kind: SpecialProcedureKind, reason: str, expected_days: int) -> Script:
+    """In progress, then a special procedure (特别程序) from day ``begin`` that is still running: the clock stops."""
+    data = {"kind": kind.value, "reason": reason, "expected_days": expected_days}
+    return running() + (Step(A.BEGIN_SPECIAL_PROCEDURE, begin, data),)
+
+
+def special_then_approved(begin: int, end: int, decide: int, kind: SpecialProcedureKind, reason: str,
+                          result: str) -> Script:
+    return special(begin, kind, reason, max(1, end - begin)) + (
+        Step(A.END_SPECIAL_PROCEDURE, end, {"result": result}),
+        Step(A.APPROVE, decide),
+    )
+
+
+# Time of day (Asia/Shanghai office hours) at which each kind of event happens.
+TIMES = {
+    A.RECEIVE: (9, 30), A.ACCEPT: (10, 0), A.NOT_ACCEPT: (10, 0), A.REFUSE: (10, 0), A.REQUEST_CORRECTION: (10, 0),
+    A.WITHDRAW: (11, 0), A.RETRACT: (11, 0), A.START: (14, 30), A.SUBMIT_CORRECTION: (15, 0),
+    A.BEGIN_SPECIAL_PROCEDURE: (10, 30), A.END_SPECIAL_PROCEDURE: (16, 0), A.APPROVE: (16, 30),
+    A.APPROVE_DEFICIENT: (16, 30), A.DISAPPROVE: (16, 30), A.REVOKE: (10, 0),
+}
+WINDOW_ACTIONS = {A.ACCEPT, A.NOT_ACCEPT, A.REFUSE, A.REQUEST_CORRECTION}
+APPLICANT_ACTIONS = {A.WITHDRAW, A.SUBMIT_CORRECTION, A.RETRACT}
+APPROVALS = {A.APPROVE, A.APPROVE_DEFICIENT}
+DECISIONS = APPROVALS | {A.DISAPPROVE}
+
+
+@dataclass(frozen=True)
+class Apply:
+    """One application: ``stage`` submitted ``ago`` working days before today; ``default`` happens to each case
+    unless ``cases`` says otherwise; ``only`` chooses some of the stage's items (default: all)."""
+
+    stage: int
+    ago: int
+    default: Script = approved()
+    cases: dict[str, Script] = field(default_factory=dict)
+    only: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class DemoProject:
+    code: str  # 项目代码; its region part is the project's district
+    name: str
+    process_type: int
+    address: str
+    investment: str  # 总投资, 万元
+    land_area: int  # 平方米
+    land_use: str
+    scale: str  # 建设规模及内容
+    building_area: int = 0
+    floors: int = 0
+    org: str = "cjkf"
+    buildings: tuple[tuple[str, int, int], ...] = ()  # (name, floor area, floors), coded at the construction permit
+    history: tuple[Apply, ...] = ()
+
+
+SP = SpecialProcedureKind
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The 20 projects. Districts: 440402 香洲区 · 440403 斗门区 · 440404 金湾区.
+# ---------------------------------------------------------------------------------------------------------------------
+PROJECTS: list[DemoProject] = [
+    # 1 · Government building in stage 4: joint acceptance running (YELLOW), 消防验收 GREEN, utilities' cases pushed
+    #     by their own systems; stages 1–3 approved.
+    DemoProject(
+        "2506-440402-47-01-318604", "香洲区第十三中学扩建工程", 1, "珠海市香洲区梅华街道梅华中路以北、敬业路以东",
+        "18650.00", 26800, "公共管理与公共服务用地", "新建教学综合楼、体育馆及地下停车库，新增学位1800个",
+        31200, 6, buildings=(("教学综合楼", 21500, 6), ("体育馆", 6200, 3), ("地下停车库", 3500, 2)),
+        history=(Apply(1, 300), Apply(2, 230), Apply(3, 150), Apply(4, 10, running(), {
+            "NR-GHHS": approved(6), "CA-RFBA": approved(3), "MA-FLYS": approved(4), "GAS-RQBZ": approved(5),
+        }, only=("NR-GHHS", "HC-XFYS", "CA-RFBA", "MA-FLYS", "HC-LHYS", "PG-GDBZ", "WS-GSBZ", "GAS-RQBZ"))),
+    ),
+    # 2 · Government building in stage 2 with a case in a SPECIAL PROCEDURE (专家评审 of the design scheme: the clock
+    #     stops); in stage 1 its feasibility study went through a third-party assessment first.
+    DemoProject(
+        "2505-440403-47-01-205471", "斗门区人民医院新院区门诊综合楼", 1, "珠海市斗门区井岸镇港霞路以西、新青三路以南",
+        "96500.00", 58300, "公共管理与公共服务用地", "新建门诊医技综合楼及配套设施，设置床位800张",
+        142000, 14,
+        history=(
+            Apply(1, 240, cases={"DR-KXXYJ": special_then_approved(
+                5, 20, 24, SP.THIRD_PARTY_ASSESSMENT, "投资规模较大，委托第三方咨询机构对可行性研究报告进行评估",
+                "第三方评估报告认为项目建设必要、方案可行，建议核减投资1.2%")}),
+            Apply(2, 20, cases={
+                "DR-CBSJ": approved(12), "CA-RFSJ": approved(8), "EE-HPSP": approved(14),
+                "NR-FASC": special(6, SP.EXPERT_REVIEW, "门诊医技楼涉及医疗工艺流程及超限高层结构，组织专家评审", 15),
+            }, only=("DR-CBSJ", "NR-FASC", "CA-RFSJ", "EE-HPSP")),
+        ),
+    ),
+    # 3 · Government building in stage 3: 消防设计审查 APPROVED_DEFICIENT (容缺通过, on a commitment); the
+    #     construction permit is on its last day (YELLOW).
+    DemoProject(
+        "2506-440404-47-01-416032", "金湾区三灶镇文化体育中心", 1, "珠海市金湾区三灶镇金海岸大道以南、琴石路以东",
+        "32800.00", 41500, "公共管理与公共服务用地", "新建文化馆、全民健身馆、室外运动场及配套用房",
+        38600, 5,
+        history=(Apply(1, 280), Apply(2, 200), Apply(3, 6, running(), {
+            "HC-SGTSC": approved(3), "MA-FLSJ": approved(2),
+            "HC-XFSJ": deficient(4, ["消防设施专项设计图纸（开工前补交）"]),
+        })),
+    ),
+    # 4 · A new government project: stage 1 submitted yesterday, all cases RECEIVED, waiting at the window.
+    DemoProject(
+        "2610-440402-47-01-027318", "珠海市公共卫生应急物资储备库", 1, "珠海市香洲区南屏镇屏北二路以东",
+        "12800.00", 18600, "物流仓储用地", "新建应急物资储备仓库及管理用房",
+        history=(Apply(1, 1, received()),),
+    ),
+    # 5 · Government road in stage 3 and late: construction permit and 占道挖掘 overdue (RED), the road-works
+    #     permit decided late (超期办结).
+    DemoProject(
+        "2505-440404-48-01-133957", "金湾区机场东路市政道路改造工程", 2, "珠海市金湾区三灶镇机场东路（金海岸大道至机场北路段）",
+        "27300.00", 96000, "道路与交通设施用地", "道路改造全长4.6公里，含排水、照明、交通设施及绿化工程",
+        history=(Apply(1, 320), Apply(2, 240), Apply(3, 16, running(), {
+            "HC-SGTSC": approved(12), "TR-SLSG": approved(13),
+        })),
+    ),
+    # 6 · Government pipeline in stage 2, everything GREEN; the soil-conservation case is ACCEPTED, not yet started.
+    DemoProject(
+        "2507-440403-48-01-275640", "斗门区白蕉镇污水管网完善工程", 2, "珠海市斗门区白蕉镇（白蕉、新沙、六乡片区）",
+        "15400.00", 35000, "公用设施用地", "新建污水管网约38公里及提升泵站2座",
+        history=(Apply(1, 160), Apply(2, 4, running(), {"DR-CBSJ": approved(2), "WA-SBFA": accepted()})),
+    ),
+    # 7 · DISAPPROVED: the feasibility study was turned down (办结不通过), revised and submitted again (GREEN).
+    DemoProject(
+        "2607-440402-48-01-381226", "香洲区前山河沿岸绿道提升工程", 2, "珠海市香洲区前山河沿岸（石角咀水闸至南屏大桥段）",
+        "8600.00", 124000, "绿地与广场用地", "提升滨河绿道9.2公里，建设驿站3处及景观节点",
+        history=(
+            Apply(1, 14, cases={
+                "DR-XMJYS": approved(5), "NR-YDYS": approved(6), "NR-YDGH": approved(9),
+                "DR-KXXYJ": disapproved(9, "可行性研究报告投资估算依据不足：景观节点工程量与项目建议书批复规模不一致，"
+                                           "估算投资超出批复投资10%以上，请修改后重新报批"),
+            }),
+            Apply(1, 3, running(), only=("DR-KXXYJ",)),
+        ),
+    ),
+    # 8 · A finished housing project: all four stages approved, the 竣工验收备案 filed separately after the joint
+    #     acceptance; 防雷验收 was decided late (RED, 超期办结).
+    DemoProject(
+        "2411-440402-47-03-092835", "城建·香湾花园住宅项目", 3, "珠海市香洲区前山街道港昌路以南、白石路以东",
+        "58600.00", 36800, "居住用地", "新建住宅8栋及商业、幼儿园配套，总户数1260户",
+        112000, 32, buildings=(("1栋", 28600, 32), ("2栋", 28600, 32), ("3栋", 24800, 28), ("幼儿园", 4200, 3)),
+        history=(Apply(1, 420), Apply(2, 350), Apply(3, 280),
+                 Apply(4, 60, cases={"MA-FLYS": approved(7)}, only=(
+                     "NR-GHHS", "HC-XFYS", "CA-RFBA", "MA-FLYS", "HC-LHYS", "PG-GDBZ", "WS-GSBZ", "GAS-RQBZ")),
+                 Apply(4, 40, only=("HC-JGBA",))),
+    ),
+    # 9 · In CORRECTION: the window asked, once and completely, for the missing construction-drawing materials.
+    DemoProject(
+        "2508-440404-47-03-164407", "城建·金湾航空新城商住项目二期", 3, "珠海市金湾区红旗镇藤山一路以北、金湖路以西",
+        "42300.00", 29500, "居住用地", "新建住宅6栋及商业裙楼，总户数980户",
+        86500, 27,
+        history=(Apply(1, 200), Apply(2, 130), Apply(3, 5, correction([
+            {"material": "施工图设计文件", "requirement": "缺少结构专业计算书，请补充并加盖设计单位出图章"},
+            {"material": "施工合同及监理合同", "requirement": "监理合同未载明总监理工程师，请补充签字页"},
+            {"material": "消防设计文件", "requirement": "消防设计说明与平面图的疏散宽度不一致，请修改后重新提交"},
+        ]), only=("HC-SGTSC", "HC-XFSJ", "HC-SGXK", "MA-FLSJ"))),
+    ),
+    # 10 · CORRECTED: the corrections were handed in and wait for the window's second check; the EIA was accepted
+    #      at once and approved.
+    DemoProject(
+        "2509-440403-47-03-318850", "斗门区井岸镇商业综合体", 3, "珠海市斗门区井岸镇尖峰大道以东、白藤湖路以北",
+        "36800.00", 24600, "商业服务业用地", "新建购物中心、酒店及地下停车库",
+        92000, 18,
+        history=(Apply(1, 150), Apply(2, 7, corrected([
+            {"material": "建设工程设计方案(含总平面图)", "requirement": "总平面图未标注建筑退让用地红线距离，请补充"},
+            {"material": "授权委托书及经办人身份证明", "requirement": "授权委托书已过有效期，请重新出具"},
+        ]), {"EE-HPSP": approved(4)}, only=("NR-FASC", "NR-GCGH", "CA-RFSJ", "EE-HPSP"))),
+    ),
+    # 11 · REVOKED: the construction permit was revoked (申请材料与中标通知书不符); the builder applied again and the
+    #      new case is on its last day (YELLOW).
+    DemoProject(
+        "2503-440402-47-03-257112", "香洲区南屏科技园研发楼", 3, "珠海市香洲区南屏科技工业园屏西八路以北",
+        "24500.00", 15800, "工业用地", "新建研发办公楼2栋及配套设施",
+        46800, 18, buildings=(("研发楼A座", 25600, 18), ("研发楼B座", 21200, 16)),
+        history=(
+            Apply(1, 260), Apply(2, 190),
+            Apply(3, 90, cases={"HC-SGXK": revoked(4, 45, "经核查，申请人提交的施工合同与中标通知书载明的施工单位不一致，"
+                                                         "以不正当手段取得施工许可，依法予以撤销")},
+                  only=("HC-SGTSC", "HC-XFSJ", "HC-SGXK", "WA-PSXK", "MA-FLSJ")),
+            Apply(3, 6, running(), only=("HC-SGXK",)),
+        ),
+    ),
+    # 12 · WITHDRAWN: the land cases were withdrawn before acceptance (wrong boundary coordinates), submitted again,
+    #      and the land-use planning permit is now within its warning days (YELLOW).
+    DemoProject(
+        "2609-440404-47-03-086724", "金湾区红旗镇物流仓储中心", 3, "珠海市金湾区红旗镇双湖北路以西、虹晖四路以北",
+        "16200.00", 52000, "物流仓储用地", "新建高标准仓库4栋及综合办公楼",
+        history=(
+            Apply(1, 30, withdrawn("用地红线图界址坐标有误，撤件修正后重新申报"), {"DR-XMBA": approved(1)}),
+            Apply(1, 9, running(), {"NR-YDYS": approved(6)}, only=("NR-YDYS", "NR-YDGH")),
+        ),
+    ),
+    # 13 · NOT_ACCEPTED: the soil-conservation plan is not needed for so small a site (不受理); planning permit YELLOW.
+    DemoProject(
+        "2603-440402-47-03-140385", "香洲区景山路社区邻里中心", 3, "珠海市香洲区吉大街道景山路以南、石花西路以东",
+        "6800.00", 4200, "商业服务业用地", "新建社区邻里中心（含社区服务、菜市场、文化活动用房）",
+        12600, 5,
+        history=(Apply(1, 120), Apply(2, 10, running(), {
+            "NR-FASC": approved(7), "CA-RFSJ": approved(5),
+            "WA-SBFA": not_accepted("本项目征占地面积不足0.5公顷且挖填土石方总量不足1000立方米，依法无需编报水土保持方案，"
+                                    "本申请不予受理"),
+        })),
+    ),
+    # 14 · RETRACTED (second builder): the design scheme and the planning permit were withdrawn after acceptance to
+    #      change the scheme, then submitted again and ACCEPTED.
+    DemoProject(
+        "2604-440404-47-03-372096", "金湾区航空产业园人才公寓", 3, "珠海市金湾区三灶镇航空产业园机场西路以东",
+        "21800.00", 19800, "居住用地", "新建人才公寓4栋（1200套）及配套商业",
+        68000, 24, org="jwxc",
+        history=(
+            Apply(1, 110),
+            Apply(2, 12, running(), {
+                "NR-FASC": retracted(4, "调整建筑设计方案（增设一栋人才公寓），主动撤回申请"),
+                "NR-GCGH": retracted(4, "设计方案调整，一并撤回"),
+                "CA-RFSJ": approved(6), "WA-SBFA": approved(8),
+            }),
+            Apply(2, 2, accepted(), only=("NR-FASC", "NR-GCGH")),
+        ),
+    ),
+    # 15 · REFUSED (second builder): the applicant is not the land-use right holder (不予受理).
+    DemoProject(
+        "2608-440403-47-03-219563", "斗门区乾务镇康养社区", 3, "珠海市斗门区乾务镇乾务大道以北、湖心路以东",
+        "28600.00", 46000, "居住用地", "新建康养公寓、护理中心及配套服务设施",
+        org="jwxc",
+        history=(Apply(1, 18, approved(1), {
+            "NR-YDYS": refused("申请人非该宗地土地使用权人，且未提供土地权利人的授权文件，不具备申请主体资格，依法不予受理"),
+        }, only=("DR-XMBA", "NR-YDYS")),),
+    ),
+    # 16 · Small social investment in stage 3: permit approved, drainage licence GREEN.
+    DemoProject(
+        "2606-440402-47-03-051827", "香洲区前山街道社区商业及办公楼", 4, "珠海市香洲区前山街道翠微西路以北",
+        "3200.00", 2600, "商业服务业用地", "新建5层商业办公楼1栋",
+        6800, 5, buildings=(("商业办公楼", 6800, 5),),
+        history=(Apply(1, 70), Apply(2, 50), Apply(3, 7, running(), {"HC-SGXK": approved(3)})),
+    ),
+    # 17 · Small social investment in stage 4 (second builder): joint acceptance on its last day (YELLOW); power
+    #      connection answered by the power company's own system; water connection (natural days) near its limit.
+    DemoProject(
+        "2510-440404-47-03-330498", "金湾区平沙镇民办幼儿园教学楼", 4, "珠海市金湾区平沙镇平沙三路以东、升平大道以南",
+        "2400.00", 3800, "公共管理与公共服务用地", "新建12班幼儿园教学楼及室外活动场地",
+        4600, 3, org="jwxc", buildings=(("教学楼", 4600, 3),),
+        history=(Apply(1, 180), Apply(2, 150), Apply(3, 120),
+                 Apply(4, 11, running(), {"PG-GDBZ": approved(8)}, only=("HC-LHYS", "PG-GDBZ", "WS-GSBZ"))),
+    ),
+    # 18 · Small social investment: planning permit APPROVED_DEFICIENT on a commitment; stage 3 just ACCEPTED.
+    DemoProject(
+        "2605-440403-47-03-287311", "斗门区白藤街道社区商业中心", 4, "珠海市斗门区白藤街道白藤六路以西",
+        "2900.00", 3100, "商业服务业用地", "新建4层社区商业中心1栋",
+        5200, 4,
+        history=(Apply(1, 60), Apply(2, 35, deficient(6, ["设计方案总平面图盖章原件（5个工作日内补交）"])),
+                 Apply(3, 2, accepted())),
+    ),
+    # 19 · Land sold with its scheme (带方案出让) in stage 3: the planning permit went through 批前公示 (a finished
+    #      special procedure); the construction permit is YELLOW.
+    DemoProject(
+        "2507-440402-47-03-401562", "香洲区唐家湾科创总部基地", 5, "珠海市香洲区唐家湾镇港湾大道以西、金峰路以北",
+        "45200.00", 32400, "商业服务业用地", "新建科创总部办公楼3栋及配套商业、地下停车库",
+        118000, 22,
+        history=(Apply(1, 200), Apply(2, 150, cases={"NR-GCGH": special_then_approved(
+                     3, 10, 12, SP.PUBLICITY, "建设工程规划许可批前公示", "公示期满，未收到利害关系人异议")}),
+                 Apply(3, 5, running(), {"HC-SGTSC": approved(3), "MA-FLSJ": approved(2)})),
+    ),
+    # 20 · Land sold with its scheme, stage 2: the planning permit is overdue (RED).
+    DemoProject(
+        "2604-440404-47-03-118249", "金湾区西湖片区住宅地块（带方案出让）", 5, "珠海市金湾区红旗镇西湖城区湖滨路以南",
+        "33500.00", 27600, "居住用地", "新建住宅7栋及社区配套，总户数1050户",
+        82000, 26,
+        history=(Apply(1, 60), Apply(2, 16, running(), {"CA-RFSJ": approved(9)})),
+    ),
+]
+
+
+def _minimal_pdf(text: str) -> bytes:
+    """A tiny but valid one-page PDF (correct cross-reference table)."""
+    stream = f"BT /F1 14 Tf 72 770 Td ({text}) Tj ET".encode("ascii")
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R"
+        b" /Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+DEMO_PDF = _minimal_pdf("Jianshen demo material")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------------------------------------------------
+async def load_demo(settings: Settings, *, now: dt.datetime | None = None) -> dict[str, str]:
+    """Load the demo (once) and return a fresh access token per role. Tortoise must be initialised."""
+    await seed_bundled_years()
+    if not await Organization.exists(uscc=MARKER_USCC):
+        now = (now or dt.datetime.now(dt.timezone.utc)).astimezone(SHANGHAI)
+        async with in_transaction():  # all or nothing, so the marker means "fully loaded"
+            await _Builder(settings, now, await get_calendar(max_age=0)).build()
+    users = {u.username: u for u in await User.filter(username__in=list(TOKEN_USERS.values()))}
+    return {
+        role: issue_access_token(settings, user_id=users[name].id, role=role, ttl=settings.demo_token_ttl)
+        for role, name in TOKEN_USERS.items()
+    }
+
+
+class _Builder:
+    def __init__(self, settings: Settings, now: dt.datetime, calendar: WorkCalendar) -> None:
+        self.settings = settings
+        self.now = now
+        self.calendar = calendar
+        self.departments: dict[str, Department] = {}
+        self.system_departments: set[str] = set()
+        self.items: dict[str, ApprovalItem] = {}
+        self.item_codes: dict[int, str] = {}
+        self.orgs: dict[str, Organization] = {}
+        self.users: dict[str, User] = {}
+        self.applicants: dict[str, Viewer] = {}  # organisation key → its applicant
+        self.approvers: dict[str, Viewer] = {}  # department key → its approver
+        self.clerk: Viewer | None = None
+        self.on_file: dict[int, set[str]] = defaultdict(set)  # project id → material codes already uploaded
+        self.numbers: Counter[tuple[str, int]] = Counter()  # (department, year) → last document number
+        self._days: dict[int, dt.date] = {}
+
+    async def build(self) -> None:
+        await self._catalogue()
+        await self._people()
+        for spec in PROJECTS:
+            await self._project(spec)
+
+    # -- reference data -------------------------------------------------------------------------------------------
+    async def _catalogue(self) -> None:
+        for key, code, name, kind, body, system in DEPARTMENTS:
+            self.departments[key] = await Department.create(
+                code=code, name=name, uscc=make_uscc(f"{kind}440400{body}"), region_code=CITY,
+                ingest_secret=f"{DEV_INGEST_SECRET_PREFIX}-{code.lower()}",
+            )
+            if system:
+                self.system_departments.add(key)
+        for code, (name, kind, dept, *_rest) in ITEMS.items():
+            item = await ApprovalItem.create(code=code, name=name, kind=kind, department=self.departments[dept])
+            self.items[code] = item
+            self.item_codes[item.id] = code
+        for process_type, (name, stages) in TEMPLATES.items():
+            template = await ProcessTemplate.create(process_type=process_type, name=name)
+            for stage, (lead, codes) in stages.items():
+                template_stage = await TemplateStage.create(
+                    template=template, stage=stage, lead_department=self.departments[lead],
+                    form_fields=STAGE_FORMS[stage], materials=STAGE_MATERIALS[stage],
+                )
+                for sort, code in enumerate(codes, start=1):
+                    limit, unit = LIMITS[code]
+                    await TemplateItem.create(
+                        template_stage=template_stage, item=self.items[code], limit_days=limit, limit_unit=unit,
+                        warning_days=2, sort=sort, certificate_type=ITEMS[code][3],
+                        predecessor_codes=[p for p in PREDECESSORS.get(code, []) if p in codes],
+                    )
+
+    async def _people(self) -> None:
+        for key, name, body, region in ORGANIZATIONS:
+            self.orgs[key] = await Organization.create(
+                name=name, uscc=make_uscc(f"91440400{body}"), region_code=region
+            )
+        for username, display_name, role, where in USERS:
+            user = await User.create(
+                username=username, display_name=display_name, role=role,
+                organization=self.orgs.get(where.get("org", "")),
+                department=self.departments.get(where.get("dept", "")),
+                region_code=where.get("region"),
+            )
+            self.users[username] = user
+            viewer = Viewer.of(user)
+            if role is Role.APPLICANT:
+                self.applicants.setdefault(where["org"], viewer)
+            elif role is Role.APPROVER:
+                self.approvers.setdefault(where["dept"], viewer)
+            elif role is Role.WINDOW_CLERK:
+                self.clerk = viewer
+
+    # -- time -----------------------------------------------------------------------------------------------------
+    def day(self, n: int) -> dt.date:
+        """The working day such that exactly ``n`` (≥ 1) working days lie after it up to and including today."""
+        if n < 1:
+            raise ValueError("demo events must lie at least one working day in the past")
+        if n not in self._days:
+            today = self.now.date()
+            day, count = today, 0
+            while not (count == n and self.calendar.is_working_day(day)):
+                if self.calendar.is_working_day(day):
+                    count += 1
+                day -= dt.timedelta(days=1)
+            self._days[n] = day
+        return self._days[n]
+
+    def moment(self, ago: int, action: Action) -> dt.datetime:
+        hour, minute = TIMES[action]
+        return dt.datetime.combine(self.day(ago), dt.time(hour, minute), tzinfo=SHANGHAI)
+
+    # -- projects -------------------------------------------------------------------------------------------------
+    async def _project(self, spec: DemoProject) -> None:
+        project = await Project.create(
+            code=spec.code, name=spec.name, organization=self.orgs[spec.org], process_type=spec.process_type,
+            region_code=spec.code.split("-")[1], address=spec.address, investment=Decimal(spec.investment),
+        )
+        for number, (name, area, floors) in enumerate(spec.buildings, start=1):
+            await Building.create(
+                project=project, building_code=f"{spec.code}-{number:03d}", name=name,
+                floor_area=Decimal(area), floors=floors,
+            )
+        for application in spec.history:
+            await self._apply(spec, project, application)
+
+    def _form(self, spec: DemoProject, stage: int, submitted: dt.date) -> dict[str, Any]:
+        if stage == 1:
+            return {"landArea": spec.land_area, "landUse": spec.land_use, "constructionScale": spec.scale}
+        if stage == 2:
+            return {"buildingArea": spec.building_area, "floorsAbove": spec.floors, "designUnit": DESIGN_UNIT}
+        if stage == 3:
+            return {
+                "contractPrice": int(Decimal(spec.investment) * Decimal("0.55")),
+                "constructionUnit": CONSTRUCTION_UNIT, "supervisionUnit": SUPERVISION_UNIT,
+                "projectManager": PROJECT_MANAGER, "contractDays": 540 if spec.building_area > 20000 else 360,
+            }
+        applicant = self.applicants[spec.org]
+        return {"completionDate": (submitted - dt.timedelta(days=14)).isoformat(),
+                "acceptanceContact": applicant.display_name}
+
+    async def _upload(self, viewer: Viewer, name: str) -> str:
+        upload = await store_upload(
+            viewer, filename=f"{name}.pdf", data=DEMO_PDF,
+            upload_dir=self.settings.upload_dir, max_bytes=self.settings.upload_max_bytes,
+        )
+        return str(upload.id)
+
+    async def _apply(self, spec: DemoProject, project: Project, app: Apply) -> None:
+        applicant = self.applicants[spec.org]
+        stage_codes = TEMPLATES[spec.process_type][1][app.stage][1]
+        chosen = list(app.only or stage_codes)
+        unknown = set(app.cases) - set(chosen)
+        assert not unknown, f"{spec.name}: scripts for items not applied for: {unknown}"
+        materials = []
+        for material in STAGE_MATERIALS[app.stage]:
+            if material["code"] not in self.on_file[project.id]:  # else reused from an earlier application
+                materials.append(MaterialInput(material["code"], [await self._upload(applicant, material["name"])]))
+                self.on_file[project.id].add(material["code"])
+        submitted = await submit_application(
+            applicant, project_code=project.code, stage=app.stage, item_codes=chosen,
+            form=self._form(spec, app.stage, self.day(app.ago)), materials=materials,
+            now=self.moment(app.ago, Action.RECEIVE),
+        )
+        decided: dict[str, int] = {}  # item code → day of its decision in this application
+        for case in submitted.cases:  # in template order: predecessors first
+            code = self.item_codes[case.item_id]
+            await self._run(spec, project, case, code, app.cases.get(code, app.default), app.ago, decided)
+
+    async def _run(self, spec, project, case, code: str, script: Script, ago: int, decided: dict[str, int]) -> None:
+        limit, _unit = LIMITS[code]
+        dept = ITEMS[code][2]
+        last = self.moment(ago, Action.RECEIVE)
+        for step in script:
+            day = step.day
+            if step.action in DECISIONS:
+                after = max((decided[p] + 1 for p in case.predecessor_codes if p in decided), default=0)
+                if day is None:  # half the limit (a short 备案 the same day), after the predecessors
+                    day = max(1 + (limit // 2 if limit > 3 else 0), after)
+                assert day >= after, f"{spec.name} {code}: decided before its predecessors"
+                decided[code] = day
+            assert day is not None and day <= ago - 1, f"{spec.name} {code}: {step.action.value} not in the past"
+            at = self.moment(ago - day, step.action)
+            assert at > last, f"{spec.name} {code}: events out of order"
+            last = at
+            data = dict(step.data)
+            if step.action in APPROVALS:
+                data["document"] = self._document(code, project, at)
+            await self._act(spec, case, dept, step.action, data, at)
+
+    def _document(self, code: str, project: Project, at: dt.datetime) -> dict[str, str]:
+        _name, _kind, dept, _cert, number, title, years = ITEMS[code]
+        day = at.date()
+        self.numbers[(dept, day.year)] += 1
+        n = 100 + self.numbers[(dept, day.year)]
+        valid_until = dt.date(9999, 1, 1) if years is None else day.replace(year=day.year + years, day=min(day.day, 28))
+        return {
+            "approval_date": day.isoformat(),
+            "document_number": number.format(y=day.year, n=n),
+            "document_title": title.format(p=project.name),
+            "valid_until": valid_until.isoformat(),
+        }
+
+    async def _act(self, spec, case, dept: str, action: Action, data: dict[str, Any], at: dt.datetime) -> None:
+        attachments: list[Any] = []
+        if action in WINDOW_ACTIONS:
+            actor = Actor.person(self.clerk)
+        elif action in APPLICANT_ACTIONS:
+            actor = Actor.person(self.applicants[spec.org])
+            if action is Action.SUBMIT_CORRECTION:
+                attachments = [await self._upload(actor.viewer, "补正材料")]
+        elif dept in self.system_departments:
+            # The utility's own system pushes the event, with its own id and time [规程 7.12].
+            await apply_case_action(
+                Actor.department_system(self.departments[dept].id), action, case_id=case.id, data=data,
+                occurred_at=at, request_id=f"{case.code}-{action.value}", now=at,
+            )
+            return
+        else:
+            actor = Actor.person(self.approvers[dept])
+            if action is Action.END_SPECIAL_PROCEDURE:
+                attachments = [await self._upload(actor.viewer, "特别程序结果材料")]
+        await apply_case_action(actor, action, case_id=case.id, data=data, attachments=attachments, now=at)

@@ -1,0 +1,25 @@
+"""Tortoise models, one module per aggregate. Tortoise discovers the models listed in ``__all__``."""
+
+from api.models.accounts import Department, Organization, User
+from api.models.calendar import CalendarYear
+from api.models.cases import Application, Case, CaseEvent
+from api.models.catalog import ApprovalItem, ProcessTemplate, TemplateItem, TemplateStage
+from api.models.projects import Building, Project
+from api.models.uploads import Upload
+
+__all__ = [
+    "Application",
+    "ApprovalItem",
+    "Building",
+    "CalendarYear",
+    "Case",
+    "CaseEvent",
+    "Department",
+    "Organization",
+    "ProcessTemplate",
+    "Project",
+    "TemplateItem",
+    "TemplateStage",
+    "Upload",
+    "User",
+]

@@ -1,0 +1,58 @@
+"""``POST /ingest/events``: a department system pushes a batch of BLZT events (wire format: docs/INGEST.md).
+
+Whole-request refusals (size, signature, shape) answer an HTTP error and apply nothing; otherwise the answer is 200
+with one result per event, in the order sent (api/services/ingest.py).
+"""
+
+from __future__ import annotations
+
+import json
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from api.routes.limits import BodyTooLarge, declared_too_large, limited
+from api.services.ingest import IngestRefused, apply_event, authenticate
+
+MAX_BODY = 5 * 1024 * 1024
+
+
+def refused(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+async def ingest_events(request: Request) -> JSONResponse:
+    settings = request.app.state.settings
+    now = request.app.state.clock()
+    if declared_too_large(request, MAX_BODY):
+        return refused(413, "BODY_TOO_LARGE", f"请求体不能超过{MAX_BODY // (1024 * 1024)}MB")
+    try:
+        body = await limited(request, MAX_BODY).body()
+    except BodyTooLarge:
+        return refused(413, "BODY_TOO_LARGE", f"请求体不能超过{MAX_BODY // (1024 * 1024)}MB")
+    try:
+        department = await authenticate(
+            request.headers.get("x-jianshen-department"),
+            request.headers.get("x-jianshen-timestamp"),
+            request.headers.get("x-jianshen-signature"),
+            body,
+            now=now,
+            max_skew=settings.ingest_max_skew,
+        )
+    except IngestRefused as exc:
+        return refused(exc.status, exc.code, exc.message)
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError; RecursionError: absurdly deep nesting
+        return refused(400, "BAD_JSON", "请求体不是有效的 JSON（UTF-8 编码）")
+    events = payload.get("events") if isinstance(payload, dict) else None
+    if not isinstance(events, list) or not events:
+        return refused(400, "BAD_REQUEST", "请求体须为 {\"events\": [...]}，且至少包含一个事件")
+    if len(events) > settings.ingest_max_batch:
+        return refused(413, "BATCH_TOO_LARGE", f"一次最多推送{settings.ingest_max_batch}个事件")
+    # In order: events of one case in one batch apply one after the other, each in its own transaction.
+    results = []
+    for index, event in enumerate(events):
+        result = await apply_event(department, event, now=now)
+        results.append({"index": index, **result.as_json()})
+    return JSONResponse({"results": results})

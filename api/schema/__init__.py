@@ -1,0 +1,59 @@
+"""The one GraphQL schema, assembled from the areas' query and mutation types (DESIGN.md §3)."""
+
+from __future__ import annotations
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import (
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
+
+from api.schema import types
+from api.schema.mutations import ProgressMutation
+from api.schema.queries import ProgressQuery
+from api.settings import Settings
+
+
+@strawberry.type
+class Query(ProgressQuery):
+    pass
+
+
+@strawberry.type
+class Mutation(ProgressMutation):
+    pass
+
+
+# Types reached only through the Node interface must still be in the schema.
+_EXTRA_TYPES = [types.Project, types.Case, types.Application, types.Department, types.ApprovalItem, types.Organization]
+
+MASKED_MESSAGE = "服务器内部错误，请稍后重试"
+
+
+def _is_unexpected(error: GraphQLError) -> bool:
+    """Mask what we did not mean to say: an exception that is not a GraphQLError we raised on purpose."""
+    original = error.original_error
+    return original is not None and not isinstance(original, GraphQLError)
+
+
+def build_schema(settings: Settings) -> strawberry.Schema:
+    # Factories: a fresh extension per request. The parser and validation caches are shared module-level LRU caches.
+    extensions = [
+        lambda: ParserCache(maxsize=256),
+        lambda: ValidationCache(maxsize=256),
+        lambda: QueryDepthLimiter(max_depth=settings.graphql_max_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases),
+        lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
+        # Unexpected errors never reach the client: no stack trace, no SQL (DESIGN.md §3).
+        lambda: MaskErrors(should_mask_error=_is_unexpected, error_message=MASKED_MESSAGE),
+    ]
+    return strawberry.Schema(query=Query, mutation=Mutation, types=_EXTRA_TYPES, extensions=extensions)
+
+
+def export_sdl() -> str:
+    return build_schema(Settings()).as_str() + "\n"

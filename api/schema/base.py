@@ -1,0 +1,108 @@
+"""Shared GraphQL pieces: global ids, the Node interface, page info, errors-as-data (DESIGN.md §3)."""
+
+from __future__ import annotations
+
+import base64
+from enum import Enum
+from typing import Any, Awaitable, Callable, TypeVar
+
+import strawberry
+from graphql import GraphQLError
+
+from api.domain.errors import DomainError
+
+
+def to_global_id(type_name: str, pk: Any) -> str:
+    return base64.urlsafe_b64encode(f"{type_name}:{pk}".encode()).decode().rstrip("=")
+
+
+def from_global_id(global_id: str) -> tuple[str, str]:
+    try:
+        raw = base64.urlsafe_b64decode(global_id + "=" * (-len(global_id) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        return "", ""
+    type_name, _, pk = raw.partition(":")
+    return type_name, pk
+
+
+def pk_of(global_id: str, type_name: str, field: str = "id") -> int:
+    """The integer key behind a global id of ``type_name``; a malformed id is a field-level error."""
+    kind, pk = from_global_id(global_id)
+    if kind != type_name or not pk.isdigit():
+        raise DomainError("INVALID_ID", "编号格式不正确", field)
+    return int(pk)
+
+
+@strawberry.interface(description="An object with a global id (Relay).")
+class Node:
+    @strawberry.field(description="Global id: the type name and the key, base64url-encoded.")
+    def id(self) -> strawberry.ID:
+        # ``self`` is the Tortoise model instance; each GraphQL node type bears its model's class name.
+        return strawberry.ID(to_global_id(type(self).__name__, self.pk))
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.enum(description="Stable codes of expected failures; the message says it in Chinese for the user.")
+class ErrorCode(Enum):
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    PERMISSION_DENIED = "PERMISSION_DENIED"
+    NOT_FOUND = "NOT_FOUND"
+    INVALID_ID = "INVALID_ID"
+    INVALID_INPUT = "INVALID_INPUT"
+    REQUIRED = "REQUIRED"
+    CONFLICT = "CONFLICT"
+    DUPLICATE_REQUEST_ID = "DUPLICATE_REQUEST_ID"
+    INVALID_PROJECT_CODE = "INVALID_PROJECT_CODE"
+    INVALID_USCC = "INVALID_USCC"
+    STAGE_NOT_IN_TEMPLATE = "STAGE_NOT_IN_TEMPLATE"
+    ITEM_NOT_IN_TEMPLATE = "ITEM_NOT_IN_TEMPLATE"
+    ITEM_ALREADY_HANDLED = "ITEM_ALREADY_HANDLED"
+    PREDECESSOR_MISSING = "PREDECESSOR_MISSING"
+    PREDECESSOR_NOT_DECIDED = "PREDECESSOR_NOT_DECIDED"
+    FORM_INVALID = "FORM_INVALID"
+    MATERIAL_MISSING = "MATERIAL_MISSING"
+    UPLOAD_NOT_FOUND = "UPLOAD_NOT_FOUND"
+    INVALID_TRANSITION = "INVALID_TRANSITION"
+    WRONG_PARTY = "WRONG_PARTY"
+    REASON_REQUIRED = "REASON_REQUIRED"
+    CORRECTION_LIST_REQUIRED = "CORRECTION_LIST_REQUIRED"
+    CORRECTION_ALREADY_REQUESTED = "CORRECTION_ALREADY_REQUESTED"
+    APPROVAL_DOCUMENT_REQUIRED = "APPROVAL_DOCUMENT_REQUIRED"
+    EVENT_TIME_INVALID = "EVENT_TIME_INVALID"
+
+
+@strawberry.type(description="An expected failure, returned as data: nothing was changed.")
+class UserError:
+    field: str | None = strawberry.field(description="The input field at fault (camelCase path), if any.")
+    code: ErrorCode
+    message: str = strawberry.field(description="What went wrong, in Chinese, for the user.")
+
+    @classmethod
+    def of(cls, error: DomainError) -> "UserError":
+        try:
+            code = ErrorCode(error.code)
+        except ValueError:
+            code = ErrorCode.INVALID_INPUT
+        return cls(field=error.field, code=code, message=error.message)
+
+
+P = TypeVar("P")
+
+
+async def payload_or_errors(make: Callable[..., P], action: Callable[[], Awaitable[dict]]) -> P:
+    """Run a mutation's service call; an expected refusal becomes ``errors`` in the payload (errors-as-data)."""
+    try:
+        values = await action()
+    except DomainError as error:
+        return make(errors=[UserError.of(error)])
+    return make(errors=[], **values)
+
+
+def graphql_error(error: DomainError) -> GraphQLError:
+    """For queries, which have no payload: the same code and Chinese message in ``extensions``."""
+    return GraphQLError(error.message, extensions={"code": error.code, "field": error.field})

@@ -1,0 +1,125 @@
+"""The per-request context: who asks, the clock, the calendar, and the DataLoaders.
+
+Loaders are made anew for every request, so batching never leaks one viewer's rows into another's request, and the
+number of SQL queries of a request does not grow with the number of objects it returns (DESIGN.md §3).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Iterable, TypeVar
+
+from strawberry.dataloader import DataLoader
+
+from api.domain.calendar import WorkCalendar
+from api.domain.timing import Timing
+from api.models import (
+    Application,
+    ApprovalItem,
+    Building,
+    Case,
+    CaseEvent,
+    Department,
+    Organization,
+    Project,
+    TemplateStage,
+    User,
+)
+from api.services.access import Viewer, case_scope
+from api.services.calendar import get_calendar
+from api.services.progress import case_timing
+from api.settings import Settings
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _by_pk(model) -> Callable[[list[int]], Awaitable[list[Any]]]:
+    async def load(keys: list[int]) -> list[Any]:
+        rows = {row.pk: row for row in await model.filter(pk__in=list(set(keys)))}
+        return [rows.get(k) for k in keys]
+
+    return load
+
+
+def _grouped(fetch: Callable[[list[Any]], Awaitable[Iterable[Any]]], key: Callable[[Any], Any]):
+    async def load(keys: list[Any]) -> list[list[Any]]:
+        groups: dict[Any, list[Any]] = defaultdict(list)
+        for row in await fetch(list(set(keys))):
+            groups[key(row)].append(row)
+        return [groups.get(k, []) for k in keys]
+
+    return load
+
+
+@dataclass
+class Loaders:
+    viewer: Viewer | None
+
+    def __post_init__(self) -> None:
+        viewer = self.viewer
+        self.project = DataLoader(_by_pk(Project))
+        self.organization = DataLoader(_by_pk(Organization))
+        self.department = DataLoader(_by_pk(Department))
+        self.item = DataLoader(_by_pk(ApprovalItem))
+        self.application = DataLoader(_by_pk(Application))
+        self.user = DataLoader(_by_pk(User))
+        self.events_by_case = DataLoader(
+            _grouped(lambda ids: CaseEvent.filter(case_id__in=ids).order_by("case_id", "seq"), lambda e: e.case_id)
+        )
+        # Only the cases the viewer may see: an approver sees its own department's cases of a project.
+        self.visible_cases_by_project = DataLoader(
+            _grouped(
+                lambda ids: Case.filter(case_scope(viewer), project_id__in=ids).order_by("stage", "id"),
+                lambda c: c.project_id,
+            )
+        )
+        self.buildings_by_project = DataLoader(
+            _grouped(lambda ids: Building.filter(project_id__in=ids).order_by("id"), lambda b: b.project_id)
+        )
+        self.stages_by_process_type = DataLoader(
+            _grouped(
+                lambda types: TemplateStage.filter(template__process_type__in=types)
+                .select_related("template")
+                .order_by("stage"),
+                lambda s: s.template.process_type,
+            )
+        )
+
+
+@dataclass
+class Context:
+    settings: Settings
+    viewer: Viewer | None
+    now: dt.datetime
+    request: Any = None
+    loaders: Loaders = field(init=False)
+    _calendar: WorkCalendar | None = field(default=None, init=False)
+    _calendar_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
+    _timings: dict[int, Timing] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        self.loaders = Loaders(self.viewer)
+
+    async def calendar(self) -> WorkCalendar:
+        async with self._calendar_lock:  # resolvers run concurrently: read it once
+            if self._calendar is None:
+                self._calendar = await get_calendar(self.settings.calendar_cache_seconds)
+        return self._calendar
+
+    async def timing(self, case: Case) -> Timing:
+        """The case's clock, computed once per request from its events."""
+        return (await self.timings([case]))[0]
+
+    async def timings(self, cases: list[Case]) -> list[Timing]:
+        """Clocks of many cases with one batched load of their events (never one query per case)."""
+        missing = [c for c in cases if c.id not in self._timings]
+        if missing:
+            events = await self.loaders.events_by_case.load_many([c.id for c in missing])
+            calendar = await self.calendar()
+            for case, case_events in zip(missing, events):
+                self._timings[case.id] = case_timing(case, case_events, calendar, self.now)
+        return [self._timings[c.id] for c in cases]

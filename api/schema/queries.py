@@ -1,0 +1,134 @@
+"""Queries of approval progress: the viewer, a project by its code, lists of projects and the staff case queue."""
+
+from __future__ import annotations
+
+import strawberry
+
+from api.domain.errors import DomainError
+from api.models import Application as ApplicationModel
+from api.models import ApprovalItem as ApprovalItemModel
+from api.models import Case as CaseModel
+from api.models import Department as DepartmentModel
+from api.models import Organization as OrganizationModel
+from api.models import Project as ProjectModel
+from api.services import progress
+from api.services.access import case_scope, project_scope
+from api.services.applications import check_project_code
+from api.schema.base import Node, from_global_id, graphql_error
+from api.schema.types import (
+    Case,
+    CaseState,
+    Connection,
+    Light,
+    Project,
+    Viewer,
+    connection_of,
+)
+
+
+@strawberry.input
+class ProjectFilter:
+    light: Light | None = strawberry.field(default=None, description="Projects whose worst running light is this")
+    stage: int | None = strawberry.field(default=None, description="Projects whose current stage is this (1–5)")
+    search: str | None = strawberry.field(default=None, description="In the code, name or address")
+
+
+@strawberry.input
+class CaseQueueFilter:
+    state: list[CaseState] | None = None
+    light: Light | None = None
+
+
+async def _node(info: strawberry.Info, global_id: str):
+    viewer = info.context.viewer
+    kind, pk = from_global_id(global_id)
+    if not pk.isdigit() or viewer is None:
+        return None
+    pk_int = int(pk)
+    if kind == "Project":
+        return await ProjectModel.filter(project_scope(viewer), id=pk_int).first()
+    if kind == "Case":
+        return await CaseModel.filter(case_scope(viewer), id=pk_int).first()
+    if kind == "Application":
+        # Visible when one of its cases is.
+        case = await CaseModel.filter(case_scope(viewer), application_id=pk_int).first()
+        return await ApplicationModel.get_or_none(id=pk_int) if case else None
+    if kind == "Department":
+        return await DepartmentModel.get_or_none(id=pk_int)
+    if kind == "ApprovalItem":
+        return await ApprovalItemModel.get_or_none(id=pk_int)
+    if kind == "Organization":
+        if viewer.role.is_staff or viewer.organization_id == pk_int:
+            return await OrganizationModel.get_or_none(id=pk_int)
+    return None
+
+
+@strawberry.type
+class ProgressQuery:
+    @strawberry.field(description="The person signed in; null when not signed in.")
+    def viewer(self, info: strawberry.Info) -> Viewer | None:
+        return info.context.viewer
+
+    @strawberry.field(description="Any object by its global id; null when it does not exist or you may not see it.")
+    async def node(self, info: strawberry.Info, id: strawberry.ID) -> Node | None:
+        return await _node(info, id)
+
+    @strawberry.field(description="A project by its 项目代码; null when it does not exist or you may not see it.")
+    async def project(self, info: strawberry.Info, code: str) -> Project | None:
+        try:
+            code = check_project_code(code, field="code")
+        except DomainError as error:
+            raise graphql_error(error) from None
+        return await progress.get_project(info.context.viewer, code)
+
+    @strawberry.field(
+        description="Projects you may see: an applicant its organisation's, an approver those its department "
+        "handles, a window clerk those of its region, a supervisor all. Newest first."
+    )
+    async def projects(
+        self,
+        info: strawberry.Info,
+        first: int = 20,
+        after: str | None = None,
+        filter: ProjectFilter | None = None,
+    ) -> Connection[Project]:
+        ctx = info.context
+        f = filter or ProjectFilter()
+        try:
+            page = await progress.list_projects(
+                ctx.viewer,
+                first=progress.check_first(first, ctx.settings.page_max),
+                after=after,
+                light=f.light,
+                stage=f.stage,
+                search=f.search,
+                calendar=await ctx.calendar(),
+                now=ctx.now,
+            )
+        except DomainError as error:
+            raise graphql_error(error) from None
+        return connection_of(page)
+
+    @strawberry.field(description="Cases for staff to work on, oldest first: a clerk's region, an approver's department.")
+    async def case_queue(
+        self,
+        info: strawberry.Info,
+        first: int = 20,
+        after: str | None = None,
+        filter: CaseQueueFilter | None = None,
+    ) -> Connection[Case]:
+        ctx = info.context
+        f = filter or CaseQueueFilter()
+        try:
+            page = await progress.case_queue(
+                ctx.viewer,
+                first=progress.check_first(first, ctx.settings.page_max),
+                after=after,
+                states=f.state,
+                light=f.light,
+                calendar=await ctx.calendar(),
+                now=ctx.now,
+            )
+        except DomainError as error:
+            raise graphql_error(error) from None
+        return connection_of(page)

@@ -1,0 +1,418 @@
+"""GraphQL types of approval progress. Roots are the Tortoise model instances; relations go through DataLoaders."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Generic, TypeVar
+
+import strawberry
+
+from api import models
+from api.domain import accounts, catalog, lifecycle, timing
+from api.domain.catalog import PROCESS_TYPE_NAMES, STAGE_NAMES, ProcessType
+from api.domain.lifecycle import ACTION_LABELS, OPEN_CLOCK_STATES, SPECIAL_PROCEDURE_LABELS, STATE_LABELS
+from api.domain.timing import worst
+from api.schema.base import Node, PageInfo
+
+CaseState = strawberry.enum(timing.CaseState, description="办理状态 (BLZT); see `blzt` for the national code.")
+Light = strawberry.enum(timing.Light, description="亮灯: GREEN 正常, YELLOW 预警, RED 逾期.")
+LimitUnit = strawberry.enum(timing.LimitUnit, description="WD 工作日, ND 自然日.")
+Role = strawberry.enum(accounts.Role)
+ItemKind = strawberry.enum(catalog.ItemKind, description="事项类型.")
+CaseAction = strawberry.enum(lifecycle.Action, name="CaseAction", description="What an event did (BLZT 1–15).")
+Party = strawberry.enum(lifecycle.Party, description="Who acts in the lifecycle.")
+SpecialProcedureKind = strawberry.enum(lifecycle.SpecialProcedureKind, description="特别程序种类.")
+
+
+def _ctx(info: strawberry.Info):
+    return info.context
+
+
+def _backed_by(model: type) -> classmethod:
+    """Roots are Tortoise model instances: tell GraphQL which type a model instance is (for Node and checks)."""
+    return classmethod(lambda cls, obj, _info: isinstance(obj, model))
+
+
+@strawberry.type(description="A company or body that builds (建设单位).")
+class Organization(Node):
+    is_type_of = _backed_by(models.Organization)
+    name: str
+    uscc: str = strawberry.field(description="统一社会信用代码")
+    region_code: str
+
+
+@strawberry.type(description="审批服务单位.")
+class Department(Node):
+    is_type_of = _backed_by(models.Department)
+    code: str
+    name: str
+    uscc: str
+    region_code: str
+
+
+@strawberry.type(description="An entry of the item catalogue (事项清单).")
+class ApprovalItem(Node):
+    is_type_of = _backed_by(models.ApprovalItem)
+    code: str
+    name: str
+    kind: ItemKind
+
+    @strawberry.field
+    async def department(self, info: strawberry.Info) -> Department:
+        return await _ctx(info).loaders.department.load(self.department_id)
+
+
+@strawberry.type
+class ProcessTypeInfo:
+    code: int = strawberry.field(description="SPLCLX")
+    name: str
+
+
+@strawberry.type
+class Building:
+    building_code: str = strawberry.field(description="单体房屋编码")
+    name: str
+    floors: int
+
+    @strawberry.field(description="建筑面积, 平方米")
+    def floor_area(self) -> float:
+        return float(self.floor_area)
+
+
+@strawberry.type
+class StateCount:
+    state: CaseState
+    label: str
+    count: int
+
+
+@strawberry.type(description="One approval stage of a project: its lead department, light and cases.")
+class ProjectStage:
+    code: int = strawberry.field(description="DYBZSPJDXH 1–5")
+    name: str
+    lead_department: Department | None
+    light: Light | None = strawberry.field(description="Worst light of the stage's running cases; null if none runs.")
+    counts: list[StateCount] = strawberry.field(description="Number of cases in each state (only states present).")
+    cases: list["Case"]
+
+
+@strawberry.type(description="工程建设项目, identified for life by its 项目代码.")
+class Project(Node):
+    is_type_of = _backed_by(models.Project)
+    code: str = strawberry.field(description="项目代码 (GB/T 40058)")
+    name: str
+    region_code: str
+    address: str
+
+    @strawberry.field(description="总投资, 万元")
+    def investment(self) -> float:
+        return float(self.investment)
+
+    @strawberry.field
+    def process_type(self) -> ProcessTypeInfo:
+        return ProcessTypeInfo(code=self.process_type, name=PROCESS_TYPE_NAMES.get(ProcessType(self.process_type), ""))
+
+    @strawberry.field
+    async def organization(self, info: strawberry.Info) -> Organization:
+        return await _ctx(info).loaders.organization.load(self.organization_id)
+
+    @strawberry.field
+    async def buildings(self, info: strawberry.Info) -> list[Building]:
+        return await _ctx(info).loaders.buildings_by_project.load(self.id)
+
+    @strawberry.field(description="The latest stage with cases visible to you.")
+    async def current_stage(self, info: strawberry.Info) -> int | None:
+        cases = await _ctx(info).loaders.visible_cases_by_project.load(self.id)
+        return max((c.stage for c in cases), default=None)
+
+    @strawberry.field(description="Worst light of the project's running cases visible to you; null if none runs.")
+    async def light(self, info: strawberry.Info) -> Light | None:
+        ctx = _ctx(info)
+        cases = await ctx.loaders.visible_cases_by_project.load(self.id)
+        running = [c for c in cases if c.state in OPEN_CLOCK_STATES]
+        return worst(t.light for t in await ctx.timings(running))
+
+    @strawberry.field(description="The stages of the project's process template, each with its cases visible to you.")
+    async def stages(self, info: strawberry.Info) -> list[ProjectStage]:
+        ctx = _ctx(info)
+        template_stages = await ctx.loaders.stages_by_process_type.load(self.process_type)
+        cases = await ctx.loaders.visible_cases_by_project.load(self.id)
+        codes = sorted({s.stage for s in template_stages} | {c.stage for c in cases})
+        lead_ids = {s.stage: s.lead_department_id for s in template_stages}
+        leads = dict(zip(lead_ids, await ctx.loaders.department.load_many(list(lead_ids.values()))))
+        running = [c for c in cases if c.state in OPEN_CLOCK_STATES]
+        light_of = {c.id: t.light for c, t in zip(running, await ctx.timings(running))}
+        out = []
+        for code in codes:
+            stage_cases = [c for c in cases if c.stage == code]
+            counts: dict[timing.CaseState, int] = {}
+            for c in stage_cases:
+                counts[c.state] = counts.get(c.state, 0) + 1
+            out.append(
+                ProjectStage(
+                    code=code,
+                    name=STAGE_NAMES.get(catalog.Stage(code), str(code)),
+                    lead_department=leads.get(code),
+                    light=worst(light_of[c.id] for c in stage_cases if c.id in light_of),
+                    counts=[
+                        StateCount(state=s, label=STATE_LABELS[s], count=n)
+                        for s, n in sorted(counts.items(), key=lambda kv: list(timing.CaseState).index(kv[0]))
+                    ],
+                    cases=stage_cases,
+                )
+            )
+        return out
+
+
+@strawberry.type(description="申报: one stage, one form, one set of materials, cases handled in parallel.")
+class Application(Node):
+    is_type_of = _backed_by(models.Application)
+    stage: int
+    parallel_instance_code: str = strawberry.field(description="并联审批实例编码")
+    submitted_at: dt.datetime
+    form: strawberry.scalars.JSON
+
+    @strawberry.field
+    def materials(self) -> strawberry.scalars.JSON:
+        return self.materials
+
+    @strawberry.field
+    async def project(self, info: strawberry.Info) -> Project:
+        return await _ctx(info).loaders.project.load(self.project_id)
+
+
+@strawberry.type
+class CorrectionEntry:
+    material: str
+    requirement: str
+
+
+@strawberry.type
+class SpecialProcedureInfo:
+    kind: SpecialProcedureKind
+    label: str
+    reason: str
+    expected_days: int
+
+
+@strawberry.type(description="批复文件")
+class ApprovalDocument:
+    approval_date: dt.date
+    document_number: str
+    document_title: str
+    valid_until: dt.date = strawberry.field(description="有效期限; 9999-01-01 = 长期有效")
+
+
+@strawberry.type
+class Attachment:
+    name: str
+    upload_id: str | None
+    ref: str | None
+
+
+@strawberry.type(description="One step of a case's timeline: append-only, never changed.")
+class CaseEvent:
+    seq: int
+    blzt: int = strawberry.field(description="BLZT code of the event (10 = 特别程序结束)")
+    action: CaseAction
+    state_after: CaseState
+    party: Party
+    occurred_at: dt.datetime
+    recorded_at: dt.datetime
+    external_id: str | None = strawberry.field(description="The department system's own event id, if pushed")
+
+    @strawberry.field
+    def action_label(self) -> str:
+        return ACTION_LABELS[lifecycle.Action(self.action)]
+
+    @strawberry.field(description="PERSON or DEPARTMENT_SYSTEM")
+    def source(self) -> str:
+        return "DEPARTMENT_SYSTEM" if self.department_id is not None else "PERSON"
+
+    @strawberry.field
+    async def actor_name(self, info: strawberry.Info) -> str | None:
+        if self.actor_id is not None:
+            user = await _ctx(info).loaders.user.load(self.actor_id)
+            return user.display_name if user else None
+        if self.department_id is not None:
+            department = await _ctx(info).loaders.department.load(self.department_id)
+            return f"{department.name}（业务系统）" if department else None
+        return None
+
+    @strawberry.field
+    def opinion(self) -> str | None:
+        return self.data.get("opinion")
+
+    @strawberry.field
+    def reason(self) -> str | None:
+        return self.data.get("reason")
+
+    @strawberry.field(description="补正清单: the complete list, in one go")
+    def corrections(self) -> list[CorrectionEntry]:
+        return [CorrectionEntry(**c) for c in self.data.get("corrections", [])]
+
+    @strawberry.field
+    def special_procedure(self) -> SpecialProcedureInfo | None:
+        if "kind" not in self.data:
+            return None
+        kind = lifecycle.SpecialProcedureKind(self.data["kind"])
+        return SpecialProcedureInfo(
+            kind=kind,
+            label=SPECIAL_PROCEDURE_LABELS[kind],
+            reason=self.data.get("reason", ""),
+            expected_days=self.data.get("expected_days", 0),
+        )
+
+    @strawberry.field(description="特别程序结果")
+    def result(self) -> str | None:
+        return self.data.get("result")
+
+    @strawberry.field
+    def document(self) -> ApprovalDocument | None:
+        doc = self.data.get("document")
+        if not doc:
+            return None
+        return ApprovalDocument(
+            approval_date=dt.date.fromisoformat(doc["approval_date"]),
+            document_number=doc["document_number"],
+            document_title=doc["document_title"],
+            valid_until=dt.date.fromisoformat(doc["valid_until"]),
+        )
+
+    @strawberry.field(description="容缺承诺事项")
+    def committed_items(self) -> list[str]:
+        return list(self.data.get("committed_items", []))
+
+    @strawberry.field
+    def attachments(self) -> list[Attachment]:
+        return [
+            Attachment(name=a.get("name", ""), upload_id=a.get("uploadId"), ref=a.get("ref") or None)
+            for a in self.attachments
+        ]
+
+
+@strawberry.type(description="办件: one item handled for one application.")
+class Case(Node):
+    is_type_of = _backed_by(models.Case)
+    code: str = strawberry.field(description="审批事项实例编码")
+    stage: int
+    blzt: int = strawberry.field(description="BLZT code of the current state")
+    state: CaseState
+    limit_unit: LimitUnit
+
+    @strawberry.field
+    def state_label(self) -> str:
+        return STATE_LABELS[timing.CaseState(self.state)]
+
+    @strawberry.field(description="承诺时限 (in `limitUnit`: working days, or natural days)")
+    def limit_working_days(self) -> int:
+        return self.limit_days
+
+    @strawberry.field(description="Days used so far; null before acceptance.")
+    async def used_working_days(self, info: strawberry.Info) -> int | None:
+        return (await _ctx(info).timing(self)).used
+
+    @strawberry.field(description="limit − used; negative when overdue; null before acceptance.")
+    async def remaining_working_days(self, info: strawberry.Info) -> int | None:
+        return (await _ctx(info).timing(self)).remaining
+
+    @strawberry.field(description="The day the limit runs out if nothing pauses the clock; null before acceptance.")
+    async def due_date(self, info: strawberry.Info) -> dt.date | None:
+        return (await _ctx(info).timing(self)).due_date
+
+    @strawberry.field(description="A decided case keeps the light it ended with; null before acceptance.")
+    async def light(self, info: strawberry.Info) -> Light | None:
+        return (await _ctx(info).timing(self)).light
+
+    @strawberry.field(description="True when a figure relies on a year with no holiday data (Monday–Friday assumed).")
+    async def provisional(self, info: strawberry.Info) -> bool:
+        return (await _ctx(info).timing(self)).provisional
+
+    @strawberry.field(description="True while the clock is counting (not before acceptance, nor in a special procedure).")
+    async def clock_running(self, info: strawberry.Info) -> bool:
+        return (await _ctx(info).timing(self)).running
+
+    @strawberry.field(description="受理日期 (day 0 of the clock)")
+    async def accepted_on(self, info: strawberry.Info) -> dt.date | None:
+        return (await _ctx(info).timing(self)).started_on
+
+    @strawberry.field(description="Item codes that must be decided before this case may be decided (前后时序).")
+    def predecessor_codes(self) -> list[str]:
+        return list(self.predecessor_codes or [])
+
+    @strawberry.field
+    async def item(self, info: strawberry.Info) -> ApprovalItem:
+        return await _ctx(info).loaders.item.load(self.item_id)
+
+    @strawberry.field
+    async def department(self, info: strawberry.Info) -> Department:
+        return await _ctx(info).loaders.department.load(self.department_id)
+
+    @strawberry.field
+    async def project(self, info: strawberry.Info) -> Project:
+        return await _ctx(info).loaders.project.load(self.project_id)
+
+    @strawberry.field
+    async def application(self, info: strawberry.Info) -> Application:
+        return await _ctx(info).loaders.application.load(self.application_id)
+
+    @strawberry.field(description="The full timeline, oldest first.")
+    async def timeline(self, info: strawberry.Info) -> list[CaseEvent]:
+        return await _ctx(info).loaders.events_by_case.load(self.id)
+
+
+@strawberry.type(description="The person signed in.")
+class Viewer:
+    display_name: str
+    role: Role
+
+    @strawberry.field
+    def id(self) -> strawberry.ID:
+        from api.schema.base import to_global_id
+
+        return strawberry.ID(to_global_id("User", self.user_id))
+
+    @strawberry.field
+    async def organization(self, info: strawberry.Info) -> Organization | None:
+        if self.organization_id is None:
+            return None
+        return await _ctx(info).loaders.organization.load(self.organization_id)
+
+    @strawberry.field
+    async def department(self, info: strawberry.Info) -> Department | None:
+        if self.department_id is None:
+            return None
+        return await _ctx(info).loaders.department.load(self.department_id)
+
+    @strawberry.field(description="A window clerk's jurisdiction (管辖属地编码)")
+    def region_code(self) -> str | None:
+        return self.region_code
+
+
+N = TypeVar("N")
+
+
+@strawberry.type
+class Edge(Generic[N]):
+    cursor: str
+    node: N
+
+
+@strawberry.type
+class Connection(Generic[N]):
+    edges: list[Edge[N]]
+    page_info: PageInfo
+    total_count: int
+
+    @strawberry.field
+    def nodes(self) -> list[N]:
+        return [edge.node for edge in self.edges]
+
+
+def connection_of(page: Any) -> Any:
+    edges = [Edge(cursor=page.cursor(item), node=item) for item in page.items]
+    return Connection(
+        edges=edges,
+        page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=edges[-1].cursor if edges else None),
+        total_count=page.total_count,
+    )

@@ -1,0 +1,92 @@
+"""Who is asking, and what they may see (DESIGN.md §4).
+
+Every object check lives here: the row-level scope of each role, as Tortoise filters the queries apply. Asking for an
+object outside one's scope answers exactly like an object that does not exist (``NOT_FOUND``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tortoise.expressions import Q, Subquery
+
+from api.domain.accounts import READ_ALL_ROLES, Role
+from api.domain.codes import region_prefix
+from api.domain.errors import DomainError
+from api.domain.lifecycle import Party
+from api.models import User
+
+
+@dataclass(frozen=True)
+class Viewer:
+    user_id: int
+    role: Role
+    display_name: str
+    organization_id: int | None
+    department_id: int | None
+    region_code: str | None
+
+    @classmethod
+    def of(cls, user: User) -> "Viewer":
+        return cls(
+            user_id=user.id,
+            role=user.role,
+            display_name=user.display_name,
+            organization_id=user.organization_id,
+            department_id=user.department_id,
+            region_code=user.region_code,
+        )
+
+    @property
+    def party(self) -> Party | None:
+        """The party of the case lifecycle this person acts as."""
+        return {
+            Role.APPLICANT: Party.APPLICANT,
+            Role.WINDOW_CLERK: Party.WINDOW,
+            Role.APPROVER: Party.DEPARTMENT,
+        }.get(self.role)
+
+
+NOTHING = Q(id__in=[])
+
+
+def not_found(what: str = "办件") -> DomainError:
+    return DomainError("NOT_FOUND", f"{what}不存在或您无权查看", None)
+
+
+def require_viewer(viewer: Viewer | None) -> Viewer:
+    if viewer is None:
+        raise DomainError("UNAUTHENTICATED", "请先登录", None)
+    return viewer
+
+
+def project_scope(viewer: Viewer | None) -> Q:
+    """Projects the viewer may see."""
+    if viewer is None:
+        return NOTHING
+    if viewer.role in READ_ALL_ROLES:
+        return Q()
+    if viewer.role is Role.APPLICANT and viewer.organization_id:
+        return Q(organization_id=viewer.organization_id)
+    if viewer.role is Role.WINDOW_CLERK and viewer.region_code:
+        return Q(region_code__startswith=region_prefix(viewer.region_code))
+    if viewer.role is Role.APPROVER and viewer.department_id:
+        from api.models import Case
+
+        return Q(id__in=Subquery(Case.filter(department_id=viewer.department_id).values("project_id")))
+    return NOTHING
+
+
+def case_scope(viewer: Viewer | None) -> Q:
+    """Cases the viewer may see. An approver sees its own department's cases only, not the whole project."""
+    if viewer is None:
+        return NOTHING
+    if viewer.role in READ_ALL_ROLES:
+        return Q()
+    if viewer.role is Role.APPLICANT and viewer.organization_id:
+        return Q(project__organization_id=viewer.organization_id)
+    if viewer.role is Role.WINDOW_CLERK and viewer.region_code:
+        return Q(project__region_code__startswith=region_prefix(viewer.region_code))
+    if viewer.role is Role.APPROVER and viewer.department_id:
+        return Q(department_id=viewer.department_id)
+    return NOTHING

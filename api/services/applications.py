@@ -1,0 +1,289 @@
+"""Submitting an application (申报): one stage, one form, one set of materials, several items handled in parallel.
+
+The window receives (接件) every chosen item at once as a case under one parallel instance code [规程 7.8]. Materials
+already submitted for the project are not asked for again [规程 6.6, 济宁 §16].
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from api.domain.accounts import Role
+from api.domain.catalog import Stage
+from api.domain.codes import is_valid_project_code
+from api.domain.errors import DomainError
+from api.domain.lifecycle import APPROVED_STATES, CLOSED_STATES, STATE_BLZT, Action, Party, plan_transition
+from api.models import Application, Case, CaseEvent, ProcessTemplate, Project, TemplateItem, TemplateStage
+from api.services.access import Viewer, not_found, project_scope
+from api.services.cases import resolve_uploads
+
+MAX_ITEMS = 50
+MAX_FORM_TEXT = 2000
+# Cases of an item that failed for good: a new application for the item is welcome.
+_ENDED_WITHOUT_APPROVAL = CLOSED_STATES - APPROVED_STATES
+
+
+@dataclass(frozen=True)
+class MaterialInput:
+    code: str
+    upload_ids: Sequence[str]
+
+
+@dataclass(frozen=True)
+class SubmittedApplication:
+    application: Application
+    cases: list[Case]
+    duplicate: bool
+
+
+def check_project_code(code: str, field: str = "projectCode") -> str:
+    code = (code or "").strip()
+    if not is_valid_project_code(code):
+        raise DomainError(
+            "INVALID_PROJECT_CODE",
+            "项目代码格式不正确，应为24位，如 2304-441900-04-01-135254",
+            field,
+        )
+    return code
+
+
+async def submit_application(
+    viewer: Viewer,
+    *,
+    project_code: str,
+    stage: int,
+    item_codes: Sequence[str],
+    form: Mapping[str, Any] | None,
+    materials: Sequence[MaterialInput],
+    idempotency_key: str | None = None,
+    now: dt.datetime | None = None,
+) -> SubmittedApplication:
+    now = now or dt.datetime.now(dt.timezone.utc)
+    if viewer.role is not Role.APPLICANT or viewer.organization_id is None:
+        raise DomainError("PERMISSION_DENIED", "只有代表建设单位的申请人可以申报", None)
+    key = None
+    if idempotency_key:
+        if len(idempotency_key) > 100:
+            raise DomainError("INVALID_INPUT", "幂等键不能超过100个字符", "idempotencyKey")
+        key = f"{viewer.user_id}:{idempotency_key}"
+        previous = await _previous(key)
+        if previous is not None:
+            return previous
+
+    code = check_project_code(project_code)
+    project = await Project.filter(project_scope(viewer), code=code).first()
+    if project is None or project.organization_id != viewer.organization_id:
+        raise DomainError("NOT_FOUND", "项目不存在或您无权申报", "projectCode")
+    try:
+        stage_enum = Stage(stage)
+    except ValueError:
+        raise DomainError("STAGE_NOT_IN_TEMPLATE", "审批阶段应为1至5", "stage") from None
+    template_stage = await TemplateStage.filter(
+        template__process_type=project.process_type, stage=stage_enum.value
+    ).first()
+    if template_stage is None:
+        template = await ProcessTemplate.get_or_none(process_type=project.process_type)
+        name = template.name if template else "该项目的审批流程"
+        raise DomainError("STAGE_NOT_IN_TEMPLATE", f"{name}没有“{stage_enum.label}”阶段", "stage")
+
+    entries = await _chosen_items(template_stage, item_codes)
+    await _check_open_cases(project, entries)
+    await _check_predecessors_present(project, entries)
+    clean_form = _check_form(template_stage.form_fields or [], form or {})
+    clean_materials = await _check_materials(viewer, project, template_stage.materials or [], materials)
+
+    try:
+        async with in_transaction():
+            return await _create(viewer, project, stage_enum, entries, clean_form, clean_materials, key, now)
+    except IntegrityError:
+        if key is not None and (previous := await _previous(key)) is not None:
+            return previous
+        raise DomainError("CONFLICT", "申报提交冲突，请稍后重试", None) from None
+
+
+async def _previous(key: str) -> SubmittedApplication | None:
+    application = await Application.get_or_none(idempotency_key=key)
+    if application is None:
+        return None
+    cases = await Case.filter(application_id=application.id).order_by("id")
+    return SubmittedApplication(application, cases, duplicate=True)
+
+
+async def _chosen_items(template_stage: TemplateStage, item_codes: Sequence[str]) -> list[TemplateItem]:
+    codes = [c.strip() for c in item_codes if isinstance(c, str) and c.strip()]
+    if not codes:
+        raise DomainError("REQUIRED", "请至少选择一个审批事项", "itemCodes")
+    if len(codes) > MAX_ITEMS:
+        raise DomainError("INVALID_INPUT", f"一次申报的事项不能超过{MAX_ITEMS}个", "itemCodes")
+    if len(set(codes)) != len(codes):
+        raise DomainError("INVALID_INPUT", "事项重复选择", "itemCodes")
+    entries = await TemplateItem.filter(template_stage_id=template_stage.id).select_related("item").order_by("sort")
+    by_code = {e.item.code: e for e in entries}
+    unknown = [c for c in codes if c not in by_code]
+    if unknown:
+        raise DomainError(
+            "ITEM_NOT_IN_TEMPLATE", f"事项 {unknown[0]} 不在该项目本阶段的事项清单中", "itemCodes"
+        )
+    chosen = set(codes)
+    return [e for e in entries if e.item.code in chosen]
+
+
+async def _check_open_cases(project: Project, entries: list[TemplateItem]) -> None:
+    item_ids = [e.item.id for e in entries]
+    for row in await Case.filter(project_id=project.id, item_id__in=item_ids).values("item__name", "state"):
+        if row["state"] not in _ENDED_WITHOUT_APPROVAL:
+            verb = "已办结通过" if row["state"] in APPROVED_STATES else "正在办理"
+            raise DomainError("ITEM_ALREADY_HANDLED", f"事项“{row['item__name']}”{verb}，不能重复申报", "itemCodes")
+
+
+async def _check_predecessors_present(project: Project, entries: list[TemplateItem]) -> None:
+    """Every predecessor of a chosen item is chosen too, or already under way / decided for the project."""
+    chosen = {e.item.code for e in entries}
+    wanted = {p for e in entries for p in (e.predecessor_codes or []) if p not in chosen}
+    if not wanted:
+        return
+    present = {
+        row["item__code"]
+        for row in await Case.filter(project_id=project.id, item__code__in=sorted(wanted)).values(
+            "item__code", "state"
+        )
+        if row["state"] not in _ENDED_WITHOUT_APPROVAL
+    }
+    missing = sorted(wanted - present)
+    if missing:
+        raise DomainError(
+            "PREDECESSOR_MISSING", f"须同时申报前置事项 {'、'.join(missing)}（或其已在办理中）", "itemCodes"
+        )
+
+
+def _check_form(fields_spec: list[dict], form: Mapping[str, Any]) -> dict[str, Any]:
+    """The stage's one form (一张表单): required fields present, types right, nothing unknown."""
+    if not isinstance(form, Mapping):
+        raise DomainError("FORM_INVALID", "申报表单格式不正确", "form")
+    known = {f["name"]: f for f in fields_spec}
+    unknown = [k for k in form if k not in known]
+    if unknown:
+        raise DomainError("FORM_INVALID", f"申报表单中没有“{unknown[0]}”这一项", f"form.{unknown[0]}")
+    out: dict[str, Any] = {}
+    for spec in fields_spec:
+        name, label, kind = spec["name"], spec.get("label", spec["name"]), spec.get("type", "string")
+        value = form.get(name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            if spec.get("required"):
+                raise DomainError("FORM_INVALID", f"请填写“{label}”", f"form.{name}")
+            continue
+        if kind == "number":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise DomainError("FORM_INVALID", f"“{label}”应为非负数", f"form.{name}")
+        elif kind == "date":
+            try:
+                dt.date.fromisoformat(str(value))
+            except ValueError:
+                raise DomainError("FORM_INVALID", f"“{label}”应为日期（YYYY-MM-DD）", f"form.{name}") from None
+        elif kind == "choice":
+            if value not in spec.get("choices", []):
+                raise DomainError("FORM_INVALID", f"“{label}”的取值不在可选范围内", f"form.{name}")
+        else:
+            if not isinstance(value, str) or len(value) > MAX_FORM_TEXT:
+                raise DomainError("FORM_INVALID", f"“{label}”应为不超过{MAX_FORM_TEXT}字的文字", f"form.{name}")
+            value = value.strip()
+        out[name] = value
+    return out
+
+
+async def _check_materials(
+    viewer: Viewer, project: Project, spec: list[dict], given: Sequence[MaterialInput]
+) -> list[dict[str, Any]]:
+    known = {m["code"]: m for m in spec}
+    by_code: dict[str, MaterialInput] = {}
+    for entry in given:
+        if entry.code not in known:
+            raise DomainError("INVALID_INPUT", f"本阶段材料清单中没有 {entry.code}", "materials")
+        if entry.code in by_code:
+            raise DomainError("INVALID_INPUT", f"材料 {entry.code} 重复提交", "materials")
+        by_code[entry.code] = entry
+    already = await _materials_on_file(project)
+    out: list[dict[str, Any]] = []
+    for m in spec:
+        entry = by_code.get(m["code"])
+        uploads = await resolve_uploads(viewer, entry.upload_ids, field="materials") if entry else []
+        if uploads:
+            out.append({"code": m["code"], "name": m["name"], "uploads": uploads, "reusedFrom": None})
+        elif m["code"] in already:
+            # 不重复提交: the material is on file from an earlier application of the project.
+            out.append({"code": m["code"], "name": m["name"], "uploads": [], "reusedFrom": already[m["code"]]})
+        elif m.get("required"):
+            raise DomainError("MATERIAL_MISSING", f"缺少申报材料“{m['name']}”", "materials")
+    return out
+
+
+async def _materials_on_file(project: Project) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for app in await Application.filter(project_id=project.id).order_by("id").only("parallel_instance_code", "materials"):
+        for m in app.materials or []:
+            if m.get("uploads"):
+                found[m["code"]] = app.parallel_instance_code
+    return found
+
+
+async def _create(
+    viewer: Viewer,
+    project: Project,
+    stage: Stage,
+    entries: list[TemplateItem],
+    form: dict[str, Any],
+    materials: list[dict[str, Any]],
+    key: str | None,
+    now: dt.datetime,
+) -> SubmittedApplication:
+    receive = plan_transition(None, Action.RECEIVE, Party.APPLICANT)
+    application = await Application.create(
+        project_id=project.id,
+        stage=stage.value,
+        form=form,
+        materials=materials,
+        parallel_instance_code=f"tmp-{key or now.timestamp()}-{viewer.user_id}"[:40],
+        applicant_id=viewer.user_id,
+        idempotency_key=key,
+        submitted_at=now,
+    )
+    local_day = now.astimezone(dt.timezone(dt.timedelta(hours=8))).strftime("%Y%m%d")
+    application.parallel_instance_code = f"BL{project.region_code}{local_day}{application.id:08d}"
+    await application.save(update_fields=["parallel_instance_code"])
+    cases = []
+    for index, entry in enumerate(entries, start=1):
+        case = await Case.create(
+            code=f"SP{project.region_code}{local_day}{application.id:08d}{index:02d}",
+            application_id=application.id,
+            project_id=project.id,
+            item_id=entry.item.id,
+            department_id=entry.item.department_id,
+            stage=stage.value,
+            limit_days=entry.limit_days,
+            limit_unit=entry.limit_unit,
+            warning_days=entry.warning_days,
+            predecessor_codes=list(entry.predecessor_codes or []),
+            certificate_type=entry.certificate_type,
+            state=receive.target,
+            blzt=STATE_BLZT[receive.target],
+            last_seq=1,
+        )
+        await CaseEvent.create(
+            case_id=case.id,
+            seq=1,
+            action=Action.RECEIVE,
+            blzt=receive.blzt,
+            state_after=receive.target,
+            party=Party.APPLICANT,
+            actor_id=viewer.user_id,
+            occurred_at=now,
+            data={},
+            attachments=[],
+        )
+        cases.append(case)
+    return SubmittedApplication(application, cases, duplicate=False)

@@ -1,0 +1,79 @@
+"""The working-day calendar as the service uses it: stored in the database, cached briefly in each process.
+
+The operator loads a year's schedule with ``python -m api calendar load FILE.json`` when the State Council publishes it;
+``python -m api migrate`` seeds the years shipped in ``api/data/calendar/`` that the database does not have yet (it never
+overwrites a year the operator loaded).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from pathlib import Path
+
+from api.domain.calendar import CALENDAR_DIR, CalendarDataError, WorkCalendar, YearSchedule, parse_year_file
+from api.models import CalendarYear
+
+_cache: tuple[float, WorkCalendar] | None = None
+
+
+def _to_row_lists(schedule: YearSchedule) -> tuple[list[dict], list[dict]]:
+    def rows(entries: dict[dt.date, str]) -> list[dict]:
+        return [{"date": d.isoformat(), "name": name} for d, name in sorted(entries.items())]
+
+    return rows(schedule.holidays), rows(schedule.workdays)
+
+
+async def get_calendar(max_age: float = 60.0) -> WorkCalendar:
+    """The calendar, re-read from the database at most every ``max_age`` seconds (other instances may load a year)."""
+    global _cache
+    now = time.monotonic()
+    if _cache is not None and now - _cache[0] < max_age:
+        return _cache[1]
+    rows = await CalendarYear.all()
+    schedules = [
+        parse_year_file({"year": r.year, "source": r.source, "holidays": r.holidays, "workdays": r.workdays})
+        for r in rows
+    ]
+    calendar = WorkCalendar(schedules)
+    _cache = (now, calendar)
+    return calendar
+
+
+def invalidate_calendar_cache() -> None:
+    global _cache
+    _cache = None
+
+
+async def store_year(schedule: YearSchedule, *, replace: bool = True) -> bool:
+    """Write one year's schedule; returns whether anything was written."""
+    holidays, workdays = _to_row_lists(schedule)
+    existing = await CalendarYear.get_or_none(year=schedule.year)
+    if existing is not None and not replace:
+        return False
+    if existing is None:
+        await CalendarYear.create(year=schedule.year, source=schedule.source, holidays=holidays, workdays=workdays)
+    else:
+        existing.source, existing.holidays, existing.workdays = schedule.source, holidays, workdays
+        await existing.save()
+    invalidate_calendar_cache()
+    return True
+
+
+def read_year_file(path: Path) -> YearSchedule:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CalendarDataError(f"{path}：无法读取（{exc}）") from exc
+    return parse_year_file(data)
+
+
+async def seed_bundled_years() -> list[int]:
+    """Store the shipped years the database lacks; returns the years added."""
+    added = []
+    for path in sorted(CALENDAR_DIR.glob("*.json")):
+        schedule = read_year_file(path)
+        if await store_year(schedule, replace=False):
+            added.append(schedule.year)
+    return added

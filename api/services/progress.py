@@ -1,0 +1,156 @@
+"""The read side of approval progress: projects and cases as each role may see them, with their clocks and lights.
+
+Lights depend on today, so they are computed (from the events, DOMAIN.md §4–5), never stored; the lists that filter on
+a light compute it for the candidates in the viewer's scope.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from dataclasses import dataclass
+from typing import Generic, Iterable, Sequence, TypeVar
+
+from tortoise.expressions import Q
+
+from api.domain.calendar import WorkCalendar
+from api.domain.errors import DomainError
+from api.domain.lifecycle import OPEN_CLOCK_STATES
+from api.domain.timing import CaseState, Light, StateChange, Timing, compute_timing, worst
+from api.models import Case, CaseEvent, Project
+from api.services.access import Viewer, case_scope, project_scope, require_viewer
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    has_next_page: bool
+    total_count: int
+
+    def cursor(self, item) -> str:
+        return encode_cursor(item.id)
+
+
+def encode_cursor(pk: int) -> str:
+    return base64.urlsafe_b64encode(f"o:{pk}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int | None:
+    if cursor is None:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        prefix, _, value = raw.partition(":")
+        if prefix != "o" or not value.isdigit():
+            raise ValueError
+        return int(value)
+    except (ValueError, UnicodeDecodeError):
+        raise DomainError("INVALID_INPUT", "分页游标无效", "after") from None
+
+
+def check_first(first: int, page_max: int) -> int:
+    if first < 1 or first > page_max:
+        raise DomainError("INVALID_INPUT", f"每页条数应为1至{page_max}", "first")
+    return first
+
+
+def case_timing(case: Case, events: Sequence[CaseEvent], calendar: WorkCalendar, now: dt.datetime) -> Timing:
+    changes = [StateChange(e.occurred_at, CaseState(e.state_after)) for e in events]
+    return compute_timing(
+        changes,
+        limit=case.limit_days,
+        unit=case.limit_unit,
+        warning_days=case.warning_days,
+        calendar=calendar,
+        now=now,
+    )
+
+
+async def events_by_case(case_ids: Iterable[int]) -> dict[int, list[CaseEvent]]:
+    grouped: dict[int, list[CaseEvent]] = {}
+    for event in await CaseEvent.filter(case_id__in=list(case_ids)).order_by("case_id", "seq"):
+        grouped.setdefault(event.case_id, []).append(event)
+    return grouped
+
+
+async def lights_of(cases: Sequence[Case], calendar: WorkCalendar, now: dt.datetime) -> dict[int, Light | None]:
+    events = await events_by_case([c.id for c in cases])
+    return {c.id: case_timing(c, events.get(c.id, []), calendar, now).light for c in cases}
+
+
+async def get_project(viewer: Viewer | None, code: str) -> Project | None:
+    return await Project.filter(project_scope(viewer), code=code).first()
+
+
+async def list_projects(
+    viewer: Viewer | None,
+    *,
+    first: int,
+    after: str | None,
+    light: Light | None,
+    stage: int | None,
+    search: str | None,
+    calendar: WorkCalendar,
+    now: dt.datetime,
+) -> Page[Project]:
+    require_viewer(viewer)
+    query = Project.filter(project_scope(viewer))
+    if search and search.strip():
+        term = search.strip()[:100]
+        query = query.filter(Q(name__icontains=term) | Q(code__icontains=term) | Q(address__icontains=term))
+    if light is not None or stage is not None:
+        ids = await query.values_list("id", flat=True)
+        cases = await Case.filter(case_scope(viewer), project_id__in=ids).only(
+            "id", "project_id", "stage", "state", "limit_days", "limit_unit", "warning_days"
+        )
+        keep = set(ids)
+        if stage is not None:
+            current: dict[int, int] = {}
+            for c in cases:
+                current[c.project_id] = max(current.get(c.project_id, 0), c.stage)
+            keep &= {pid for pid, s in current.items() if s == stage}
+        if light is not None:
+            running = [c for c in cases if c.state in OPEN_CLOCK_STATES and c.project_id in keep]
+            case_lights = await lights_of(running, calendar, now)
+            by_project: dict[int, list[Light | None]] = {}
+            for c in running:
+                by_project.setdefault(c.project_id, []).append(case_lights[c.id])
+            keep &= {pid for pid, lights in by_project.items() if worst(lights) is light}
+        query = Project.filter(id__in=sorted(keep))
+    return await _page(query, first, after, newest_first=True)
+
+
+async def case_queue(
+    viewer: Viewer | None,
+    *,
+    first: int,
+    after: str | None,
+    states: Sequence[CaseState] | None,
+    light: Light | None,
+    calendar: WorkCalendar,
+    now: dt.datetime,
+) -> Page[Case]:
+    viewer = require_viewer(viewer)
+    if not viewer.role.is_staff:
+        raise DomainError("PERMISSION_DENIED", "办件队列仅供工作人员使用", None)
+    query = Case.filter(case_scope(viewer))
+    if states:
+        query = query.filter(state__in=list(states))
+    if light is not None:
+        candidates = await query.filter(state__in=list(OPEN_CLOCK_STATES)).only(
+            "id", "state", "limit_days", "limit_unit", "warning_days"
+        )
+        case_lights = await lights_of(candidates, calendar, now)
+        query = Case.filter(id__in=[cid for cid, lt in case_lights.items() if lt is light])
+    return await _page(query, first, after, newest_first=False)
+
+
+async def _page(query, first: int, after: str | None, *, newest_first: bool) -> Page:
+    total = await query.count()
+    cursor = decode_cursor(after)
+    if cursor is not None:
+        query = query.filter(id__lt=cursor) if newest_first else query.filter(id__gt=cursor)
+    rows = await query.order_by("-id" if newest_first else "id").limit(first + 1)
+    return Page(items=list(rows[:first]), has_next_page=len(rows) > first, total_count=total)

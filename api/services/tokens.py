@@ -1,0 +1,51 @@
+"""Access tokens: JWT, HS256 only, carrying the user and the role.
+
+The algorithm is pinned on decoding (no ``alg: none``, no HS/RS confusion). The role in the token is a hint for
+logging only: every request re-reads the user, so a deactivated user or a changed role takes effect at once.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import jwt
+
+from api.settings import Settings
+
+ALGORITHM = "HS256"
+ISSUER = "jianshen"
+
+
+class InvalidToken(Exception):
+    pass
+
+
+def issue_access_token(settings: Settings, *, user_id: int, role: str, ttl: int | None = None) -> str:
+    now = int(time.time())
+    claims = {
+        "iss": ISSUER,
+        "sub": str(user_id),
+        "role": role,
+        "typ": "access",
+        "iat": now,
+        "exp": now + (ttl or settings.access_token_ttl),
+        "jti": uuid.uuid4().hex,
+    }
+    return jwt.encode(claims, settings.secret_key, algorithm=ALGORITHM)
+
+
+def decode_access_token(settings: Settings, token: str) -> dict:
+    try:
+        claims = jwt.decode(
+            token,
+            settings.secret_key,
+            algorithms=[ALGORITHM],
+            issuer=ISSUER,
+            options={"require": ["exp", "iat", "sub", "iss"]},
+        )
+    except jwt.PyJWTError as exc:
+        raise InvalidToken(str(exc)) from None
+    if claims.get("typ") != "access" or not str(claims.get("sub", "")).isdigit():
+        raise InvalidToken("not an access token")
+    return claims

@@ -1,0 +1,73 @@
+"""N+1 guard: the progress query sends the same number of SQL statements for 4 cases as for 40 (DESIGN.md §3)."""
+
+import datetime as dt
+
+from api.domain.lifecycle import Action, Party
+from api.domain.timing import CaseState, LimitUnit
+from api.models import Application, Case, CaseEvent
+from api.services.calendar import invalidate_calendar_cache
+from tests.conftest import operation
+from tests.factories import PROJECT_CODE, shanghai
+
+
+async def add_cases(world, count: int) -> None:
+    """Cases written straight to the tables: each received, accepted and started, with its three events."""
+    project = world.projects["main"]
+    items = list(world.items.values())
+    user = world.users["applicant"]
+    app = await Application.create(
+        project=project, stage=1, form={}, materials=[], parallel_instance_code=f"BLQC{count}", applicant=user,
+        submitted_at=shanghai(2026, 11, 2),
+    )
+    for n in range(count):
+        item = items[n % len(items)]
+        case = await Case.create(
+            code=f"SPQC{count}-{n}", application=app, project=project, item=item, department_id=item.department_id,
+            stage=1 + (n % 4), limit_days=5 + n % 7, limit_unit=LimitUnit.WD, warning_days=2,
+            predecessor_codes=[], state=CaseState.IN_PROGRESS, blzt=8, last_seq=3,
+        )
+        for seq, (action, state, day) in enumerate(
+            [(Action.RECEIVE, CaseState.RECEIVED, 2), (Action.ACCEPT, CaseState.ACCEPTED, 3),
+             (Action.START, CaseState.IN_PROGRESS, 4)], start=1
+        ):
+            await CaseEvent.create(
+                case=case, seq=seq, action=action, blzt=seq if seq < 3 else 8, state_after=state,
+                party=Party.WINDOW, actor=user, occurred_at=shanghai(2026, 11, day) + dt.timedelta(minutes=n),
+                data={}, attachments=[],
+            )
+
+
+async def statements_for_progress(gql, count_queries, user: str) -> tuple[int, int]:
+    query = operation("ProjectProgress").replace("item { code name kind }", "item { code name kind department { name } }")
+    query = query.replace("department { name }\n      }", "department { name }\n        application { parallelInstanceCode }\n      }")
+    invalidate_calendar_cache()  # both runs read the calendar: measure the same work
+    with count_queries() as counter:
+        data = await gql(query, {"code": PROJECT_CODE}, as_user=user)
+    cases = sum(len(s["cases"]) for s in data["project"]["stages"])
+    return counter.count, cases
+
+
+async def test_progress_query_count_does_not_grow_with_cases(gql, world, count_queries, clock):
+    clock.set(shanghai(2026, 11, 20))
+    await add_cases(world, 4)
+    small, n_small = await statements_for_progress(gql, count_queries, "applicant")
+    await add_cases(world, 36)
+    large, n_large = await statements_for_progress(gql, count_queries, "applicant")
+    assert (n_small, n_large) == (4, 40)
+    assert small == large, (small, large)
+    assert large <= 12  # viewer, project, cases, events, items, departments, stages, … — a fixed handful
+
+
+async def test_case_detail_timeline_query_count_is_fixed(gql, world, count_queries, clock):
+    clock.set(shanghai(2026, 11, 20))
+    await add_cases(world, 10)
+    many = "query { caseQueue(first: 10) { nodes { code light dueDate item { name } department { name } " \
+           "project { code } timeline { seq actorName } } } }"
+    invalidate_calendar_cache()
+    with count_queries() as counter:
+        data = await gql(many, as_user="supervisor")
+    assert len(data["caseQueue"]["nodes"]) == 10
+    invalidate_calendar_cache()
+    with count_queries() as single:
+        await gql(many.replace("first: 10", "first: 1"), as_user="supervisor")
+    assert counter.count == single.count

@@ -1,0 +1,218 @@
+"""Test fixtures: the app over its real ASGI interface, on SQLite and on a real PostgreSQL server (DESIGN.md §7).
+
+Each test gets a fresh, migrated database: a copy of a migrated SQLite file, or a PostgreSQL database cloned from a
+migrated template. ``db_backend`` runs a test on both; tests that need one only can ask for ``sqlite_only``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import itertools
+import logging
+import shutil
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from tortoise.backends.base.executor import EXECUTOR_CACHE
+
+from api.app import create_app
+from api.db import migrate
+from api.services.calendar import invalidate_calendar_cache
+from api.settings import Settings
+from tests.factories import World, build_world
+from tests.servers import PostgresServer, make_base_dir, postgres_available, require
+
+_counter = itertools.count()
+
+
+class FrozenClock:
+    """The app's one source of "now"; tests set it to fixed dates (no sleeps)."""
+
+    def __init__(self, now: dt.datetime | None = None) -> None:
+        self.now = now or dt.datetime.now(dt.timezone.utc)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def set(self, now: dt.datetime) -> None:
+        self.now = now
+
+
+@pytest.fixture(scope="session")
+def base_dir() -> Path:
+    path = make_base_dir("jianshen-tests-")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def run_sync(make_coro) -> Any:
+    """Run a coroutine to completion in a thread of its own, outside the test session's event loop.
+
+    Setting up databases (migrations, cloning) happens in synchronous fixtures, before the app starts.
+    """
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(make_coro())
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+            box["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(base_dir: Path) -> Path:
+    path = base_dir / "template.sqlite3"
+    run_sync(lambda: migrate(f"sqlite://{path}"))
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres() -> PostgresServer:
+    require(postgres_available(), "PostgreSQL server binaries (initdb, pg_ctl); run `make system-deps`")
+    server = PostgresServer.start()
+    run_sync(lambda: server.create_database("jianshen_template"))
+    run_sync(lambda: migrate(server.dsn_for("jianshen_template")))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_backend(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def database_url(db_backend: str, request, base_dir: Path) -> str:
+    n = next(_counter)
+    if db_backend == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        path = base_dir / f"test-{n}.sqlite3"
+        shutil.copy(template, path)
+        yield f"sqlite://{path}"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+    else:
+        server: PostgresServer = request.getfixturevalue("postgres")
+        name = f"test_{n}"
+        yield run_sync(lambda: server.create_database(name, template="jianshen_template"))
+        with contextlib.suppress(Exception):
+            run_sync(lambda: server.drop_database(name))
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(database_url=database_url, upload_dir=tmp_path / "uploads")
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock()
+
+
+@pytest.fixture
+async def app(settings: Settings, clock: FrozenClock):
+    # Tortoise caches insert/delete SQL per connection *name*: the tests switch between SQLite and PostgreSQL under
+    # the same name "default", so the cache must go between apps (a real process never switches).
+    EXECUTOR_CACHE.clear()
+    invalidate_calendar_cache()
+    application = create_app(settings, clock=clock)
+    async with application.router.lifespan_context(application):
+        yield application
+    invalidate_calendar_cache()
+
+
+@pytest.fixture
+async def client(app) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+@pytest.fixture
+async def world(app, settings: Settings) -> World:
+    return await build_world(settings)
+
+
+OPERATIONS_DIR = Path(__file__).resolve().parent.parent / "graphql" / "operations"
+
+
+def operation(name: str) -> str:
+    return (OPERATIONS_DIR / f"{name}.graphql").read_text(encoding="utf-8")
+
+
+class GraphQLClient:
+    def __init__(self, http: httpx.AsyncClient, world: World) -> None:
+        self.http = http
+        self.world = world
+
+    async def raw(self, query: str, variables: dict | None = None, *, as_user: str | None = None) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.world.token(as_user)}"} if as_user else {}
+        return await self.http.post("/graphql", json={"query": query, "variables": variables or {}}, headers=headers)
+
+    async def __call__(self, query: str, variables: dict | None = None, *, as_user: str | None = None) -> dict:
+        response = await self.raw(query, variables, as_user=as_user)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert "errors" not in body, body["errors"]
+        return body["data"]
+
+    async def op(self, name: str, variables: dict | None = None, *, as_user: str | None = None) -> dict:
+        """Send one of the mini-program's operations (graphql/operations/<name>.graphql)."""
+        return await self(operation(name), variables, as_user=as_user)
+
+    async def errors(self, query: str, variables: dict | None = None, *, as_user: str | None = None) -> list[dict]:
+        response = await self.raw(query, variables, as_user=as_user)
+        body = response.json()
+        assert body.get("errors"), body
+        return body["errors"]
+
+
+@pytest.fixture
+def gql(client: httpx.AsyncClient, world: World) -> GraphQLClient:
+    return GraphQLClient(client, world)
+
+
+class QueryCounter(logging.Handler):
+    """Counts the SQL statements Tortoise sends (its ``tortoise.db_client`` logger logs each one)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.statements: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.statements.append(record.getMessage())
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
+
+
+@pytest.fixture
+def count_queries():
+    @contextlib.contextmanager
+    def counting() -> Any:
+        logger = logging.getLogger("tortoise.db_client")
+        counter = QueryCounter()
+        old_level = logger.level
+        logger.setLevel(logging.DEBUG)
+        logger.addHandler(counter)
+        try:
+            yield counter
+        finally:
+            logger.removeHandler(counter)
+            logger.setLevel(old_level)
+
+    return counting
+

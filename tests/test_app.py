@@ -1,0 +1,31 @@
+"""Start-up rules: production refuses development secrets; the app refuses an unmigrated database."""
+
+import pytest
+from pydantic import ValidationError
+
+from api.app import create_app
+from api.db import UnmigratedDatabase
+from api.settings import Settings
+
+
+def test_production_refuses_the_development_secret():
+    with pytest.raises(ValidationError, match="JIANSHEN_SECRET_KEY"):
+        Settings(env="production")
+    with pytest.raises(ValidationError):
+        Settings(env="production", secret_key="short")
+    assert Settings(env="production", secret_key="x" * 40).graphiql_enabled is False
+
+
+async def test_unmigrated_database_is_refused(tmp_path):
+    app = create_app(Settings(database_url=f"sqlite://{tmp_path}/empty.sqlite3"))
+    with pytest.raises(UnmigratedDatabase, match="python -m api migrate"):
+        async with app.router.lifespan_context(app):
+            pass
+
+
+async def test_health_and_readiness(client):
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ok", "checks": {"database": "ok"}}
+    assert ready.headers["x-request-id"]

@@ -1,0 +1,138 @@
+"""The demo data of ``make demo`` (api/demo.py): idempotent, complete, valid, with working tokens.
+
+These tests load the demo into the fresh database of the ``app`` fixture; they do not use the ``world`` fixture (and so
+not ``gql``), whose test catalogue would clash with the demo's process templates.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import api.models as models
+from api.demo import PROJECTS, TOKEN_USERS, load_demo
+from api.domain.codes import is_valid_project_code, is_valid_uscc
+from api.domain.timing import CaseState, Light
+from api.models import Case, Department, Organization, ProcessTemplate, Project, TemplateItem, TemplateStage
+from api.services.calendar import get_calendar
+from api.services.progress import case_timing, events_by_case
+
+ROLES = {"APPLICANT", "CITIZEN", "WINDOW_CLERK", "APPROVER", "SUPERVISOR", "ADMIN"}
+REPO = Path(__file__).resolve().parent.parent
+
+
+async def _snapshot() -> dict:
+    counts = {name: await getattr(models, name).all().count() for name in models.__all__}
+    return {
+        "counts": counts,
+        "projects": await Project.all().order_by("code").values_list("code", flat=True),
+        "cases": await Case.all().order_by("code").values_list("code", "state"),
+    }
+
+
+async def test_loading_twice_gives_the_same_data(app, settings):
+    first_tokens = await load_demo(settings)
+    first = await _snapshot()
+    second_tokens = await load_demo(settings)
+    assert await _snapshot() == first
+    assert set(first_tokens) == set(second_tokens) == ROLES
+    assert first["counts"]["Project"] == len(PROJECTS) == 20
+    assert first["counts"]["Case"] > 100
+    assert first["counts"]["CalendarYear"] >= 3
+
+
+async def test_demo_content_is_complete_and_valid(app, settings, client):
+    tokens = await load_demo(settings)
+
+    # Every state of the lifecycle appears at least once.
+    cases = await Case.all().order_by("id")
+    assert {c.state for c in cases} == set(CaseState)
+
+    # Red, yellow and green cases among those whose clock runs, computed with the real calendar.
+    calendar = await get_calendar()
+    now = dt.datetime.now(dt.timezone.utc)
+    events = await events_by_case([c.id for c in cases])
+    running_lights = {
+        case_timing(c, events[c.id], calendar, now).light
+        for c in cases
+        if c.state in (CaseState.ACCEPTED, CaseState.IN_PROGRESS)
+    }
+    assert {Light.RED, Light.YELLOW, Light.GREEN} <= running_lights
+
+    # Projects are spread over the four stages; a project in stage n has its earlier stages' cases approved.
+    current_stage = {}
+    for c in cases:
+        current_stage[c.project_id] = max(current_stage.get(c.project_id, 0), c.stage)
+    assert set(current_stage.values()) == {1, 2, 3, 4}
+    approved_states = (CaseState.APPROVED, CaseState.APPROVED_DEFICIENT)
+    approved = {(c.project_id, c.item_id) for c in cases if c.state in approved_states}
+    for project in await Project.all():
+        earlier_items = await TemplateItem.filter(
+            template_stage__template__process_type=project.process_type,
+            template_stage__stage__lt=current_stage[project.id],
+        ).values_list("item_id", flat=True)
+        missing = [item for item in earlier_items if (project.id, item) not in approved]
+        assert not missing, f"{project.name}: earlier stages not approved"
+
+    # Five process types with their four stages each.
+    assert sorted(await ProcessTemplate.all().values_list("process_type", flat=True)) == [1, 2, 3, 4, 5]
+    assert await TemplateStage.all().count() == 20
+
+    # Codes are valid.
+    for row in await Department.all() + await Organization.all():
+        assert is_valid_uscc(row.uscc), row.name
+    for project in await Project.all():
+        assert is_valid_project_code(project.code), project.code
+        assert project.region_code in {"440402", "440403", "440404"}
+        assert project.code.split("-")[1] == project.region_code
+
+    # Every role's token works through the real /graphql.
+    for role, token in tokens.items():
+        response = await client.post(
+            "/graphql",
+            json={"query": "{ viewer { role } }"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert response.status_code == 200, response.text
+        assert response.json() == {"data": {"viewer": {"role": role}}}, role
+    assert set(tokens) == set(TOKEN_USERS) == ROLES
+
+
+def test_the_cli_loads_the_demo_once_and_writes_the_tokens(tmp_path):
+    database = tmp_path / "demo.sqlite3"
+    env = {
+        **os.environ,
+        "JIANSHEN_ENV": "development",
+        "JIANSHEN_DATABASE_URL": f"sqlite://{database}",
+        "JIANSHEN_UPLOAD_DIR": str(tmp_path / "uploads"),
+    }
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        result = subprocess.run(
+            [sys.executable, "-m", "api", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+        )
+        assert result.returncode == 0, result.stderr
+        return result
+
+    def case_count() -> int:
+        with sqlite3.connect(database) as db:
+            return db.execute("SELECT COUNT(*) FROM case_instance").fetchone()[0]
+
+    run("migrate")
+    tokens_file = tmp_path / "t.json"
+    output = run("load-demo", "--tokens", str(tokens_file)).stdout
+    tokens = json.loads(tokens_file.read_text(encoding="utf-8"))
+    assert set(tokens) == ROLES
+    assert all(token in output for token in tokens.values())
+    cases = case_count()
+    assert cases > 100
+    assert any((tmp_path / "uploads").iterdir())
+
+    run("load-demo", "--tokens", str(tokens_file))
+    assert case_count() == cases
+    assert set(json.loads(tokens_file.read_text(encoding="utf-8"))) == ROLES
