@@ -5,6 +5,7 @@ from __future__ import annotations
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
+    AddValidationRules,
     MaskErrors,
     MaxAliasesLimiter,
     MaxTokensLimiter,
@@ -42,12 +43,18 @@ def _is_unexpected(error: GraphQLError) -> bool:
 
 
 def build_schema(settings: Settings) -> strawberry.Schema:
+    # The depth and alias limits are validation rules. ValidationCache keys its LRU on the rule *classes*, and each
+    # limiter instance makes new classes: made per request they would miss the cache every time. So the rules are
+    # made once per schema and every request's extension adds the same classes.
+    limit_rules = [
+        *QueryDepthLimiter(max_depth=settings.graphql_max_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases).validation_rules,
+    ]
     # Factories: a fresh extension per request. The parser and validation caches are shared module-level LRU caches.
     extensions = [
         lambda: ParserCache(maxsize=256),
         lambda: ValidationCache(maxsize=256),
-        lambda: QueryDepthLimiter(max_depth=settings.graphql_max_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases),
+        lambda: AddValidationRules(limit_rules),
         lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
         # Unexpected errors never reach the client: no stack trace, no SQL (DESIGN.md §3).
         lambda: MaskErrors(should_mask_error=_is_unexpected, error_message=MASKED_MESSAGE),

@@ -140,8 +140,8 @@ class Project(Node):
         codes = sorted({s.stage for s in template_stages} | {c.stage for c in cases})
         lead_ids = {s.stage: s.lead_department_id for s in template_stages}
         leads = dict(zip(lead_ids, await ctx.loaders.department.load_many(list(lead_ids.values()))))
-        running = [c for c in cases if c.state in OPEN_CLOCK_STATES]
-        light_of = {c.id: t.light for c, t in zip(running, await ctx.timings(running))}
+        # Every listed case's clock in one batch: its timing fields then resolve without awaiting.
+        light_of = {c.id: t.light for c, t in zip(cases, await ctx.timings(cases)) if c.state in OPEN_CLOCK_STATES}
         out = []
         for code in codes:
             stage_cases = [c for c in cases if c.stage == code]
@@ -309,32 +309,32 @@ class Case(Node):
         return self.limit_days
 
     @strawberry.field(description="Days used so far; null before acceptance.")
-    async def used_working_days(self, info: strawberry.Info) -> int | None:
-        return (await _ctx(info).timing(self)).used
+    def used_working_days(self, info: strawberry.Info) -> int | None:
+        return _ctx(info).timing_field(self, "used")
 
     @strawberry.field(description="limit − used; negative when overdue; null before acceptance.")
-    async def remaining_working_days(self, info: strawberry.Info) -> int | None:
-        return (await _ctx(info).timing(self)).remaining
+    def remaining_working_days(self, info: strawberry.Info) -> int | None:
+        return _ctx(info).timing_field(self, "remaining")
 
     @strawberry.field(description="The day the limit runs out if nothing pauses the clock; null before acceptance.")
-    async def due_date(self, info: strawberry.Info) -> dt.date | None:
-        return (await _ctx(info).timing(self)).due_date
+    def due_date(self, info: strawberry.Info) -> dt.date | None:
+        return _ctx(info).timing_field(self, "due_date")
 
     @strawberry.field(description="A decided case keeps the light it ended with; null before acceptance.")
-    async def light(self, info: strawberry.Info) -> Light | None:
-        return (await _ctx(info).timing(self)).light
+    def light(self, info: strawberry.Info) -> Light | None:
+        return _ctx(info).timing_field(self, "light")
 
     @strawberry.field(description="True when a figure relies on a year with no holiday data (Monday–Friday assumed).")
-    async def provisional(self, info: strawberry.Info) -> bool:
-        return (await _ctx(info).timing(self)).provisional
+    def provisional(self, info: strawberry.Info) -> bool:
+        return _ctx(info).timing_field(self, "provisional")
 
     @strawberry.field(description="True while the clock is counting (not before acceptance, nor in a special procedure).")
-    async def clock_running(self, info: strawberry.Info) -> bool:
-        return (await _ctx(info).timing(self)).running
+    def clock_running(self, info: strawberry.Info) -> bool:
+        return _ctx(info).timing_field(self, "running")
 
     @strawberry.field(description="受理日期 (day 0 of the clock)")
-    async def accepted_on(self, info: strawberry.Info) -> dt.date | None:
-        return (await _ctx(info).timing(self)).started_on
+    def accepted_on(self, info: strawberry.Info) -> dt.date | None:
+        return _ctx(info).timing_field(self, "started_on")
 
     @strawberry.field(description="Item codes that must be decided before this case may be decided (前后时序).")
     def predecessor_codes(self) -> list[str]:

@@ -78,3 +78,19 @@ async def test_oversized_document_is_refused(client):
 async def test_get_requests_do_not_run_queries(client):
     response = await client.get("/graphql", params={"query": "{ viewer { role } }"})
     assert response.status_code in (400, 405) or "errors" in response.json()
+
+
+async def test_validation_is_cached_across_requests(client, world):
+    """ValidationCache keys on the rule classes: limiters made per request would miss it every time (a 20% cost)."""
+    from strawberry.extensions.validation_cache import _get_validate_cache
+
+    cache = _get_validate_cache(256)
+    headers = {"Authorization": f"Bearer {world.token('supervisor')}"}
+    document = "query CacheProbe { viewer { role displayName } }"
+    await client.post("/graphql", json={"query": document}, headers=headers)
+    before = cache.cache_info()
+    for _ in range(3):
+        response = await client.post("/graphql", json={"query": document}, headers=headers)
+        assert response.json()["data"]["viewer"]["role"] == "SUPERVISOR"
+    after = cache.cache_info()
+    assert (after.hits - before.hits, after.misses - before.misses) == (3, 0)

@@ -1,0 +1,284 @@
+"""Benchmark: the progress query of a demo project against a plain Starlette route serving the same JSON from memory.
+
+    .venv/bin/python bench/progress.py [--seconds 10] [--concurrency 32] [--no-write]
+
+What it does, in one run:
+1. migrates a throw-away SQLite database (or ``--database-url``), loads the demo data and picks the demo applicant's
+   project with the most cases;
+2. starts the real service (``python -m api serve``: uvicorn, one process, JSON request logs to a file) and a plain
+   Starlette app under the same uvicorn settings whose one route answers the bytes the service answered, from memory;
+3. drives each with ``--concurrency`` keep-alive HTTP/1.1 clients for ``--warmup`` + ``--seconds`` seconds and measures
+   requests/s and p50/p99 latency, then writes the figures and the ratio to docs/PERFORMANCE.md (target: the service
+   reaches at least 0.25 of the plain route).
+
+Everything runs on 127.0.0.1 and stops by itself. The load client is a minimal asyncio HTTP/1.1 client (httpx would be
+the bottleneck against the plain route on a 2-core machine and flatter the ratio).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PERFORMANCE_MD = ROOT / "docs" / "PERFORMANCE.md"
+BEGIN, END = "<!-- bench/progress.py writes between these markers -->", "<!-- /bench/progress.py -->"
+TARGET_RATIO = 0.25
+QUERY = (ROOT / "graphql" / "operations" / "ProjectProgress.graphql").read_text(encoding="utf-8")
+
+
+# --- set-up -------------------------------------------------------------------------------------------------------
+async def prepare(database_url: str) -> tuple[str, str, int]:
+    """Migrate, load the demo; return (applicant token, project code, number of cases) of the fullest project."""
+    from tortoise import Tortoise
+
+    from api.db import config_from_settings, migrate
+    from api.demo import load_demo
+    from api.models import Case, User
+    from api.settings import Settings
+
+    settings = Settings(database_url=database_url)
+    await migrate(database_url)
+    await Tortoise.init(config=config_from_settings(settings))
+    try:
+        tokens = await load_demo(settings)
+        applicant = await User.get(username="demo.applicant")
+        counts: dict[str, int] = {}
+        for code in await Case.filter(project__organization_id=applicant.organization_id).values_list(
+            "project__code", flat=True
+        ):
+            counts[code] = counts.get(code, 0) + 1
+        code = max(counts, key=lambda c: (counts[c], c))
+        return tokens["APPLICANT"], code, counts[code]
+    finally:
+        await Tortoise.close_connections()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode} before listening on {port}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {port} after {timeout} s")
+
+
+def start_server(args: list[str], env: dict[str, str], log: Path) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, *args, "--port", str(port)],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb"),
+    )
+    wait_for_port(port, process)
+    return process, port
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+# --- the plain route (run in its own process: ``bench/progress.py --serve-plain FILE --port P``) -------------------
+def serve_plain(body_file: str, port: int) -> None:
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    body = Path(body_file).read_bytes()
+
+    async def graphql(request):
+        await request.body()  # read the request like the service does
+        return Response(body, media_type="application/json")
+
+    app = Starlette(routes=[Route("/graphql", graphql, methods=["POST"])])
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+# --- load -----------------------------------------------------------------------------------------------------------
+def request_bytes(port: int, token: str, payload: bytes) -> bytes:
+    head = (
+        f"POST /graphql HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {token}\r\nContent-Length: {len(payload)}\r\n\r\n"
+    )
+    return head.encode() + payload
+
+
+async def one_exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> tuple[int, bytes]:
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    match = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", head)
+    if not match:
+        raise RuntimeError("response without Content-Length")
+    body = await reader.readexactly(int(match.group(1)))
+    return status, body
+
+
+async def drive(port: int, request: bytes, *, concurrency: int, warmup: float, seconds: float) -> dict:
+    latencies: list[float] = []
+    failures = 0
+    started = time.perf_counter()
+    measure_from = started + warmup
+    stop_at = measure_from + seconds
+
+    async def client() -> None:
+        nonlocal failures
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            while True:
+                t0 = time.perf_counter()
+                if t0 >= stop_at:
+                    return
+                status, _ = await one_exchange(reader, writer, request)
+                t1 = time.perf_counter()
+                if t0 >= measure_from:
+                    latencies.append(t1 - t0)
+                    failures += status != 200
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    latencies.sort()
+    return {
+        "requests": len(latencies),
+        "failures": failures,
+        "rps": len(latencies) / seconds,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+    }
+
+
+async def fetch_once(port: int, request: bytes) -> tuple[int, bytes]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        return await one_exchange(reader, writer, request)
+    finally:
+        writer.close()
+
+
+# --- report ---------------------------------------------------------------------------------------------------------
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}"
+
+
+def report(results: dict, *, code: str, cases: int, body_size: int, args: argparse.Namespace) -> str:
+    service, plain = results["service"], results["plain"]
+    ratio = service["rps"] / plain["rps"]
+    verdict = "meets" if ratio >= TARGET_RATIO else "**misses**"
+    rows = "\n".join(
+        f"| {name} | {r['rps']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['requests']} | {r['failures']} |"
+        for name, r in (("service: `ProjectProgress` (GraphQL, SQLite)", service), ("plain Starlette route, same JSON", plain))
+    )
+    return (
+        f"Measured {dt.date.today():%Y-%m-%d} on {machine()}; {args.concurrency} concurrent keep-alive clients, "
+        f"{args.warmup:g} s warm-up + {args.seconds:g} s measured per server, one uvicorn process each, client on the "
+        f"same machine. Demo project `{code}` with {cases} cases, seen by the demo applicant; answer {body_size} bytes; "
+        f"the service logs a JSON line per request as in production.\n\n"
+        "| server | requests/s | p50 ms | p99 ms | requests | non-200 |\n| --- | ---: | ---: | ---: | ---: | ---: |\n"
+        f"{rows}\n\n"
+        f"**Ratio service / plain: {ratio:.3f}** (target ≥ {TARGET_RATIO}: {verdict} it).\n"
+    )
+
+
+def write_report(text: str) -> None:
+    current = PERFORMANCE_MD.read_text(encoding="utf-8")
+    if BEGIN not in current or END not in current:
+        raise SystemExit(f"{PERFORMANCE_MD} lacks the markers {BEGIN} … {END}")
+    before, rest = current.split(BEGIN, 1)
+    _, after = rest.split(END, 1)
+    PERFORMANCE_MD.write_text(f"{before}{BEGIN}\n{text}{END}{after}", encoding="utf-8")
+
+
+# --- main -----------------------------------------------------------------------------------------------------------
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--database-url", help="default: a throw-away SQLite file")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/PERFORMANCE.md alone")
+    parser.add_argument("--serve-plain", metavar="BODY_FILE", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_plain:
+        serve_plain(args.serve_plain, args.port)
+        return 0
+    if not 0 < args.seconds <= 120 or not 0 < args.concurrency <= 256:
+        parser.error("--seconds must be in (0, 120] and --concurrency in (0, 256]")
+
+    workdir = Path(tempfile.mkdtemp(prefix="jianshen-bench-"))
+    processes: list[subprocess.Popen] = []
+    try:
+        database_url = args.database_url or f"sqlite://{workdir}/bench.sqlite3"
+        token, code, cases = asyncio.run(prepare(database_url))
+        env = {**os.environ, "JIANSHEN_DATABASE_URL": database_url, "JIANSHEN_UPLOAD_DIR": str(workdir / "uploads")}
+        service, service_port = start_server(["-m", "api", "serve", "--host", "127.0.0.1"], env, workdir / "service.log")
+        processes.append(service)
+        payload = json.dumps({"query": QUERY, "variables": {"code": code}, "operationName": "ProjectProgress"}).encode()
+        status, body = asyncio.run(fetch_once(service_port, request_bytes(service_port, token, payload)))
+        answer = json.loads(body)
+        if status != 200 or "errors" in answer or not answer["data"]["project"]:
+            raise SystemExit(f"the progress query failed: {status} {body[:500]!r}")
+        (workdir / "body.json").write_bytes(body)
+        plain, plain_port = start_server(
+            [str(Path(__file__).resolve()), "--serve-plain", str(workdir / "body.json")], env, workdir / "plain.log"
+        )
+        processes.append(plain)
+
+        results = {}
+        for name, port in (("plain", plain_port), ("service", service_port)):
+            request = request_bytes(port, token, payload)
+            results[name] = asyncio.run(
+                drive(port, request, concurrency=args.concurrency, warmup=args.warmup, seconds=args.seconds)
+            )
+        text = report(results, code=code, cases=cases, body_size=len(body), args=args)
+        print(text)
+        if not args.no_write:
+            write_report(text)
+            print(f"written to {PERFORMANCE_MD.relative_to(ROOT)}")
+        return 0
+    finally:
+        for process in processes:
+            stop(process)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
