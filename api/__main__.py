@@ -4,6 +4,7 @@
     load-demo [--tokens FILE]     load the demo data (idempotent) and write a ready token per demo role
     serve [--host H] [--port P]   run the service (uvicorn)
     export-schema [--output F]    write the GraphQL SDL
+    set-password USERNAME         set a staff member's password (read from stdin; the password policy applies)
     calendar load FILE...         load a year's holiday schedule (国务院办公厅节假日安排) from a JSON file
     calendar show                 list the years the database has
 """
@@ -85,6 +86,33 @@ def cmd_export_schema(args) -> int:
     return 0
 
 
+def cmd_set_password(args) -> int:
+    import getpass
+
+    from api.domain.errors import DomainError
+    from api.models import User
+    from api.services.accounts import set_password
+
+    password = getpass.getpass("password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+
+    async def run() -> str | None:
+        user = await User.get_or_none(username=args.username.strip().lower())
+        if user is None or not user.role.is_staff:
+            return f"no staff member with the username {args.username!r}"
+        try:
+            await set_password(user, password)
+        except DomainError as error:
+            return error.message
+        return None
+
+    problem = asyncio.run(_with_orm(run))
+    if problem:
+        print(problem, file=sys.stderr)
+        return 1
+    print("password set")
+    return 0
+
+
 def cmd_calendar(args) -> int:
     from api.domain.calendar import CalendarDataError
     from api.services.calendar import read_year_file, store_year
@@ -123,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     export = sub.add_parser("export-schema", help="write the GraphQL SDL")
     export.add_argument("--output")
     export.set_defaults(func=cmd_export_schema)
+    password = sub.add_parser("set-password", help="set a staff member's password (from stdin)")
+    password.add_argument("username")
+    password.set_defaults(func=cmd_set_password)
     calendar = sub.add_parser("calendar", help="holiday calendars")
     calendar_sub = calendar.add_subparsers(dest="calendar_command", required=True)
     load = calendar_sub.add_parser("load", help="load year files (JSON)")

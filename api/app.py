@@ -20,13 +20,14 @@ from api.routes.uploads import upload
 from api.schema import build_schema
 from api.schema.context import Context
 from api.settings import Settings, get_settings
+from miniapp import MiniProgram
 
 log = logging.getLogger("jianshen")
 Clock = Callable[[], dt.datetime]
 
 
 class GraphQLApp(GraphQL):
-    def __init__(self, settings: Settings, clock: Clock) -> None:
+    def __init__(self, settings: Settings, clock: Clock, wechat: MiniProgram) -> None:
         super().__init__(
             build_schema(settings),
             graphql_ide="graphiql" if settings.graphiql_enabled else None,
@@ -34,6 +35,7 @@ class GraphQLApp(GraphQL):
         )
         self.settings = settings
         self.clock = clock
+        self.wechat = wechat
 
     async def get_context(self, request: Any, response: Any = None) -> Context:
         return Context(
@@ -41,6 +43,7 @@ class GraphQLApp(GraphQL):
             viewer=request.scope.get("state", {}).get("viewer"),
             now=self.clock(),
             request=request,
+            wechat=self.wechat,
         )
 
 
@@ -54,7 +57,14 @@ def create_app(
     """The service. ``clock`` is the one source of "now" (tests freeze it to fixed dates)."""
     settings = settings or get_settings()
     configure_logging(settings)
-    graphql_app = GraphQLApp(settings, clock)
+    # One WeChat client per process; with Redis its access token is shared by every instance (DOMAIN.md §11).
+    redis = None
+    if settings.redis_url:
+        from redis.asyncio import Redis
+
+        redis = Redis.from_url(settings.redis_url, socket_connect_timeout=5, socket_timeout=5)
+    wechat = MiniProgram.from_settings(settings, redis=redis)
+    graphql_app = GraphQLApp(settings, clock, wechat)
     tortoise_config = config_from_settings(settings)
 
     @contextlib.asynccontextmanager
@@ -67,7 +77,11 @@ def create_app(
                     raise UnmigratedDatabase(
                         f"database has pending migrations {pending}: run `python -m api migrate` first"
                     )
-            yield
+            try:
+                yield
+            finally:
+                if redis is not None:
+                    await redis.aclose()
 
     app = Starlette(
         routes=[
@@ -82,6 +96,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.clock = clock
+    app.state.wechat = wechat
     app.add_middleware(AuthMiddleware, settings=settings)
     app.add_middleware(RequestLogMiddleware)
     return app

@@ -5,8 +5,10 @@ What is loaded:
 - the city's approval departments and three utility companies, each with a valid USCC (GB 32100-2015);
 - an item catalogue (事项清单) and the process templates of the five common process types (SPLCLX 1–5), four stages
   each, with committed time limits, 前后时序 and the certificate types of DOMAIN.md §6;
-- two builders (建设单位) with their applicants, a window clerk, one approver per government department, a supervisor,
-  an administrator and a citizen;
+- two builders (建设单位) with their applicants (WeChat users with verified phones the builders authorise as agents,
+  经办人授权), a window clerk, one approver per government department, a supervisor,
+  an administrator and a citizen; staff sign in with ``staffLogin`` and ``DEMO_STAFF_PASSWORD``, WeChat users with the
+  development login code ``dev:<username>`` (console mode, no app id configured);
 - 20 projects whose histories are made ONLY through the real services (``submit_application``, ``apply_case_action``)
   at moments in the past relative to today, so every rule is checked exactly as in production and the lights
   (computed with the real holiday calendar) show red, yellow and green cases whenever the demo is loaded.
@@ -22,6 +24,7 @@ are relative to today, are the upload ids (UUIDs made by the upload service) and
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -36,9 +39,11 @@ from api.domain.codes import make_uscc
 from api.domain.lifecycle import Action, SpecialProcedureKind
 from api.domain.timing import SHANGHAI, LimitUnit
 from api.models import (
+    AgentAuthorization,
     ApprovalItem,
     Building,
     Department,
+    LoginSession,
     Organization,
     ProcessTemplate,
     Project,
@@ -47,6 +52,7 @@ from api.models import (
     User,
 )
 from api.services.access import Viewer
+from api.services.accounts import hash_password
 from api.services.applications import MaterialInput, submit_application
 from api.services.calendar import get_calendar, seed_bundled_years
 from api.services.cases import Actor, apply_case_action
@@ -247,6 +253,15 @@ USERS: list[tuple[str, str, Role, dict[str, str]]] = [
     ("demo.supervisor", "周敏", Role.SUPERVISOR, {}),
     ("demo.admin", "赵磊", Role.ADMIN, {}),
 ]
+# Verified phone numbers of the demo's WeChat users (demo values). The applicants' are authorised by their builders.
+DEMO_PHONES = {
+    "demo.applicant": "13800138001",
+    "demo.applicant.jwxc": "13800138002",
+    "demo.citizen": "13800138003",
+}
+# Every demo staff member signs in with ``staffLogin`` and this password (development only).
+DEMO_STAFF_PASSWORD = "Jianshen-demo-2026"
+
 # The user whose token ``make demo`` writes for each role.
 TOKEN_USERS = {
     "APPLICANT": "demo.applicant",
@@ -637,10 +652,18 @@ async def load_demo(settings: Settings, *, now: dt.datetime | None = None) -> di
         async with in_transaction():  # all or nothing, so the marker means "fully loaded"
             await _Builder(settings, now, await get_calendar(max_age=0)).build()
     users = {u.username: u for u in await User.filter(username__in=list(TOKEN_USERS.values()))}
-    return {
-        role: issue_access_token(settings, user_id=users[name].id, role=role, ttl=settings.demo_token_ttl)
-        for role, name in TOKEN_USERS.items()
-    }
+    tokens = {}
+    for role, name in TOKEN_USERS.items():
+        # One long-lived demo session per user, reused by every load (loading stays idempotent).
+        session = await LoginSession.filter(user=users[name], kind="DEMO", revoked_at__isnull=True).first()
+        if session is None:
+            session = await LoginSession.create(
+                id=uuid.uuid4(), user=users[name], kind="DEMO", created_at=dt.datetime.now(dt.timezone.utc)
+            )
+        tokens[role] = issue_access_token(
+            settings, user_id=users[name].id, role=role, session_id=str(session.id), ttl=settings.demo_token_ttl
+        )
+    return tokens
 
 
 class _Builder:
@@ -700,13 +723,24 @@ class _Builder:
             self.orgs[key] = await Organization.create(
                 name=name, uscc=make_uscc(f"91440400{body}"), region_code=region
             )
+        staff_hash = hash_password(DEMO_STAFF_PASSWORD)  # one hash for all: argon2 is slow on purpose
         for username, display_name, role, where in USERS:
+            phone = DEMO_PHONES.get(username)
             user = await User.create(
                 username=username, display_name=display_name, role=role,
                 organization=self.orgs.get(where.get("org", "")),
                 department=self.departments.get(where.get("dept", "")),
                 region_code=where.get("region"),
+                # WeChat users log in with the development code ``dev:<username>`` (console mode, miniapp/).
+                openid=None if role.is_staff else f"dev_{username}",
+                password_hash=staff_hash if role.is_staff else None,
+                phone=phone, phone_verified_at=self.now if phone else None,
             )
+            if role is Role.APPLICANT:  # 经办人授权: the builder authorises its applicant's verified phone
+                await AgentAuthorization.create(
+                    organization=user.organization, phone=phone, agent_name=display_name, is_admin=True,
+                    granted_at=self.now,
+                )
             self.users[username] = user
             viewer = Viewer.of(user)
             if role is Role.APPLICANT:

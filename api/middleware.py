@@ -11,8 +11,7 @@ import uuid
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.models import User
-from api.services.access import Viewer
+from api.services.agents import load_viewer
 from api.services.tokens import InvalidToken, decode_access_token
 from api.settings import Settings
 
@@ -55,7 +54,8 @@ def _unauthenticated(message: str) -> JSONResponse:
 class AuthMiddleware:
     """A present but bad token is refused outright (401); no token means an anonymous request.
 
-    The user is re-read on every request, so deactivation takes effect at once; the token's role is not trusted.
+    The user and its login session are re-read on every request, so deactivation, logout and a revoked session take
+    effect at once; the token's role is not trusted. An applicant's authorisation (经办人授权) is checked here too.
     """
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
@@ -74,8 +74,8 @@ class AuthMiddleware:
             if scheme.lower() == "bearer" and token:
                 try:
                     claims = decode_access_token(self.settings, token.strip())
-                    user = await User.get_or_none(id=int(claims["sub"]), is_active=True)
-                    viewer = Viewer.of(user) if user else None
+                    # One query: the user if active, its session if live, its authorisation (经办人授权).
+                    viewer = await load_viewer(int(claims["sub"]), claims["sid"])
                 except InvalidToken:
                     viewer = None
             if viewer is None:

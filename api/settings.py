@@ -9,9 +9,13 @@ from __future__ import annotations
 from enum import Enum
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from notifications.rules import QuietHours
+from notifications.templates import cached_templates
 
 DEV_SECRET_KEY = "dev-only-secret-key-change-me-in-production-0123456789"
 DEV_INGEST_SECRET_PREFIX = "dev-ingest-secret"
@@ -54,7 +58,65 @@ class Settings(BaseSettings):
     graphiql: bool | None = Field(None, description="Serve GraphiQL; default: on in development, off in production")
     page_max: int = Field(100, ge=1, le=1000, description="Largest `first` accepted by a connection")
     log_level: str = Field("INFO", description="Log level")
+    refresh_token_ttl: int = Field(
+        30 * 86400, ge=3600, description="Lifetime of a refresh token, seconds (each refresh issues a new one)"
+    )
+    wechat_app_id: str | None = Field(None, description="Mini-program AppID; unset = console mode (development logins)")
+    wechat_app_secret: str | None = Field(None, description="Mini-program AppSecret")
+    wechat_api_base_url: str = Field("https://api.weixin.qq.com", description="Base URL of the WeChat API")
+    wechat_timeout: float = Field(10.0, gt=0, description="Timeout of one WeChat API call, seconds")
+    wechat_token_refresh_margin: int = Field(
+        300, ge=0, le=3600, description="Refresh the WeChat access token this long before it expires, seconds"
+    )
+    staff_login_max_failures: int = Field(5, ge=1, description="Failed staff sign-ins that lock a username")
+    staff_login_lockout_seconds: int = Field(900, ge=1, description="How long a locked username stays locked, seconds")
 
+    # Notices (issue #5): SMS provider, retries, quiet hours, templates. Secrets default to empty.
+    sms_provider: Literal["console", "aliyun", "tencent"] = Field(
+        "console", description="SMS provider: `console` (logged, not sent), `aliyun` or `tencent`"
+    )
+    sms_sign_name: str = Field("", description="Approved SMS signature (签名), e.g. 珠海建审")
+    sms_timeout: float = Field(5.0, gt=0, le=60, description="Timeout of one SMS provider call, seconds")
+    aliyun_access_key_id: str = Field("", description="Aliyun AccessKey ID (SMS)")
+    aliyun_access_key_secret: str = Field("", description="Aliyun AccessKey Secret (SMS)")
+    aliyun_sms_endpoint: str = Field("dysmsapi.aliyuncs.com", description="Aliyun SMS endpoint host[:port]")
+    aliyun_sms_protocol: Literal["https", "http"] = Field("https", description="Aliyun SMS protocol")
+    tencent_secret_id: str = Field("", description="Tencent Cloud SecretId (SMS)")
+    tencent_secret_key: str = Field("", description="Tencent Cloud SecretKey (SMS)")
+    tencent_sms_sdk_app_id: str = Field("", description="Tencent SMS SdkAppId, e.g. 1400006666")
+    tencent_sms_region: str = Field("ap-guangzhou", description="Tencent SMS region")
+    tencent_sms_endpoint: str = Field("sms.tencentcloudapi.com", description="Tencent SMS endpoint host[:port]")
+    tencent_sms_scheme: Literal["https", "http"] = Field("https", description="Tencent SMS scheme")
+    sms_quiet_hours: str = Field(
+        "22:00-08:00", description="No SMS in this daily window, Asia/Shanghai time (HH:MM-HH:MM; empty = none)"
+    )
+    notice_max_attempts: int = Field(8, ge=1, le=50, description="Attempts per notice and channel before it is dead")
+    notice_retry_base_seconds: float = Field(30.0, gt=0, description="Back-off before the second attempt, seconds")
+    notice_retry_max_seconds: float = Field(3600.0, gt=0, description="Longest back-off between attempts, seconds")
+    notice_templates_file: Path | None = Field(
+        None, description="Notice templates file (TOML); unset = notifications/templates.toml"
+    )
+    notice_lease_seconds: float = Field(
+        120.0, ge=10, description="How long a dispatcher holds a notice it is sending before another may take it over"
+    )
+    notice_concurrency: int = Field(8, ge=1, le=100, description="Notices one dispatcher sends at once")
+    notice_sweep_seconds: float = Field(
+        5.0, gt=0, le=300, description="How often a dispatcher looks for due notices besides being woken, seconds"
+    )
+    wechat_long_term_subscription: bool = Field(
+        False, description="The account has long-term subscribe messages (政务民生): no one-time consent needed"
+    )
+
+    # Suggestions, complaints and ratings (issue #6).
+    complaint_daily_limit: int = Field(10, ge=1, description="Suggestions and complaints one person may file a day")
+    complaint_reply_days: int = Field(10, ge=1, description="A complaint's reply is due within this many working days")
+    complaint_warning_days: int = Field(2, ge=0, description="YELLOW when this few working days are left to reply")
+    complaint_auto_close_days: int = Field(
+        7, ge=1, description="A reply the filer leaves unanswered this many days closes the complaint"
+    )
+    rating_window_days: int = Field(30, ge=1, description="A matter may be rated this many days after its decision")
+    rating_contact_days: int = Field(1, ge=1, description="A 差评's rater is contacted within this many working days")
+    rating_rectify_days: int = Field(5, ge=1, description="A 差评 is rectified within this many working days")
     @property
     def is_production(self) -> bool:
         return self.env is Environment.PRODUCTION
@@ -68,8 +130,31 @@ class Settings(BaseSettings):
         if self.is_production:
             if self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < 32:
                 raise ValueError("JIANSHEN_SECRET_KEY must be set to a secret of at least 32 characters in production")
+        if self.wechat_app_id and not self.wechat_app_secret:
+            raise ValueError("JIANSHEN_WECHAT_APP_SECRET must be set with JIANSHEN_WECHAT_APP_ID")
         return self
 
+
+    @model_validator(mode="after")
+    def _check_notice_settings(self) -> "Settings":
+        # A malformed window or templates file stops the start, instead of losing the first notices.
+        QuietHours.parse(self.sms_quiet_hours)
+        path = str(self.notice_templates_file) if self.notice_templates_file else None
+        cached_templates(path, self.sms_provider if self.sms_provider != "console" else None)
+        if self.is_production and self.sms_provider == "aliyun":
+            if not (self.aliyun_access_key_id and self.aliyun_access_key_secret and self.sms_sign_name):
+                raise ValueError(
+                    "JIANSHEN_SMS_PROVIDER=aliyun needs JIANSHEN_ALIYUN_ACCESS_KEY_ID, JIANSHEN_ALIYUN_ACCESS_KEY_SECRET "
+                    "and JIANSHEN_SMS_SIGN_NAME in production"
+                )
+        if self.is_production and self.sms_provider == "tencent":
+            tencent = (self.tencent_secret_id, self.tencent_secret_key, self.tencent_sms_sdk_app_id, self.sms_sign_name)
+            if not all(tencent):
+                raise ValueError(
+                    "JIANSHEN_SMS_PROVIDER=tencent needs JIANSHEN_TENCENT_SECRET_ID, JIANSHEN_TENCENT_SECRET_KEY, "
+                    "JIANSHEN_TENCENT_SMS_SDK_APP_ID and JIANSHEN_SMS_SIGN_NAME in production"
+                )
+        return self
 
 @lru_cache
 def get_settings() -> Settings:

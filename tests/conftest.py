@@ -25,7 +25,8 @@ from api.db import migrate
 from api.services.calendar import invalidate_calendar_cache
 from api.settings import Settings
 from tests.factories import World, build_world
-from tests.servers import PostgresServer, make_base_dir, postgres_available, require
+from tests.fakes.wechat import FakeWeChat
+from tests.servers import PostgresServer, RedisServer, make_base_dir, postgres_available, redis_available, require
 
 _counter = itertools.count()
 
@@ -86,6 +87,22 @@ def postgres() -> PostgresServer:
     run_sync(lambda: migrate(server.dsn_for("jianshen_template")))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> RedisServer:
+    require(redis_available(), "redis-server")
+    server = RedisServer.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_wechat() -> FakeWeChat:
+    """A fresh fake WeChat API (tests/fakes/wechat.py) on a free loopback port; ``settings_overrides()`` points at it."""
+    fake = FakeWeChat.start()
+    yield fake
+    fake.stop()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

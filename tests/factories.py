@@ -7,6 +7,7 @@ C (3 ND). Stage 3 has one item D. Everything in region 440402 (香洲区), the c
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -15,8 +16,10 @@ from api.domain.catalog import ItemKind
 from api.domain.codes import make_uscc
 from api.domain.timing import LimitUnit
 from api.models import (
+    AgentAuthorization,
     ApprovalItem,
     Department,
+    LoginSession,
     Organization,
     ProcessTemplate,
     Project,
@@ -41,15 +44,29 @@ class World:
     users: dict[str, User] = field(default_factory=dict)
     organizations: dict[str, Organization] = field(default_factory=dict)
     projects: dict[str, Project] = field(default_factory=dict)
+    sessions: dict[str, str] = field(default_factory=dict)  # user key → id of its open login session
+    authorizations: dict[str, AgentAuthorization] = field(default_factory=dict)  # applicant key → its 经办人授权
 
     def token(self, user_key: str) -> str:
         user = self.users[user_key]
-        return issue_access_token(self.settings, user_id=user.id, role=user.role.value)
+        return issue_access_token(
+            self.settings, user_id=user.id, role=user.role.value, session_id=self.sessions[user_key]
+        )
+
+    async def add_user(self, key: str, display_name: str, role: Role, **extra) -> User:
+        """A user with an open login session, so ``token(key)`` works."""
+        user = await User.create(display_name=display_name, role=role, **extra)
+        self.users[key] = user
+        session = await LoginSession.create(id=uuid.uuid4(), user=user, kind="TEST", created_at=dt.datetime.now(dt.timezone.utc))
+        self.sessions[key] = str(session.id)
+        return user
 
 
 PROJECT_CODE = "2026-440402-47-01-000001"
 OTHER_PROJECT_CODE = "2026-440402-47-01-000002"
 FAR_PROJECT_CODE = "2026-441900-47-01-000003"  # another city: outside the clerk's region
+APPLICANT_PHONE = "13800001111"
+OTHER_APPLICANT_PHONE = "13900002222"
 
 
 async def build_world(settings: Settings) -> World:
@@ -108,9 +125,12 @@ async def build_world(settings: Settings) -> World:
         name="珠海市建设发展有限公司", uscc=uscc(101), region_code="440402"
     )
     w.organizations["other"] = await Organization.create(name="别家公司", uscc=uscc(102), region_code="440402")
+    verified = dt.datetime(2026, 1, 5, tzinfo=dt.timezone.utc)
     people = [
-        ("applicant", "张经办", Role.APPLICANT, {"organization": w.organizations["builder"]}),
-        ("other_applicant", "李别家", Role.APPLICANT, {"organization": w.organizations["other"]}),
+        ("applicant", "张经办", Role.APPLICANT,
+         {"organization": w.organizations["builder"], "phone": APPLICANT_PHONE, "phone_verified_at": verified}),
+        ("other_applicant", "李别家", Role.APPLICANT,
+         {"organization": w.organizations["other"], "phone": OTHER_APPLICANT_PHONE, "phone_verified_at": verified}),
         ("clerk", "王窗口", Role.WINDOW_CLERK, {"region_code": "440400"}),
         ("far_clerk", "赵东莞", Role.WINDOW_CLERK, {"region_code": "441900"}),
         ("planner", "陈规划", Role.APPROVER, {"department": w.departments["planning"]}),
@@ -120,7 +140,14 @@ async def build_world(settings: Settings) -> World:
         ("citizen", "孙市民", Role.CITIZEN, {}),
     ]
     for key, name, role, extra in people:
-        w.users[key] = await User.create(display_name=name, role=role, **extra)
+        await w.add_user(key, name, role, **extra)
+    # The builders authorise their applicants' phones (经办人授权): without it an applicant sees nothing.
+    for key, org in [("applicant", "builder"), ("other_applicant", "other")]:
+        user = w.users[key]
+        w.authorizations[key] = await AgentAuthorization.create(
+            organization=w.organizations[org], phone=user.phone, agent_name=user.display_name, is_admin=True,
+            granted_at=verified,
+        )
     for key, code, org in [
         ("main", PROJECT_CODE, "builder"),
         ("other", OTHER_PROJECT_CODE, "other"),

@@ -136,3 +136,34 @@ def test_the_cli_loads_the_demo_once_and_writes_the_tokens(tmp_path):
     run("load-demo", "--tokens", str(tokens_file))
     assert case_count() == cases
     assert set(json.loads(tokens_file.read_text(encoding="utf-8"))) == ROLES
+
+
+async def test_demo_people_sign_in_as_in_the_readme(app, settings, client):
+    """WeChat users with ``dev:<username>`` (console mode), staff with the demo password; the applicant is authorised."""
+    from api.demo import DEMO_STAFF_PASSWORD
+
+    await load_demo(settings)
+
+    async def post(query: str, variables: dict, token: str | None = None) -> dict:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        response = await client.post("/graphql", json={"query": query, "variables": variables}, headers=headers)
+        assert response.status_code == 200, response.text
+        return response.json()["data"]
+
+    login = await post(
+        "mutation($code: String!) { loginWithWechat(input: {code: $code}) { accessToken isNewUser errors { code } "
+        "viewer { role phone organization { name } } } }",
+        {"code": "dev:demo.applicant"},
+    )
+    payload = login["loginWithWechat"]
+    assert payload["errors"] == [] and payload["isNewUser"] is False
+    assert payload["viewer"]["role"] == "APPLICANT" and payload["viewer"]["organization"]["name"]
+    projects = await post("{ projects { totalCount } }", {}, payload["accessToken"])
+    assert projects["projects"]["totalCount"] > 0
+
+    staff = await post(
+        "mutation($u: String!, $p: String!) { staffLogin(input: {username: $u, password: $p}) "
+        "{ accessToken errors { code } viewer { role } } }",
+        {"u": "demo.clerk", "p": DEMO_STAFF_PASSWORD},
+    )
+    assert staff["staffLogin"]["errors"] == [] and staff["staffLogin"]["viewer"]["role"] == "WINDOW_CLERK"

@@ -20,3 +20,23 @@ class Role(str, Enum):
 
 STAFF_ROLES = frozenset({Role.WINDOW_CLERK, Role.APPROVER, Role.SUPERVISOR, Role.ADMIN})
 READ_ALL_ROLES = frozenset({Role.SUPERVISOR, Role.ADMIN})
+
+
+# Password policy for staff sign-in (issue #3): at least 8 characters from at least 3 of the 4 classes.
+PASSWORD_MIN_LENGTH = 8
+PASSWORD_MIN_CLASSES = 3
+
+
+def password_problem(password: str) -> str | None:
+    """Why ``password`` breaks the policy (Chinese, for the user), or None when it is acceptable."""
+    classes = sum(
+        [
+            any(c.islower() for c in password),
+            any(c.isupper() for c in password),
+            any(c.isdigit() for c in password),
+            any(not c.isalnum() for c in password),
+        ]
+    )
+    if len(password) < PASSWORD_MIN_LENGTH or classes < PASSWORD_MIN_CLASSES:
+        return "密码至少 8 位，且须包含大写字母、小写字母、数字、符号中的至少三类"
+    return None

@@ -1,6 +1,15 @@
 """Tortoise models, one module per aggregate. Tortoise discovers the models listed in ``__all__``."""
 
-from api.models.accounts import Department, Organization, User
+from api.models.accounts import (
+    AgentAuthorization,
+    Department,
+    LoginSession,
+    Organization,
+    RefreshToken,
+    StaffLoginThrottle,
+    SubscribeConsent,
+    User,
+)
 from api.models.calendar import CalendarYear
 from api.models.cases import Application, Case, CaseEvent
 from api.models.catalog import ApprovalItem, ProcessTemplate, TemplateItem, TemplateStage
@@ -8,6 +17,7 @@ from api.models.projects import Building, Project
 from api.models.uploads import Upload
 
 __all__ = [
+    "AgentAuthorization",
     "Application",
     "ApprovalItem",
     "Building",
@@ -15,9 +25,13 @@ __all__ = [
     "Case",
     "CaseEvent",
     "Department",
+    "LoginSession",
     "Organization",
     "ProcessTemplate",
     "Project",
+    "RefreshToken",
+    "StaffLoginThrottle",
+    "SubscribeConsent",
     "TemplateItem",
     "TemplateStage",
     "Upload",

@@ -15,23 +15,32 @@ from strawberry.extensions import (
 )
 
 from api.schema import types
+from api.schema.accounts import AccountsMutation, AccountsQuery, AgentAuthorization
 from api.schema.mutations import ProgressMutation
 from api.schema.queries import ProgressQuery
 from api.settings import Settings
 
 
 @strawberry.type
-class Query(ProgressQuery):
+class Query(ProgressQuery, AccountsQuery):
     pass
 
 
 @strawberry.type
-class Mutation(ProgressMutation):
+class Mutation(ProgressMutation, AccountsMutation):
     pass
 
 
 # Types reached only through the Node interface must still be in the schema.
-_EXTRA_TYPES = [types.Project, types.Case, types.Application, types.Department, types.ApprovalItem, types.Organization]
+_EXTRA_TYPES = [
+    types.Project,
+    types.Case,
+    types.Application,
+    types.Department,
+    types.ApprovalItem,
+    types.Organization,
+    AgentAuthorization,
+]
 
 MASKED_MESSAGE = "服务器内部错误，请稍后重试"
 

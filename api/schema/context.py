@@ -96,6 +96,7 @@ class Context:
     viewer: Viewer | None
     now: dt.datetime
     request: Any = None
+    wechat: Any = None  # the process's miniapp.MiniProgram
     loaders: Loaders = field(init=False)
     _calendar: WorkCalendar | None = field(default=None, init=False)
     _calendar_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)

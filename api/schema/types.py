@@ -388,6 +388,22 @@ class Viewer:
     def region_code(self) -> str | None:
         return self.region_code
 
+    @strawberry.field(description="Your phone number as WeChat verified it (in clear: you are its owner); null if none")
+    def phone(self) -> str | None:
+        return self.phone
+
+    @strawberry.field(description="One-time subscribe-message consents you have left, per notice template")
+    async def subscribe_consents(self, info: strawberry.Info) -> list[SubscribeConsent]:
+        from api.services.consents import consents_of
+
+        return await consents_of(self.user_id)
+
+
+@strawberry.type(description="One-time consents left for one subscribe-message template.")
+class SubscribeConsent:
+    template_id: str
+    remaining: int
+
 
 N = TypeVar("N")
 

@@ -22,19 +22,30 @@ class Viewer:
     user_id: int
     role: Role
     display_name: str
-    organization_id: int | None
+    organization_id: int | None  # an applicant: the organisation it acts for *now*, i.e. while it is authorised
     department_id: int | None
     region_code: str | None
+    phone: str | None = None  # verified phone number (shown in clear to its owner only)
+    session_id: str | None = None
 
     @classmethod
-    def of(cls, user: User) -> "Viewer":
+    def of(cls, user: User, *, authorized: bool = True, session_id: str | None = None) -> "Viewer":
+        """``authorized``: whether an applicant's organisation still authorises its phone (经办人授权, issue #3).
+
+        Without it an applicant acts for nobody: it sees no project, certificate or case of the organisation.
+        """
+        organization_id = user.organization_id
+        if user.role is Role.APPLICANT and not authorized:
+            organization_id = None
         return cls(
             user_id=user.id,
             role=user.role,
             display_name=user.display_name,
-            organization_id=user.organization_id,
+            organization_id=organization_id,
             department_id=user.department_id,
             region_code=user.region_code,
+            phone=user.phone if user.phone_verified_at else None,
+            session_id=session_id,
         )
 
     @property

@@ -119,7 +119,7 @@ async def list_projects(
                 by_project.setdefault(c.project_id, []).append(case_lights[c.id])
             keep &= {pid for pid, lights in by_project.items() if worst(lights) is light}
         query = Project.filter(id__in=sorted(keep))
-    return await _page(query, first, after, newest_first=True)
+    return await page_of(query, first, after, newest_first=True)
 
 
 async def case_queue(
@@ -144,10 +144,10 @@ async def case_queue(
         )
         case_lights = await lights_of(candidates, calendar, now)
         query = Case.filter(id__in=[cid for cid, lt in case_lights.items() if lt is light])
-    return await _page(query, first, after, newest_first=False)
+    return await page_of(query, first, after, newest_first=False)
 
 
-async def _page(query, first: int, after: str | None, *, newest_first: bool) -> Page:
+async def page_of(query, first: int, after: str | None, *, newest_first: bool) -> Page:
     total = await query.count()
     cursor = decode_cursor(after)
     if cursor is not None:

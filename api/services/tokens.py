@@ -1,7 +1,8 @@
-"""Access tokens: JWT, HS256 only, carrying the user and the role.
+"""Access tokens: JWT, HS256 only, carrying the user, the role and the login session (``sid``).
 
 The algorithm is pinned on decoding (no ``alg: none``, no HS/RS confusion). The role in the token is a hint for
-logging only: every request re-reads the user, so a deactivated user or a changed role takes effect at once.
+logging only: every request re-reads the user together with its session, so a deactivated user, a changed role or a
+revoked session (logout, refresh-token replay) takes effect at once.
 """
 
 from __future__ import annotations
@@ -21,11 +22,14 @@ class InvalidToken(Exception):
     pass
 
 
-def issue_access_token(settings: Settings, *, user_id: int, role: str, ttl: int | None = None) -> str:
-    now = int(time.time())
+def issue_access_token(
+    settings: Settings, *, user_id: int, role: str, session_id: str, ttl: int | None = None, now: int | None = None
+) -> str:
+    now = int(time.time()) if now is None else now
     claims = {
         "iss": ISSUER,
         "sub": str(user_id),
+        "sid": str(session_id),
         "role": role,
         "typ": "access",
         "iat": now,
@@ -42,10 +46,14 @@ def decode_access_token(settings: Settings, token: str) -> dict:
             settings.secret_key,
             algorithms=[ALGORITHM],
             issuer=ISSUER,
-            options={"require": ["exp", "iat", "sub", "iss"]},
+            options={"require": ["exp", "iat", "sub", "iss", "sid"]},
         )
     except jwt.PyJWTError as exc:
         raise InvalidToken(str(exc)) from None
     if claims.get("typ") != "access" or not str(claims.get("sub", "")).isdigit():
         raise InvalidToken("not an access token")
+    try:
+        uuid.UUID(str(claims["sid"]))
+    except ValueError:
+        raise InvalidToken("bad session id") from None
     return claims
