@@ -12,6 +12,7 @@ from starlette.routing import Mount, Route
 from strawberry.asgi import GraphQL
 from tortoise.contrib.starlette import RegisterTortoise
 
+from api.broker import make_broker
 from api.db import UnmigratedDatabase, config_from_settings, pending_migrations
 from api.middleware import AuthMiddleware, RequestLogMiddleware, configure_logging
 from api.routes.health import healthz, readyz
@@ -27,7 +28,7 @@ Clock = Callable[[], dt.datetime]
 
 
 class GraphQLApp(GraphQL):
-    def __init__(self, settings: Settings, clock: Clock, wechat: MiniProgram) -> None:
+    def __init__(self, settings: Settings, clock: Clock, wechat: MiniProgram, broker: Any) -> None:
         super().__init__(
             build_schema(settings),
             graphql_ide="graphiql" if settings.graphiql_enabled else None,
@@ -36,6 +37,7 @@ class GraphQLApp(GraphQL):
         self.settings = settings
         self.clock = clock
         self.wechat = wechat
+        self.broker = broker
 
     async def get_context(self, request: Any, response: Any = None) -> Context:
         return Context(
@@ -44,6 +46,7 @@ class GraphQLApp(GraphQL):
             now=self.clock(),
             request=request,
             wechat=self.wechat,
+            broker=self.broker,
         )
 
 
@@ -52,9 +55,17 @@ def system_clock() -> dt.datetime:
 
 
 def create_app(
-    settings: Settings | None = None, *, check_migrations: bool = True, clock: Clock = system_clock
+    settings: Settings | None = None,
+    *,
+    check_migrations: bool = True,
+    clock: Clock = system_clock,
+    run_dispatcher: bool = True,
 ) -> Starlette:
-    """The service. ``clock`` is the one source of "now" (tests freeze it to fixed dates)."""
+    """The service. ``clock`` is the one source of "now" (tests freeze it to fixed dates).
+
+    ``run_dispatcher``: deliver notices from this process (embedded mode), or, with Redis, wake the arq workers after
+    each commit that wrote notices. Tests that drive a dispatcher themselves turn it off.
+    """
     settings = settings or get_settings()
     configure_logging(settings)
     # One WeChat client per process; with Redis its access token is shared by every instance (DOMAIN.md §11).
@@ -64,7 +75,8 @@ def create_app(
 
         redis = Redis.from_url(settings.redis_url, socket_connect_timeout=5, socket_timeout=5)
     wechat = MiniProgram.from_settings(settings, redis=redis)
-    graphql_app = GraphQLApp(settings, clock, wechat)
+    broker = make_broker(settings.redis_url)
+    graphql_app = GraphQLApp(settings, clock, wechat, broker)
     tortoise_config = config_from_settings(settings)
 
     @contextlib.asynccontextmanager
@@ -77,11 +89,13 @@ def create_app(
                     raise UnmigratedDatabase(
                         f"database has pending migrations {pending}: run `python -m api migrate` first"
                     )
-            try:
-                yield
-            finally:
-                if redis is not None:
-                    await redis.aclose()
+            async with _notice_dispatch(settings, wechat, clock, enabled=run_dispatcher):
+                try:
+                    yield
+                finally:
+                    await broker.close()
+                    if redis is not None:
+                        await redis.aclose()
 
     app = Starlette(
         routes=[
@@ -97,7 +111,47 @@ def create_app(
     app.state.settings = settings
     app.state.clock = clock
     app.state.wechat = wechat
+    app.state.broker = broker
     app.add_middleware(AuthMiddleware, settings=settings)
     app.add_middleware(RequestLogMiddleware)
     return app
 
+
+@contextlib.asynccontextmanager
+async def _notice_dispatch(settings: Settings, wechat: MiniProgram, clock: Clock, *, enabled: bool):
+    """Who delivers the outbox (DESIGN.md §1): this process in embedded mode; the arq workers when Redis is there,
+    which this process only wakes after a commit (the workers also sweep on a timer, so a lost wake-up costs seconds,
+    never a notice)."""
+    from notifications import dispatch
+
+    if not enabled:
+        yield
+        return
+    if settings.redis_url:
+        from arq import create_pool
+        from arq.connections import RedisSettings
+
+        from notifications.worker import SWEEP_JOB_ID
+
+        pool = await create_pool(RedisSettings.from_dsn(settings.redis_url))
+
+        async def wake_workers() -> None:
+            await pool.enqueue_job("sweep", _job_id=SWEEP_JOB_ID)
+
+        unregister = dispatch.register_waker(wake_workers)
+        try:
+            yield
+        finally:
+            unregister()
+            await pool.aclose()
+        return
+    from notifications.setup import build_dispatcher
+
+    runner = dispatch.InProcessRunner(
+        build_dispatcher(settings, wechat=wechat, clock=clock), interval=settings.notice_sweep_seconds
+    )
+    await runner.start()
+    try:
+        yield
+    finally:
+        await runner.stop()

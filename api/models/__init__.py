@@ -13,6 +13,8 @@ from api.models.accounts import (
 from api.models.calendar import CalendarYear
 from api.models.cases import Application, Case, CaseEvent
 from api.models.catalog import ApprovalItem, ProcessTemplate, TemplateItem, TemplateStage
+from api.models.feedback import Complaint, ComplaintEvent, ComplaintMessage, Rating
+from api.models.notices import Delivery, DeliveryAttempt, Notice
 from api.models.projects import Building, Project
 from api.models.uploads import Upload
 
@@ -24,11 +26,18 @@ __all__ = [
     "CalendarYear",
     "Case",
     "CaseEvent",
+    "Complaint",
+    "ComplaintEvent",
+    "ComplaintMessage",
+    "Delivery",
+    "DeliveryAttempt",
     "Department",
     "LoginSession",
+    "Notice",
     "Organization",
     "ProcessTemplate",
     "Project",
+    "Rating",
     "RefreshToken",
     "StaffLoginThrottle",
     "SubscribeConsent",

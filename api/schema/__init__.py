@@ -16,18 +16,26 @@ from strawberry.extensions import (
 
 from api.schema import types
 from api.schema.accounts import AccountsMutation, AccountsQuery, AgentAuthorization
+from api.schema.feedback import FeedbackMutation, FeedbackQuery, FeedbackSubscription
+from api.schema import feedback, notices
+from api.schema.notices import NoticeMutation, NoticeQuery
 from api.schema.mutations import ProgressMutation
 from api.schema.queries import ProgressQuery
 from api.settings import Settings
 
 
 @strawberry.type
-class Query(ProgressQuery, AccountsQuery):
+class Query(ProgressQuery, AccountsQuery, NoticeQuery, FeedbackQuery):
     pass
 
 
 @strawberry.type
-class Mutation(ProgressMutation, AccountsMutation):
+class Mutation(ProgressMutation, AccountsMutation, NoticeMutation, FeedbackMutation):
+    pass
+
+
+@strawberry.type
+class Subscription(FeedbackSubscription):
     pass
 
 
@@ -40,6 +48,11 @@ _EXTRA_TYPES = [
     types.ApprovalItem,
     types.Organization,
     AgentAuthorization,
+    notices.Notice,
+    notices.NoticeDelivery,
+    feedback.Complaint,
+    feedback.ComplaintMessage,
+    feedback.Rating,
 ]
 
 MASKED_MESSAGE = "服务器内部错误，请稍后重试"
@@ -68,7 +81,9 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         # Unexpected errors never reach the client: no stack trace, no SQL (DESIGN.md §3).
         lambda: MaskErrors(should_mask_error=_is_unexpected, error_message=MASKED_MESSAGE),
     ]
-    return strawberry.Schema(query=Query, mutation=Mutation, types=_EXTRA_TYPES, extensions=extensions)
+    return strawberry.Schema(
+        query=Query, mutation=Mutation, subscription=Subscription, types=_EXTRA_TYPES, extensions=extensions
+    )
 
 
 def export_sdl() -> str:

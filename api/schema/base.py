@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from enum import Enum
 from typing import Any, Awaitable, Callable, TypeVar
 
@@ -10,19 +9,7 @@ import strawberry
 from graphql import GraphQLError
 
 from api.domain.errors import DomainError
-
-
-def to_global_id(type_name: str, pk: Any) -> str:
-    return base64.urlsafe_b64encode(f"{type_name}:{pk}".encode()).decode().rstrip("=")
-
-
-def from_global_id(global_id: str) -> tuple[str, str]:
-    try:
-        raw = base64.urlsafe_b64decode(global_id + "=" * (-len(global_id) % 4)).decode()
-    except (ValueError, UnicodeDecodeError):
-        return "", ""
-    type_name, _, pk = raw.partition(":")
-    return type_name, pk
+from api.domain.ids import from_global_id, to_global_id
 
 
 def pk_of(global_id: str, type_name: str, field: str = "id") -> int:
@@ -85,6 +72,9 @@ class ErrorCode(Enum):
     WECHAT_RISKY_USER = "WECHAT_RISKY_USER"
     WECHAT_UNAVAILABLE = "WECHAT_UNAVAILABLE"
     WECHAT_NOT_CONFIGURED = "WECHAT_NOT_CONFIGURED"
+    CONTENT_RISKY = "CONTENT_RISKY"
+    NOT_RATABLE_YET = "NOT_RATABLE_YET"
+    RATING_WINDOW_CLOSED = "RATING_WINDOW_CLOSED"
 
 
 @strawberry.type(description="An expected failure, returned as data: nothing was changed.")

@@ -22,7 +22,9 @@ from api.models import (
     Building,
     Case,
     CaseEvent,
+    DeliveryAttempt,
     Department,
+    Notice,
     Organization,
     Project,
     TemplateStage,
@@ -77,6 +79,13 @@ class Loaders:
                 lambda c: c.project_id,
             )
         )
+        self.notice = DataLoader(_by_pk(Notice))
+        self.attempts_by_delivery = DataLoader(
+            _grouped(
+                lambda ids: DeliveryAttempt.filter(delivery_id__in=ids).order_by("delivery_id", "number"),
+                lambda a: a.delivery_id,
+            )
+        )
         self.buildings_by_project = DataLoader(
             _grouped(lambda ids: Building.filter(project_id__in=ids).order_by("id"), lambda b: b.project_id)
         )
@@ -97,6 +106,7 @@ class Context:
     now: dt.datetime
     request: Any = None
     wechat: Any = None  # the process's miniapp.MiniProgram
+    broker: Any = None  # api.broker: live events to subscribers
     loaders: Loaders = field(init=False)
     _calendar: WorkCalendar | None = field(default=None, init=False)
     _calendar_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
@@ -104,6 +114,25 @@ class Context:
 
     def __post_init__(self) -> None:
         self.loaders = Loaders(self.viewer)
+
+    async def content_check(self, text: str, openid: str | None) -> str:
+        """WeChat content security (msgSecCheck v2) of what a user wrote: "pass", "review" or "risky".
+
+        WeChat checks text in the name of a user who opened the mini-program lately (it needs the openid). Without an
+        openid, or while WeChat is unreachable, the text is accepted and flagged for a person to read ("review"):
+        a citizen's complaint is never lost because a check could not run.
+        """
+        from miniapp.errors import WeChatError
+
+        if self.wechat is None or self.wechat.console:
+            return "pass"
+        if not openid:
+            return "review"
+        try:
+            verdict = await self.wechat.check_text(text, openid=openid)
+        except WeChatError:
+            return "review"
+        return verdict.suggest.value
 
     async def calendar(self) -> WorkCalendar:
         async with self._calendar_lock:  # resolvers run concurrently: read it once

@@ -57,6 +57,25 @@ async def _node(info: strawberry.Info, global_id: str):
         return await DepartmentModel.get_or_none(id=pk_int)
     if kind == "ApprovalItem":
         return await ApprovalItemModel.get_or_none(id=pk_int)
+    if kind == "Notice":
+        from api.models import Notice
+
+        return await Notice.get_or_none(id=pk_int, recipient_id=viewer.user_id)
+    if kind == "Delivery":
+        from api.domain.accounts import READ_ALL_ROLES
+        from api.models import Delivery
+
+        return await Delivery.get_or_none(id=pk_int) if viewer.role in READ_ALL_ROLES else None
+    if kind == "Complaint":
+        from api.models import Complaint
+        from api.services.complaints import complaint_scope
+
+        return await Complaint.filter(complaint_scope(viewer), id=pk_int).first()
+    if kind == "Rating":
+        from api.models import Rating
+        from api.services.ratings import rating_scope
+
+        return await Rating.filter(rating_scope(viewer), id=pk_int).first()
     if kind == "Organization":
         if viewer.role.is_staff or viewer.organization_id == pk_int:
             return await OrganizationModel.get_or_none(id=pk_int)

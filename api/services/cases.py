@@ -27,6 +27,10 @@ from api.domain.lifecycle import (
 from api.domain.timing import DECISION_STATES
 from api.models import ApprovalItem, Case, CaseEvent, Upload
 from api.services.access import Viewer, case_scope, not_found
+from api.services.calendar import get_calendar
+from api.services.notices import record_case_notice
+from api.services.progress import case_timing
+from notifications import dispatch
 
 MAX_ATTACHMENTS = 20
 # Actions a department's own system may push: the department's own, and the window's for its own cases (many
@@ -77,6 +81,7 @@ class ActionResult:
     case: Case
     event: CaseEvent
     duplicate: bool  # the same request (event id) was applied before: nothing changed
+    notified: bool = False  # the transition wrote a notice to the outbox
 
 
 async def apply_case_action(
@@ -100,7 +105,7 @@ async def apply_case_action(
             return previous
     try:
         async with in_transaction():
-            return await _apply(actor, action, case_id, case_code, data, attachments, occurred_at, dedupe_key, now)
+            result = await _apply(actor, action, case_id, case_code, data, attachments, occurred_at, dedupe_key, now)
     except IntegrityError:
         # A concurrent writer took the same sequence number or the same request id first.
         if dedupe_key is not None:
@@ -108,6 +113,9 @@ async def apply_case_action(
             if previous is not None:
                 return previous
         raise DomainError("CONFLICT", "办件刚被他人处理，请刷新后重试", None) from None
+    if result.notified:
+        await dispatch.wake()  # after the commit: the notice is there to be found
+    return result
 
 
 async def _previous_result(
@@ -203,7 +211,13 @@ async def _apply(
         raise IntegrityError("case changed concurrently")
     case.state, case.blzt, case.last_seq = plan.target, STATE_BLZT[plan.target], case.last_seq + 1
     case.correction_requested = case.correction_requested or action is Action.REQUEST_CORRECTION
-    return ActionResult(case=case, event=event, duplicate=False)
+    # The applicant's notice, in this same transaction: it exists if and only if the transition happened.
+    timing = None
+    if action is Action.ACCEPT:  # the notice tells when the case is due
+        events = await CaseEvent.filter(case_id=case.id).order_by("seq")
+        timing = case_timing(case, events, await get_calendar(), now)
+    notice = await record_case_notice(case, event, timing=timing, now=now)
+    return ActionResult(case=case, event=event, duplicate=False, notified=notice is not None)
 
 
 def _event_time(occurred_at: dt.datetime | None, last: CaseEvent | None, now: dt.datetime) -> dt.datetime:

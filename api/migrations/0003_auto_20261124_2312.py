@@ -1,0 +1,160 @@
+from tortoise import migrations
+from tortoise.migrations import operations as ops
+from api.domain.feedback import ComplaintAction, ComplaintCategory, ComplaintKind, ComplaintState
+from api.models.notices import DeliveryStatus
+from orjson import loads
+from tortoise.fields.base import OnDelete
+from tortoise.fields.data import JSON_DUMPS
+from tortoise import fields
+from tortoise.indexes import Index
+
+class Migration(migrations.Migration):
+    dependencies = [('models', '0002_auto_20261124_2258')]
+
+    initial = False
+
+    operations = [
+        ops.CreateModel(
+            name='Complaint',
+            fields=[
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('filer', fields.ForeignKeyField('models.User', source_field='filer_id', db_constraint=True, to_field='id', related_name='complaints', on_delete=OnDelete.RESTRICT)),
+                ('kind', fields.CharEnumField(description='SUGGESTION: SUGGESTION\nCOMPLAINT: COMPLAINT', enum_type=ComplaintKind, max_length=16)),
+                ('category', fields.CharEnumField(description='REPEATED_SUBMISSION: REPEATED_SUBMISSION\nFORCED_PRE_REVIEW: FORCED_PRE_REVIEW\nOVERDUE: OVERDUE\nOFF_LIST: OFF_LIST\nEXPANDED_REVIEW: EXPANDED_REVIEW\nOUTSOURCED: OUTSOURCED\nDESIGNATED_AGENCY: DESIGNATED_AGENCY\nSERVICE_ATTITUDE: SERVICE_ATTITUDE\nSYSTEM_PROBLEM: SYSTEM_PROBLEM\nPOLICY_SUGGESTION: POLICY_SUGGESTION\nOTHER: OTHER', enum_type=ComplaintCategory, max_length=32)),
+                ('text', fields.TextField(unique=False)),
+                ('images', fields.JSONField(default=list, encoder=JSON_DUMPS, decoder=loads)),
+                ('project_code', fields.CharField(null=True, max_length=24)),
+                ('department', fields.ForeignKeyField('models.Department', source_field='department_id', null=True, db_constraint=True, to_field='id', related_name='complaints', on_delete=OnDelete.RESTRICT)),
+                ('contact_phone', fields.CharField(null=True, max_length=20)),
+                ('flagged_for_review', fields.BooleanField(default=False)),
+                ('state', fields.CharEnumField(description='SUBMITTED: SUBMITTED\nASSIGNED: ASSIGNED\nREPLIED: REPLIED\nREOPENED: REOPENED\nCLOSED: CLOSED', enum_type=ComplaintState, max_length=16)),
+                ('round_started_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ('replied_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('closed_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('satisfied', fields.BooleanField(null=True)),
+                ('idempotency_key', fields.CharField(null=True, unique=True, max_length=120)),
+                ('last_seq', fields.IntField(default=0)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+            ],
+            options={'table': 'complaint', 'app': 'models', 'indexes': [Index(fields=['department_id', 'state']), Index(fields=['filer_id', 'created_at'])], 'pk_attr': 'id'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='ComplaintEvent',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('complaint', fields.ForeignKeyField('models.Complaint', source_field='complaint_id', db_constraint=True, to_field='id', related_name='events', on_delete=OnDelete.RESTRICT)),
+                ('seq', fields.IntField()),
+                ('action', fields.CharEnumField(description='ASSIGN: ASSIGN\nREPLY: REPLY\nCLOSE: CLOSE\nREOPEN: REOPEN\nAUTO_CLOSE: AUTO_CLOSE', enum_type=ComplaintAction, max_length=16)),
+                ('state_after', fields.CharEnumField(description='SUBMITTED: SUBMITTED\nASSIGNED: ASSIGNED\nREPLIED: REPLIED\nREOPENED: REOPENED\nCLOSED: CLOSED', enum_type=ComplaintState, max_length=16)),
+                ('actor', fields.ForeignKeyField('models.User', source_field='actor_id', null=True, db_constraint=True, to_field='id', related_name='complaint_events', on_delete=OnDelete.RESTRICT)),
+                ('department', fields.ForeignKeyField('models.Department', source_field='department_id', null=True, db_constraint=True, to_field='id', related_name='complaint_events', on_delete=OnDelete.RESTRICT)),
+                ('note', fields.TextField(null=True, unique=False)),
+                ('dedupe_key', fields.CharField(null=True, unique=True, max_length=200)),
+                ('occurred_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+            ],
+            options={'table': 'complaint_event', 'app': 'models', 'unique_together': (('complaint', 'seq'),), 'pk_attr': 'id', 'table_description': 'One step of the flow, append-only: who moved it, when, and to whom it was assigned.'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='ComplaintMessage',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('complaint', fields.ForeignKeyField('models.Complaint', source_field='complaint_id', db_constraint=True, to_field='id', related_name='messages', on_delete=OnDelete.RESTRICT)),
+                ('author', fields.ForeignKeyField('models.User', source_field='author_id', db_constraint=True, to_field='id', related_name='complaint_messages', on_delete=OnDelete.RESTRICT)),
+                ('from_filer', fields.BooleanField()),
+                ('text', fields.TextField(unique=False)),
+                ('images', fields.JSONField(default=list, encoder=JSON_DUMPS, decoder=loads)),
+                ('dedupe_key', fields.CharField(null=True, unique=True, max_length=200)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+            ],
+            options={'table': 'complaint_message', 'app': 'models', 'indexes': [Index(fields=['complaint_id', 'id'])], 'pk_attr': 'id', 'table_description': 'One message of the thread between the filer and the handling department.'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='Notice',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('recipient', fields.ForeignKeyField('models.User', source_field='recipient_id', db_constraint=True, to_field='id', related_name='notices', on_delete=OnDelete.RESTRICT)),
+                ('kind', fields.CharField(max_length=40)),
+                ('source_key', fields.CharField(max_length=120)),
+                ('variables', fields.JSONField(default=dict, encoder=JSON_DUMPS, decoder=loads)),
+                ('title', fields.CharField(max_length=100)),
+                ('body', fields.TextField(unique=False)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ('read_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+            ],
+            options={'table': 'notice', 'app': 'models', 'unique_together': (('recipient', 'kind', 'source_key'),), 'indexes': [Index(fields=['recipient_id', 'read_at'])], 'pk_attr': 'id'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='Delivery',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('notice', fields.OneToOneField('models.Notice', source_field='notice_id', db_constraint=True, to_field='id', related_name='delivery', on_delete=OnDelete.RESTRICT)),
+                ('status', fields.CharEnumField(default=DeliveryStatus.PENDING, description='PENDING: PENDING\nSENDING: SENDING\nDELIVERED: DELIVERED\nDEAD: DEAD\nIN_APP_ONLY: IN_APP_ONLY', enum_type=DeliveryStatus, max_length=16)),
+                ('channel', fields.CharField(null=True, max_length=16)),
+                ('channels_done', fields.JSONField(default=list, encoder=JSON_DUMPS, decoder=loads)),
+                ('wechat_consent_taken', fields.BooleanField(default=False)),
+                ('attempts', fields.IntField(default=0)),
+                ('next_attempt_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ('lease_until', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('lease_owner', fields.CharField(null=True, max_length=64)),
+                ('provider_message_id', fields.CharField(null=True, max_length=128)),
+                ('last_error_code', fields.CharField(null=True, max_length=64)),
+                ('last_error', fields.TextField(null=True, unique=False)),
+                ('updated_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+            ],
+            options={'table': 'notice_delivery', 'app': 'models', 'indexes': [Index(fields=['status', 'next_attempt_at'])], 'pk_attr': 'id', 'table_description': 'The external delivery of one notice: one row per notice, whose channel may change on fallback.'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='DeliveryAttempt',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('delivery', fields.ForeignKeyField('models.Delivery', source_field='delivery_id', db_constraint=True, to_field='id', related_name='attempt_log', on_delete=OnDelete.RESTRICT)),
+                ('number', fields.IntField()),
+                ('channel', fields.CharField(max_length=16)),
+                ('started_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ('finished_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('outcome', fields.CharField(null=True, max_length=24)),
+                ('error_code', fields.CharField(null=True, max_length=64)),
+                ('reason', fields.TextField(null=True, unique=False)),
+                ('provider_message_id', fields.CharField(null=True, max_length=128)),
+            ],
+            options={'table': 'notice_delivery_attempt', 'app': 'models', 'unique_together': (('delivery', 'number'),), 'pk_attr': 'id', 'table_description': 'One try on one channel, never changed after it ends: what staff read to see why a notice did not arrive.'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='Rating',
+            fields=[
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('rater', fields.ForeignKeyField('models.User', source_field='rater_id', db_constraint=True, to_field='id', related_name='ratings', on_delete=OnDelete.RESTRICT)),
+                ('case', fields.ForeignKeyField('models.Case', source_field='case_id', null=True, db_constraint=True, to_field='id', related_name='ratings', on_delete=OnDelete.RESTRICT)),
+                ('complaint', fields.ForeignKeyField('models.Complaint', source_field='complaint_id', null=True, db_constraint=True, to_field='id', related_name='ratings', on_delete=OnDelete.RESTRICT)),
+                ('matter_key', fields.CharField(max_length=40)),
+                ('department', fields.ForeignKeyField('models.Department', source_field='department_id', db_constraint=True, to_field='id', related_name='ratings', on_delete=OnDelete.RESTRICT)),
+                ('item_code', fields.CharField(null=True, max_length=64)),
+                ('level', fields.IntField()),
+                ('reasons', fields.JSONField(default=list, encoder=JSON_DUMPS, decoder=loads)),
+                ('comment', fields.TextField(default='', unique=False)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ('contact_due', fields.DateField(null=True)),
+                ('contacted_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('contact_note', fields.TextField(null=True, unique=False)),
+                ('rectify_due', fields.DateField(null=True)),
+                ('rectified_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('rectification', fields.TextField(null=True, unique=False)),
+                ('result', fields.TextField(null=True, unique=False)),
+                ('result_reported_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('rater_satisfied', fields.BooleanField(null=True)),
+                ('deadline_provisional', fields.BooleanField(default=False)),
+                ('appeal_status', fields.CharField(default='NONE', max_length=12)),
+                ('appeal_reason', fields.TextField(null=True, unique=False)),
+                ('appeal_decided_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('appeal_decision_note', fields.TextField(null=True, unique=False)),
+            ],
+            options={'table': 'rating', 'app': 'models', 'unique_together': (('rater', 'matter_key'),), 'indexes': [Index(fields=['department_id', 'created_at'])], 'pk_attr': 'id', 'table_description': '好评/差评 of one matter (a case or a complaint) by the person served: one per matter and rater.'},
+            bases=['Model'],
+        ),
+    ]
