@@ -69,20 +69,25 @@ class Complaint(Node):
     category: ComplaintCategory
     text: str
     project_code: str | None
-    state: ComplaintState
     created_at: dt.datetime
     replied_at: dt.datetime | None
     closed_at: dt.datetime | None
     satisfied: bool | None
     flagged_for_review: bool = strawberry.field(description="内容安全检测为“疑似”，需人工复核")
 
+    @strawberry.field(description="The state now (a reply unanswered past the auto-close period has closed it).")
+    def state(self, info: strawberry.Info) -> ComplaintState:
+        ctx = info.context
+        return complaint_service.effective_state(self, ctx.settings, ctx.now)
+
     @strawberry.field
     def category_label(self) -> str:
         return rules.ComplaintCategory(self.category).label
 
     @strawberry.field
-    def state_label(self) -> str:
-        return rules.ComplaintState(self.state).label
+    def state_label(self, info: strawberry.Info) -> str:
+        ctx = info.context
+        return complaint_service.effective_state(self, ctx.settings, ctx.now).label
 
     @strawberry.field
     async def filer_name(self, info: strawberry.Info) -> str:

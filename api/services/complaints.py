@@ -165,12 +165,22 @@ async def file_complaint(
 # -- the flow -------------------------------------------------------------------------------------------------------
 
 
-async def _settle_auto_close(complaint: Complaint, settings: Settings, now: dt.datetime) -> None:
-    """A reply left unanswered past the auto-close period closes the complaint; recorded when next touched."""
+def effective_state(complaint: Complaint, settings: Settings, now: dt.datetime) -> ComplaintState:
+    """What the complaint is now: a reply left unanswered past the auto-close period has closed it, even before the
+    closing is recorded (it is recorded when the complaint is next acted on)."""
     if auto_closed(complaint.state, complaint.replied_at, now, settings.complaint_auto_close_days):
+        return ComplaintState.CLOSED
+    return complaint.state
+
+
+async def _settle_auto_close(complaint_id: int, settings: Settings, now: dt.datetime) -> None:
+    """Record a due auto-close in a transaction of its own, so that a refused action after it does not undo it."""
+    async with in_transaction():
+        complaint = await Complaint.filter(id=complaint_id).select_for_update().first()
+        if complaint is None or effective_state(complaint, settings, now) is complaint.state:
+            return
         at = complaint.replied_at + dt.timedelta(days=settings.complaint_auto_close_days)
         await _record(complaint, ComplaintAction.AUTO_CLOSE, ComplaintState.CLOSED, actor_id=None, at=at)
-        complaint.closed_at = at
         await Complaint.filter(id=complaint.id).update(closed_at=at)
 
 
@@ -225,10 +235,10 @@ async def act(
     from notifications.kinds import NoticeKind
 
     notified = False
+    await _settle_auto_close((await get_complaint(viewer, complaint_id)).id, settings, now)
     try:
         async with in_transaction():
             complaint = await get_complaint(viewer, complaint_id, lock=True)
-            await _settle_auto_close(complaint, settings, now)
             party = party_of(viewer, complaint)
             if party is None:
                 raise _not_found()
@@ -307,8 +317,8 @@ async def post_message(
         return previous, True
     cleaned = check_complaint_text(text, field="text", limit=MAX_MESSAGE)
     check_images(image_ids)
+    await _settle_auto_close((await get_complaint(viewer, complaint_id)).id, settings, now)
     complaint = await get_complaint(viewer, complaint_id)
-    await _settle_auto_close(complaint, settings, now)
     party = party_of(viewer, complaint)
     if party not in (ComplaintParty.FILER, ComplaintParty.HANDLER):
         raise DomainError("PERMISSION_DENIED", "只有诉求人和承办部门可以在此留言", None)

@@ -94,3 +94,16 @@ async def test_validation_is_cached_across_requests(client, world):
         assert response.json()["data"]["viewer"]["role"] == "SUPERVISOR"
     after = cache.cache_info()
     assert (after.hits - before.hits, after.misses - before.misses) == (3, 0)
+
+
+def test_every_error_code_the_services_use_is_in_the_schema():
+    """A code missing from ErrorCode would reach the phone as INVALID_INPUT: the app could not tell the cases apart."""
+    import re
+
+    from api.schema.base import ErrorCode
+
+    http_only = {"EMPTY_FILE", "FILE_TOO_LARGE", "UNSUPPORTED_TYPE"}  # POST /uploads answers them itself
+    used = set()
+    for path in (ROOT / "api").rglob("*.py"):
+        used |= set(re.findall(r'DomainError\(\s*"([A-Z_]+)"', path.read_text(encoding="utf-8")))
+    assert used - http_only - {code.value for code in ErrorCode} == set()
