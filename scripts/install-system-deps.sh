@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the machine-level programs the test suite talks to (DESIGN.md §7):
-#   redis-server, pdfsig (poppler-utils), a CJK font (fonts-noto-cjk) and the PostgreSQL server binaries.
+#   redis-server, pdfsig and pdftoppm (poppler-utils), certutil (libnss3-tools: an NSS db holding the platform CA, so
+#   pdfsig can check trust too), a CJK font (fonts-noto-cjk) and the PostgreSQL server binaries.
 # Idempotent and fast when everything is present: it only checks, and calls apt-get only for what is missing.
 # As root it installs with apt-get; otherwise it prints what to install and exits 1.
 # A server given by JIANSHEN_TEST_POSTGRES_URL / JIANSHEN_TEST_REDIS_URL is used as-is, so its binaries are not needed.
@@ -33,6 +34,9 @@ if [ -z "${JIANSHEN_TEST_REDIS_URL:-}" ] && ! command -v redis-server >/dev/null
 fi
 if ! command -v pdfsig >/dev/null 2>&1; then
     need poppler-utils "pdfsig"
+fi
+if ! command -v certutil >/dev/null 2>&1; then
+    need libnss3-tools "certutil"
 fi
 if ! have_cjk_font; then
     command -v fc-list >/dev/null 2>&1 || need fontconfig "fc-list"

@@ -1,0 +1,211 @@
+"""The certificate PDF (电子证照版式文件): A4, Chinese, laid out like the paper licence (DOMAIN.md §6).
+
+Rendered with fpdf2, which embeds (subsets) the CFF-based Noto CJK fonts of Debian's ``fonts-noto-cjk``. The caller
+gives the fields in the order the paper licence prints them; this module draws the frame, the title, the table of
+fields, the issuing authority line (where the seal goes — its box is returned for the signature's appearance), the QR
+code of the public verification page, and the identifier with its check code. The identifier is also put in the
+document information (``/Keywords``) so a verifier can read back which certificate a PDF claims to be.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timezone
+from typing import Sequence
+
+import qrcode
+from fpdf import FPDF
+from fpdf.enums import TableCellFillMode
+
+from esign.fonts import cjk_font
+
+A4_WIDTH_MM, A4_HEIGHT_MM = 210.0, 297.0
+MM = 72 / 25.4  # PDF points per millimetre
+SEAL_DIAMETER_MM = 42.0  # GA 241: a round official seal of a government department is 42 mm
+FRAME_COLOR = (168, 40, 30)
+INK = (20, 20, 20)
+LABEL_WIDTH_MM, VALUE_WIDTH_MM = 38.0, 136.0
+TABLE_BOTTOM_MM = 210.0  # below: issuing authority, seal and QR code (~45 mm), then the footer from 262 mm
+_IDENTIFIER_IN_KEYWORDS = re.compile(r"1\.2\.156\.3005\.2\.[0-9A-Z.]+")
+
+
+@dataclass(frozen=True)
+class CertificateDocument:
+    """What is printed. ``fields`` are (label, value) pairs in print order, e.g. ("建设单位", "珠海市某某公司")."""
+
+    title: str  # 建筑工程施工许可证
+    licence_number: str  # 证照编号 (the department's number)
+    identifier: str  # 证照标识
+    check_code: str  # printed as ABCD-2345
+    issuer_name: str  # 颁发机构 / 发证机关
+    issue_date: date
+    verify_url: str  # the public verification page; the QR code points here
+    fields: Sequence[tuple[str, str]] = ()
+    header: str = "中华人民共和国"
+    statement: str = ""  # e.g. 根据《中华人民共和国建筑法》第八条规定，经审查，本建筑工程符合施工条件，准予施工。
+    notes: Sequence[str] = field(default_factory=tuple)  # 注意事项, printed small at the bottom
+
+
+@dataclass(frozen=True)
+class RenderedCertificate:
+    pdf: bytes
+    seal_box: tuple[float, float, float, float]  # where the seal goes: PDF points, origin bottom-left, page 0
+
+
+def identifier_from_keywords(keywords: str | None) -> str | None:
+    """The 证照标识 that ``render_certificate`` wrote into ``/Keywords`` (``None`` if absent)."""
+    match = _IDENTIFIER_IN_KEYWORDS.search(keywords or "")
+    return match.group(0) if match else None
+
+
+def render_certificate(doc: CertificateDocument) -> RenderedCertificate:
+    pdf = FPDF(orientation="portrait", unit="mm", format="A4")
+    pdf.set_auto_page_break(False)
+    pdf.set_margins(18, 14, 18)
+    face = cjk_font("serif")
+    pdf.add_font("cjk", fname=face.path, collection_font_number=face.index)
+    # The subset keeps the collection's font bounding box instead of recomputing it from every glyph outline: a
+    # quarter of the rendering time, and the box only guides viewers' line spacing guesses.
+    pdf.fonts["cjk"].ttfont.recalcBBoxes = False
+    pdf.set_title(f"{doc.header}{doc.title}")
+    pdf.set_subject(f"电子证照 {doc.title} {doc.licence_number}")
+    pdf.set_keywords(doc.identifier)
+    pdf.set_author(doc.issuer_name)
+    pdf.set_creator("建审平台 esign")
+    pdf.set_lang("zh-CN")
+    pdf.set_creation_date(datetime.combine(doc.issue_date, time(0, 0), tzinfo=timezone.utc))
+    pdf.add_page()
+    pdf.set_text_color(*INK)
+
+    _frame(pdf)
+    pdf.set_font("cjk", size=10.5)
+    pdf.set_xy(18, 15)
+    pdf.cell(174, 6, f"编号：{doc.licence_number}", align="R")
+
+    pdf.set_font("cjk", size=18)
+    pdf.set_xy(18, 24)
+    pdf.cell(174, 9, _spaced(doc.header, 1), align="C")
+    pdf.set_font("cjk", size=28)
+    pdf.set_xy(18, 35)
+    pdf.set_char_spacing(1.5)
+    pdf.cell(174, 14, doc.title, align="C")
+    pdf.set_char_spacing(0)
+
+    y = 55.0
+    if doc.statement:
+        pdf.set_font("cjk", size=12)
+        pdf.set_xy(24, y)
+        pdf.multi_cell(162, 7, "　　" + doc.statement, align="J")
+        y = pdf.get_y() + 3
+
+    # The table of fields: the largest type size with which it still leaves room for the seal block below.
+    size, line_height = _fit_table(pdf, doc.fields, top=y, bottom=TABLE_BOTTOM_MM)
+    pdf.set_xy(18, y)
+    pdf.set_font("cjk", size=size)
+    pdf.set_draw_color(*FRAME_COLOR)
+    pdf.set_line_width(0.3)
+    with pdf.table(
+        col_widths=(LABEL_WIDTH_MM, VALUE_WIDTH_MM),
+        width=LABEL_WIDTH_MM + VALUE_WIDTH_MM,
+        text_align=("CENTER", "LEFT"),
+        line_height=line_height,
+        padding=(line_height * 0.28, 2.5),
+        first_row_as_headings=False,
+        cell_fill_color=(251, 246, 240),
+        cell_fill_mode=TableCellFillMode.COLUMNS,
+        v_align="MIDDLE",
+    ) as table:
+        for label, value in doc.fields:
+            row = table.row()
+            row.cell(_spaced(label, 0) if len(label) > 4 else _spaced(label, 1))
+            row.cell(value or "—")
+
+    if pdf.get_y() > TABLE_BOTTOM_MM + 1:
+        raise ValueError("证照字段过多，无法排入一页A4")
+
+    # Issuing authority and date on the right, the seal pressed over them; the QR code on the left.
+    issuer_y = pdf.get_y() + 14
+    pdf.set_font("cjk", size=13)
+    pdf.set_xy(96, issuer_y)
+    pdf.cell(90, 8, f"发证机关：{doc.issuer_name}", align="R")
+    pdf.set_xy(96, issuer_y + 10)
+    pdf.cell(90, 8, f"发证日期：{doc.issue_date.year}年{doc.issue_date.month}月{doc.issue_date.day}日", align="R")
+    seal_cx, seal_cy = 186 - 32, issuer_y + 9
+    r = SEAL_DIAMETER_MM / 2
+    seal_box = ((seal_cx - r) * MM, (A4_HEIGHT_MM - seal_cy - r) * MM, (seal_cx + r) * MM, (A4_HEIGHT_MM - seal_cy + r) * MM)
+
+    qr_size = 30.0
+    _qr(pdf, doc.verify_url, 24, issuer_y - 6, qr_size)
+    pdf.set_font("cjk", size=8.5)
+    pdf.set_xy(24, issuer_y - 6 + qr_size + 1)
+    pdf.cell(qr_size, 4, "扫码核验真伪", align="C")
+
+    # Footer: identifier and check code (typed on the verification page), then the notes.
+    pdf.set_draw_color(*FRAME_COLOR)
+    pdf.line(18, 262, 192, 262)
+    pdf.set_font("cjk", size=9)
+    pdf.set_xy(18, 264)
+    pdf.cell(174, 5, f"证照标识：{doc.identifier}")
+    pdf.set_xy(18, 269)
+    pdf.cell(174, 5, f"校验码：{doc.check_code[:4]}-{doc.check_code[4:]}　　核验地址：{_verify_root(doc.verify_url)}")
+    if doc.notes:
+        pdf.set_font("cjk", size=7.5)
+        pdf.set_xy(18, 275)
+        pdf.multi_cell(174, 3.6, "注意事项：" + "；".join(n.rstrip("；。") for n in doc.notes) + "。")
+    return RenderedCertificate(pdf=bytes(pdf.output()), seal_box=seal_box)
+
+
+def _fit_table(pdf: FPDF, rows: Sequence[tuple[str, str]], *, top: float, bottom: float) -> tuple[float, float]:
+    """(type size, line height) for the table: 11 pt when it fits above ``bottom``, smaller when there are many rows."""
+    for size in (11.0, 10.5, 10.0, 9.5, 9.0, 8.5, 8.0):
+        line_height = size * 0.5
+        pdf.set_font("cjk", size=size)
+        height = 0.0
+        for _, value in rows:
+            lines = max(1, math.ceil(pdf.get_string_width(value or "—") / (VALUE_WIDTH_MM - 5.5)))
+            height += lines * line_height + 2 * line_height * 0.28 + 0.3
+        if top + height <= bottom:
+            return size, line_height
+    return size, line_height
+
+
+def _frame(pdf: FPDF) -> None:
+    """A double frame like the printed border of a licence."""
+    pdf.set_draw_color(*FRAME_COLOR)
+    pdf.set_line_width(1.2)
+    pdf.rect(8, 8, A4_WIDTH_MM - 16, A4_HEIGHT_MM - 16)
+    pdf.set_line_width(0.35)
+    pdf.rect(10.5, 10.5, A4_WIDTH_MM - 21, A4_HEIGHT_MM - 21)
+
+
+def _spaced(text: str, spaces: int) -> str:
+    """Spread short Chinese labels like the paper form does (``建设单位`` → ``建 设 单 位``)."""
+    return (" " * spaces).join(text) if spaces else text
+
+
+def _qr(pdf: FPDF, url: str, x: float, y: float, size: float) -> None:
+    """The QR code drawn as vector rectangles (sharp at any zoom, a few hundred bytes)."""
+    qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=0)
+    qr.add_data(url)
+    qr.make(fit=True)
+    matrix = qr.get_matrix()
+    module = size / len(matrix)
+    pdf.set_fill_color(0, 0, 0)
+    for row, bits in enumerate(matrix):
+        col = 0
+        while col < len(bits):
+            if bits[col]:
+                start = col
+                while col < len(bits) and bits[col]:
+                    col += 1
+                pdf.rect(x + start * module, y + row * module, (col - start) * module, module, style="F")
+            else:
+                col += 1
+
+
+def _verify_root(url: str) -> str:
+    """The verification address without the per-certificate part, short enough to type."""
+    m = re.match(r"^(https?://[^/]+/verify)", url)
+    return m.group(1) if m else url

@@ -1,0 +1,91 @@
+"""The certificate PDF: A4, Chinese text with an embedded CJK font, the fields, the QR code, identifier and check code."""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import subprocess
+
+import pytest
+from pyhanko.pdf_utils.reader import PdfFileReader
+
+from api.domain.certificates import format_check_code
+from esign import render_certificate
+from esign.document import identifier_from_keywords
+from tests.esign.conftest import IDENTIFIER, construction_permit
+from tests.servers import require
+
+
+@pytest.fixture(scope="module")
+def rendered():
+    return render_certificate(construction_permit())
+
+
+def poppler(tool: str, *args: str) -> str:
+    require(shutil.which(tool) is not None, f"{tool} (poppler-utils)")
+    return subprocess.run([tool, *args], capture_output=True, text=True, check=True, timeout=60).stdout
+
+
+def test_a4_with_identifier_in_metadata(rendered):
+    reader = PdfFileReader(io.BytesIO(rendered.pdf))
+    pages = reader.root["/Pages"]
+    box = pages["/Kids"][0].get("/MediaBox") or pages["/MediaBox"]  # fpdf2 puts it on the page tree
+    width, height = (float(v) for v in list(box)[2:])
+    assert round(width) == 595 and round(height) == 842  # A4 in points
+    info = reader.trailer["/Info"]
+    assert identifier_from_keywords(str(info["/Keywords"])) == IDENTIFIER
+    assert "建筑工程施工许可证" in str(info["/Title"])
+
+
+def test_cjk_font_embedded(tmp_path, rendered):
+    path = tmp_path / "c.pdf"
+    path.write_bytes(rendered.pdf)
+    fonts = poppler("pdffonts", str(path)).splitlines()[2:]
+    assert fonts, "no font"
+    for line in fonts:
+        assert "CJK" in line and " yes yes yes " in line, line  # embedded, subset, with a ToUnicode map
+
+
+def test_text_is_the_licence(tmp_path, rendered):
+    doc = construction_permit()
+    path = tmp_path / "c.pdf"
+    path.write_bytes(rendered.pdf)
+    text = poppler("pdftotext", "-layout", str(path), "-").replace(" ", "")
+    for expected in ["中华人民共和国", "建筑工程施工许可证", "发证机关：珠海市住房和城乡建设局", "发证日期：2025年6月1日",
+                     IDENTIFIER, format_check_code(doc.check_code), "扫码核验真伪"]:
+        assert expected.replace(" ", "") in text, expected
+    for label, value in doc.fields:
+        assert value.replace(" ", "") in text, label
+
+
+def test_seal_box_is_over_the_issuer_line(tmp_path, rendered):
+    # pdftotext -bbox gives word boxes (origin top-left); the seal's box (origin bottom-left) must cover 发证机关.
+    path = tmp_path / "c.pdf"
+    path.write_bytes(rendered.pdf)
+    html = poppler("pdftotext", "-bbox", str(path), "-")
+    line = next(l for l in html.splitlines() if "发证机关" in l)
+    y_min = float(line.split('yMin="')[1].split('"')[0])
+    x_max = float(line.split('xMax="')[1].split('"')[0])
+    x1, y1, x2, y2 = rendered.seal_box
+    top_down = (842 - y2, 842 - y1)
+    assert top_down[0] < y_min < top_down[1]
+    assert x2 > x_max - 60 and x2 - x1 == pytest.approx(42 * 72 / 25.4)
+
+
+def test_many_fields_still_fit_one_page(tmp_path):
+    doc = construction_permit()
+    long_fields = list(doc.fields) + [(f"附加信息{i}", "很长的内容" * 12) for i in range(3)]
+    rendered = render_certificate(type(doc)(**{**doc.__dict__, "fields": long_fields}))
+    path = tmp_path / "long.pdf"
+    path.write_bytes(rendered.pdf)
+    assert re.search(r"^Pages:\s+1$", poppler("pdfinfo", str(path)), re.M)
+    text = poppler("pdftotext", str(path), "-")
+    assert "发证机关" in text and IDENTIFIER in text.replace(" ", "")
+
+
+def test_too_many_fields_refused():
+    doc = construction_permit()
+    fields = list(doc.fields) * 3
+    with pytest.raises(ValueError):
+        render_certificate(type(doc)(**{**doc.__dict__, "fields": fields}))
