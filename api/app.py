@@ -8,7 +8,7 @@ import logging
 from typing import Any, Callable
 
 from starlette.applications import Starlette
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, WebSocketRoute
 from strawberry.asgi import GraphQL
 from tortoise.contrib.starlette import RegisterTortoise
 
@@ -104,6 +104,7 @@ def create_app(
             Route("/uploads", upload, methods=["POST"]),
             Route("/ingest/events", ingest_events, methods=["POST"]),
             Route("/graphql", graphql_app, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql_app),  # subscriptions (graphql-transport-ws)
             Mount("/graphql", graphql_app),
         ],
         lifespan=lifespan,

@@ -1,0 +1,167 @@
+"""The live thread of a complaint over graphql-transport-ws (issue #6): a message posted by one party reaches the other
+at once — through the in-process broker in embedded mode, and through Redis pub/sub between two API processes.
+
+The servers are real ``python -m api serve`` processes on 127.0.0.1 sharing the test's database; the test talks to
+them with a real WebSocket client. Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+import websockets
+
+from tests.servers import free_port, port_is_open
+
+ROOT = Path(__file__).resolve().parents[2]
+SUBSCRIBE = "subscription($id: ID!) { complaintMessages(complaintId: $id) { text fromFiler authorName } }"
+POST = """mutation($i: PostComplaintMessageInput!) { postComplaintMessage(input: $i) { message { id } errors { code } } }"""
+
+
+@contextlib.contextmanager
+def api_process(settings, redis_url: str | None = None):
+    """One API process on a free port, on the test's database; stopped at the end whatever happens."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "JIANSHEN_DATABASE_URL": settings.database_url,
+        "JIANSHEN_UPLOAD_DIR": str(settings.upload_dir),
+        "JIANSHEN_LOG_LEVEL": "WARNING",
+    }
+    env.pop("JIANSHEN_REDIS_URL", None)
+    if redis_url:
+        env["JIANSHEN_REDIS_URL"] = redis_url
+    process = subprocess.Popen(
+        [sys.executable, "-m", "api", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        for _ in range(300):  # up to 30 s
+            if port_is_open(port):
+                break
+            if process.poll() is not None:
+                raise RuntimeError(f"API process exited: {process.stderr.read().decode()[-2000:]}")
+            import time
+
+            time.sleep(0.1)
+        else:
+            raise RuntimeError("API process did not listen in 30 s")
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextlib.asynccontextmanager
+async def subscription(host: str, token: str, complaint_id: str):
+    """A graphql-transport-ws subscription; yields a function that waits (bounded) for the next message."""
+    async with websockets.connect(
+        f"ws://{host}/graphql", subprotocols=["graphql-transport-ws"],
+        additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=10,
+    ) as ws:
+        await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+        ack = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        assert ack["type"] == "connection_ack", ack
+        await ws.send(json.dumps({"id": "1", "type": "subscribe",
+                                  "payload": {"query": SUBSCRIBE, "variables": {"id": complaint_id}}}))
+
+        async def next_message(timeout: float = 10) -> dict:
+            while True:
+                frame = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+                if frame["type"] == "ping":
+                    await ws.send(json.dumps({"type": "pong"}))
+                    continue
+                return frame
+
+        yield next_message
+
+
+async def post(host: str, token: str, complaint_id: str, text: str) -> None:
+    async with httpx.AsyncClient(base_url=f"http://{host}", timeout=10) as http:
+        response = await http.post(
+            "/graphql", json={"query": POST, "variables": {"i": {"complaintId": complaint_id, "text": text}}},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    assert response.json()["data"]["postComplaintMessage"]["errors"] == [], response.text
+
+
+async def assigned_complaint(gql, world) -> str:
+    from api.domain.ids import to_global_id
+
+    filed = await gql.op("FileComplaint", {"input": {"kind": "COMPLAINT", "category": "SERVICE_ATTITUDE",
+                                                     "text": "窗口人员态度不好"}}, as_user="citizen")
+    cid = filed["fileComplaint"]["complaint"]["id"]
+    water = to_global_id("Department", world.departments["water"].id)
+    assigned = await gql.op("AssignComplaint", {"input": {"complaintId": cid, "departmentId": water}}, as_user="clerk")
+    assert assigned["assignComplaint"]["errors"] == []
+    return cid
+
+
+async def wait_subscribed(next_message) -> None:
+    """The server subscribes asynchronously after `subscribe`: give it a moment by a bounded round trip."""
+    with contextlib.suppress(asyncio.TimeoutError):
+        await next_message(timeout=0.5)
+
+
+@pytest.fixture
+def sqlite_only(db_backend):
+    if db_backend != "sqlite":
+        pytest.skip("one database is enough for the embedded-mode process test")
+
+
+async def test_embedded_mode_delivers_to_the_other_party_at_once(gql, world, settings, sqlite_only):
+    cid = await assigned_complaint(gql, world)
+    with api_process(settings) as host:
+        async with subscription(host, world.token("citizen"), cid) as citizen_inbox:
+            await wait_subscribed(citizen_inbox)
+            await post(host, world.token("water"), cid, "您好，我们已经核实情况")
+            frame = await citizen_inbox()
+            assert frame["type"] == "next", frame
+            assert frame["payload"]["data"]["complaintMessages"] == {
+                "text": "您好，我们已经核实情况", "fromFiler": False, "authorName": "珠海市水务局",
+            }
+
+
+async def test_two_processes_deliver_to_each_other_through_redis(gql, world, settings, redis_server):
+    cid = await assigned_complaint(gql, world)
+    with api_process(settings, redis_server.url) as first, api_process(settings, redis_server.url) as second:
+        async with subscription(first, world.token("citizen"), cid) as citizen_inbox, \
+                subscription(second, world.token("water"), cid) as water_inbox:
+            await wait_subscribed(citizen_inbox)
+            await wait_subscribed(water_inbox)
+            await post(second, world.token("water"), cid, "已安排专人回访")
+            to_citizen = await citizen_inbox()
+            assert to_citizen["payload"]["data"]["complaintMessages"]["text"] == "已安排专人回访"
+            await post(first, world.token("citizen"), cid, "谢谢")
+            for inbox in (water_inbox,):
+                frames = [await inbox(), await inbox()]  # the department's own message, then the citizen's
+                texts = [f["payload"]["data"]["complaintMessages"]["text"] for f in frames]
+                assert texts == ["已安排专人回访", "谢谢"]
+
+
+async def test_a_stranger_cannot_subscribe(gql, world, settings, sqlite_only):
+    from api.domain.accounts import Role
+
+    cid = await assigned_complaint(gql, world)
+    await world.add_user("stranger", "钱市民", Role.CITIZEN)
+    with api_process(settings) as host:
+        async with subscription(host, world.token("stranger"), cid) as inbox:
+            frame = await inbox()
+            # Refused as if the complaint did not exist; nothing of the thread is sent.
+            assert frame["type"] in ("next", "error"), frame
+            payload = frame["payload"]
+            errors = payload["errors"] if isinstance(payload, dict) else payload
+            assert errors[0]["extensions"]["code"] == "NOT_FOUND" and "不存在" in errors[0]["message"]
+            assert not (isinstance(payload, dict) and payload.get("data"))
