@@ -3,9 +3,10 @@
 The database is the only source of truth. A delivery is *claimed* by a compare-and-set on its lease token, so any
 number of dispatchers (in-process in embedded mode, arq workers in scaled mode) can run at once and each delivery is
 worked on by one of them at a time. A dispatcher that dies mid-send leaves its delivery ``SENDING`` with an expired
-lease and an unfinished attempt; the next claim notes the attempt as lost and sends again (at least once: a lost notice
-is worse than a repeated one). Queues (arq, Redis) only say "look now": losing them loses nothing, because the sweep
-finds every due row in the database.
+lease and an unfinished attempt; the next claim notes the attempt as lost, asks the provider whether it has the
+message (SMS, by the idempotency key it carried) and sends again only when it has not (at least once: a lost notice is
+worse than a repeated one; WeChat cannot be asked). Queues (arq, Redis) only say "look now": losing them loses
+nothing, because the sweep finds every due row in the database.
 
 One delivery, one notice, one recipient: WeChat subscribe message while the person holds a consent for the notice's
 template (or long-term subscription is on), else SMS to the bound phone; 43101 falls back to SMS, an SMS rate limit to
@@ -27,17 +28,27 @@ from tortoise.transactions import in_transaction
 
 from api.models import Delivery, DeliveryAttempt, Notice, User
 from api.models.notices import DeliveryStatus
-from notifications.channels.base import IdempotencyKey, Outcome, OutcomeKind
+from notifications.channels.base import IdempotencyKey, LookupChannel, Outcome, OutcomeKind
 from notifications.kinds import NoticeKind
 from notifications.rules import SMS, WECHAT, QuietHours, RetryPolicy, after_attempt, settle_rate_limit
 from notifications.templates import NoticeRenderError, NoticeTemplates
 
 log = logging.getLogger("jianshen.notifications")
 Clock = Callable[[], dt.datetime]
+LOST = "LOST"  # the outcome of an attempt whose dispatcher died before it could record the provider's answer
 
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
+
+
+def key_of(notice: Notice, user: User, channel: str) -> IdempotencyKey:
+    """The idempotency key of one notice to one person on one channel: what the provider echoes (DESIGN.md §5)."""
+    return IdempotencyKey(event_id=f"notice-{notice.id}", recipient_id=str(user.id), channel=channel)
+
+
+def address_of(user: User, channel: str) -> str:
+    return (user.openid if channel == WECHAT else user.phone) or ""
 
 
 @dataclass
@@ -48,6 +59,9 @@ class DispatchConfig:
     batch: int = 50
     concurrency: int = 8
     long_term_subscription: bool = False  # 长期订阅 (政务民生 accounts): no one-time consent needed
+    # After a lost attempt, how long the provider's records may stay unreadable before the message is sent again
+    # anyway (a repeated notice is better than a lost one), seconds.
+    lookup_patience: float = 3600.0
 
 
 class Dispatcher:
@@ -143,7 +157,8 @@ class Dispatcher:
         delivery = await Delivery.get(id=delivery_id)
         notice = await Notice.get(id=delivery.notice_id)
         user = await User.get(id=notice.recipient_id)
-        await self._settle_lost_attempt(delivery, now)
+        if await self._settle_lost_attempt(delivery, notice, user, token, now):
+            return
 
         channel = await self._choose(delivery, notice, user)
         if channel is None:
@@ -178,15 +193,13 @@ class Dispatcher:
         try:
             if channel == WECHAT:
                 message = self.templates.wechat(kind, variables)
-                address = user.openid or ""
             else:
                 message = self.templates.sms(kind, variables, self.sms_provider or "aliyun")
-                address = user.phone or ""
         except (NoticeRenderError, KeyError, ValueError) as exc:
             outcome = Outcome.permanent(f"通知模板无法生成内容：{exc}", "template")
         else:
-            key = IdempotencyKey(event_id=f"notice-{notice.id}", recipient_id=str(user.id), channel=channel)
-            outcome = await self.channels[channel].send(address, message, key)
+            key = key_of(notice, user, channel)
+            outcome = await self.channels[channel].send(address_of(user, channel), message, key)
 
         if channel == SMS:
             outcome = settle_rate_limit(outcome, other_channel_available=await self._wechat_possible(delivery, notice, user))
@@ -219,11 +232,56 @@ class Dispatcher:
                               "outcome": outcome.kind.value, "code": outcome.error_code}},
         )
 
-    async def _settle_lost_attempt(self, delivery: Delivery, now: dt.datetime) -> None:
-        """An attempt left unfinished was cut short by a dying dispatcher: whether the provider got it is unknown."""
+    async def _settle_lost_attempt(
+        self, delivery: Delivery, notice: Notice, user: User, token: str, now: dt.datetime
+    ) -> bool:
+        """An attempt left unfinished was cut short by a dying dispatcher: whether the provider got it is unknown.
+
+        Where the provider can be asked what it sent (``lookup``: Aliyun and Tencent SMS, by the idempotency key the
+        message carried), it is asked before anything is sent again: the message is there → the delivery is done and
+        nothing is sent; it is not → send again; the question failed → nothing is sent, the delivery waits (back-off)
+        and asks again, until ``lookup_patience`` has passed since the lost attempt began: then it is sent again,
+        since a repeated notice is better than a lost one. WeChat cannot be asked: a lost WeChat attempt is re-sent.
+        True when the delivery is settled for now (delivered, or waiting to ask again): no attempt is to be made.
+        """
         await DeliveryAttempt.filter(delivery_id=delivery.id, finished_at__isnull=True).update(
-            finished_at=now, outcome="LOST", reason="发送过程中进程中断，结果未知，将重新发送"
+            finished_at=now, outcome=LOST, reason="发送过程中进程中断，结果未知"
         )
+        last = await DeliveryAttempt.filter(delivery_id=delivery.id).order_by("-number").first()
+        if last is None or last.outcome != LOST:
+            return False
+        channel = self.channels.get(last.channel)
+        if not isinstance(channel, LookupChannel):
+            await DeliveryAttempt.filter(id=last.id).update(reason="发送过程中进程中断，结果未知，将重新发送")
+            return False
+        since = last.started_at - dt.timedelta(minutes=1)  # the provider's clock may run a little behind ours
+        found = await channel.lookup(address_of(user, last.channel), key_of(notice, user, last.channel), since)
+        if found is None:
+            await DeliveryAttempt.filter(id=last.id).update(
+                reason="发送过程中进程中断；服务商发送记录中没有此消息，将重新发送"
+            )
+            return False
+        if found.kind is OutcomeKind.DELIVERED:
+            async with in_transaction():
+                await DeliveryAttempt.filter(id=last.id).update(
+                    outcome=OutcomeKind.DELIVERED.value, provider_message_id=found.provider_message_id,
+                    reason=f"发送过程中进程中断；{found.reason}，不再重发",
+                )
+                await self._finish(delivery, token, status=DeliveryStatus.DELIVERED, channel=last.channel,
+                                   message_id=found.provider_message_id)
+            log.info("lost attempt found delivered", extra={"fields": {"delivery_id": delivery.id}})
+            return True
+        if (now - last.started_at).total_seconds() > self.config.lookup_patience:
+            await DeliveryAttempt.filter(id=last.id).update(
+                reason=f"发送过程中进程中断；长时间无法查询服务商发送记录（{found.reason}），将重新发送"
+            )
+            return False
+        delay = found.retry_after or self.config.retry.backoff(max(1, delivery.attempts), self.rng.random())
+        await self._finish(
+            delivery, token, status=DeliveryStatus.PENDING, next_at=now + dt.timedelta(seconds=delay),
+            channel=last.channel, code=found.error_code, reason=f"上次发送结果未知，{found.reason}，稍后再查",
+        )
+        return True
 
     async def _wechat_possible(self, delivery: Delivery, notice: Notice, user: User) -> bool:
         if WECHAT not in self.channels or WECHAT in delivery.channels_done or not user.openid:

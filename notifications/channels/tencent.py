@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timezone
-from typing import Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
 
 import httpx
 from tencentcloud.common.credential import Credential
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
-from tencentcloud.sms.v20210111.models import SendSmsRequest
+from tencentcloud.sms.v20210111.models import PullSmsSendStatusByPhoneNumberRequest, SendSmsRequest
 from tencentcloud.sms.v20210111.sms_client_async import SmsClient
 
 from notifications.channels.base import IdempotencyKey, Outcome, mainland_number, mask_phone
@@ -30,6 +30,8 @@ from notifications.templates import SmsContent
 log = logging.getLogger(__name__)
 
 SESSION_CONTEXT_MAX = 500  # "长度需小于512字节"
+PULL_LIMIT = 100  # PullSmsSendStatusByPhoneNumber: "最多 100"
+PULL_DAYS = 7  # "最大可拉取当前时期前7天的数据"
 
 # Rate limits per number and when they start over: a number of seconds, or "midnight" (calendar day in China).
 RATE_LIMITS: dict[str, float | str] = {
@@ -124,10 +126,56 @@ class TencentSmsChannel:
         request.TemplateId = message.template_id
         request.TemplateParamSet = message.as_list()
         request.SessionContext = key.fitted(SESSION_CONTEXT_MAX)
+        response = await self._call("SendSms", request)
+        if isinstance(response, Outcome):
+            return response
+        status = response.SendStatusSet[0] if response.SendStatusSet else None
+        if status is None:
+            return Outcome.retry("短信服务未返回发送状态", "EmptySendStatusSet")
+        if status.Code == "Ok":
+            log.info("sms sent", extra={"provider": "tencent", "phone": mask_phone(number), "serial": status.SerialNo})
+            return Outcome.delivered(str(status.SerialNo))
+        log.warning("sms refused", extra={"provider": "tencent", "phone": mask_phone(number), "code": status.Code})
+        return classify(str(status.Code), str(status.Message or ""), self.clock())
+
+    async def lookup(self, address: str, key: IdempotencyKey, since: datetime) -> Outcome | None:
+        """Whether Tencent holds a message with our ``SessionContext`` to ``address`` since ``since``
+        (``PullSmsSendStatusByPhoneNumber``: one number, a time range within the last 7 days, at most 100 records).
+
+        What this can and cannot know, from Tencent's own documentation: the records are delivery *statuses*, and
+        "仅当运营商有返回短信接收状态时回包中才会有状态数据" (a message whose carrier receipt has not come back yet may
+        not be listed); ``SessionContext`` is echoed in them only when Tencent has enabled that for the account
+        ("默认为空，如需开通请联系腾讯云短信小助手评估"). Without both, an accepted message is not found and ``None``
+        leads to a second send: the at-least-once floor. Offset is fixed at 0, so only the first 100 records are seen;
+        Tencent's own per-number limits (DOMAIN.md §10) keep a number far below that in any lease's time.
+        """
+        number = mainland_number(address)
+        if number is None:
+            return None
+        now = self.clock()
+        request = PullSmsSendStatusByPhoneNumberRequest()
+        request.BeginTime = int(max(since, now - timedelta(days=PULL_DAYS)).timestamp())
+        request.EndTime = int(now.timestamp()) + 60  # our clock may lag Tencent's a little
+        request.Offset = 0  # "目前固定设置为0"
+        request.Limit = PULL_LIMIT
+        request.PhoneNumber = f"+86{number}"
+        request.SmsSdkAppId = self.sdk_app_id
+        response = await self._call("PullSmsSendStatusByPhoneNumber", request)
+        if isinstance(response, Outcome):
+            return Outcome.retry(f"无法查询短信发送状态：{response.reason}", response.error_code)
+        wanted = key.fitted(SESSION_CONTEXT_MAX)
+        for status in response.PullSmsSendStatusSet or []:
+            if status.SessionContext == wanted:
+                log.info("sms found in send status", extra={"provider": "tencent", "phone": mask_phone(number)})
+                return Outcome.delivered(str(status.SerialNo), f"腾讯云下发状态中已有此短信（{status.ReportStatus}）")
+        return None
+
+    async def _call(self, action: str, request: Any) -> Any:
+        """The SDK's answer to ``action``, or the ``Outcome`` of its failure."""
         # One client per call: the SDK's client owns an httpx.AsyncClient bound to the running loop.
         client = SmsClient(self._credential, self._region, self._profile)
         try:
-            response = await asyncio.wait_for(client.SendSms(request), self.timeout + 1)
+            return await asyncio.wait_for(getattr(client, action)(request), self.timeout + 1)
         except (asyncio.TimeoutError, httpx.TimeoutException):
             return Outcome.retry("短信服务响应超时", "Timeout")
         except httpx.HTTPError as exc:
@@ -139,11 +187,3 @@ class TencentSmsChannel:
             return classify(str(exc.get_code()), str(message_text), self.clock())
         finally:
             await client.close()
-        status = response.SendStatusSet[0] if response.SendStatusSet else None
-        if status is None:
-            return Outcome.retry("短信服务未返回发送状态", "EmptySendStatusSet")
-        if status.Code == "Ok":
-            log.info("sms sent", extra={"provider": "tencent", "phone": mask_phone(number), "serial": status.SerialNo})
-            return Outcome.delivered(str(status.SerialNo))
-        log.warning("sms refused", extra={"provider": "tencent", "phone": mask_phone(number), "code": status.Code})
-        return classify(str(status.Code), str(status.Message or ""), self.clock())

@@ -13,7 +13,11 @@ Each speaks its provider's wire format as the SDK really sends it, and answers i
 
 Both verify the request's signature with the configured key, check the sign name, template and phone number like
 the real services, de-duplicate nothing (neither provider does) and record every accepted message with its
-``OutId`` / ``SessionContext`` in ``accepted``. Faults are scriptable: ``fail_next(code)``, ``http_error_next(500)``,
+``OutId`` / ``SessionContext`` in ``accepted``. Both answer the provider's query of what was sent to one number —
+Aliyun ``QuerySendDetails`` (``SmsSendDetailDTOs`` with ``OutId``), Tencent ``PullSmsSendStatusByPhoneNumber``
+(``PullSmsSendStatusSet`` with ``SessionContext``) — from ``accepted``, with the key as it was received; Tencent's
+echo of ``SessionContext`` is an account option there (``pull_session_context``). ``delay`` slows every answer
+(seconds), as a loaded provider would. Faults are scriptable: ``fail_next(code)``, ``http_error_next(500)``,
 ``hang_next()`` (the request gets no answer until the fake stops or ``release()``), each for the next N requests.
 ``limits`` turns on the per-number limits (Tencent's defaults: 1 per 30 s and 2 per calendar day; Aliyun's 50 per
 24 h per sign + template + number for 通知), judged by the fake's ``clock`` (a ``Clock`` tests move by hand).
@@ -27,6 +31,7 @@ import itertools
 import json
 import re
 import threading
+import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
@@ -95,8 +100,10 @@ class _FakeSmsServer:
         templates: tuple[str, ...] | None = None,
         limits: bool = False,
         clock: Callable[[], datetime] | None = None,
+        delay: float = 0.0,
     ) -> None:
         self.key_id = key_id
+        self.delay = delay
         self.secret = secret
         self.sign_names = set(sign_names)
         self.templates = None if templates is None else set(templates)
@@ -179,6 +186,8 @@ class _FakeSmsServer:
         with self._lock:
             self.requests.append({"path": http.path, "headers": dict(http.headers), "body": body})
             fault = self._faults.popleft() if self._faults else None
+        if self.delay:
+            time.sleep(self.delay)  # this request's own server thread: other requests go on meanwhile
         if fault and fault.kind == "hang":
             self._release.wait(60)
             http.close_connection = True
@@ -202,6 +211,13 @@ class _FakeSmsServer:
 
     def _accept(self, phone: str, sign: str, template: str, params: Any, idem: str | None, message_id: str) -> None:
         self.accepted.append(AcceptedSms(phone, sign, template, params, idem, message_id, self.clock()))
+
+    def _sent_records(self, phone: str, since: datetime, until: datetime | None = None) -> list[AcceptedSms]:
+        """What was accepted for ``phone`` in [since, until], newest first (what the query actions answer from)."""
+        with self._lock:
+            found = [sms for sms in self.accepted if sms.phone == phone and sms.at >= since
+                     and (until is None or sms.at <= until)]
+        return sorted(found, key=lambda sms: sms.at, reverse=True)
 
     def _sent_to(self, phone: str, since: datetime, template: str | None = None, sign: str | None = None) -> int:
         return sum(
@@ -234,6 +250,7 @@ ALIYUN_MESSAGES = {
 }
 # Gateway errors come with an HTTP status; business errors with 200.
 ALIYUN_HTTP_STATUS = {"SignatureDoesNotMatch": 400, "InvalidAccessKeyId.NotFound": 404, "InternalError": 500}
+ALIYUN_ACTIONS = ("SendSms", "QuerySendDetails")
 
 
 class FakeAliyunSms(_FakeSmsServer):
@@ -248,7 +265,7 @@ class FakeAliyunSms(_FakeSmsServer):
 
     def _error(self, code: str, message: str = "") -> _Reply:
         body = {"RequestId": _request_id(), "Code": code, "Message": message or ALIYUN_MESSAGES.get(code, code)}
-        status = ALIYUN_HTTP_STATUS.get(code, 200)
+        status = ALIYUN_HTTP_STATUS.get(code, 400 if code.startswith(("Missing", "InvalidParameter")) else 200)
         if status != 200:
             body.update(HostId="dysmsapi.aliyuncs.com", Recommend="https://api.aliyun.com/troubleshoot")
         return _Reply(status, body, "application/json;charset=utf-8")
@@ -287,13 +304,16 @@ class FakeAliyunSms(_FakeSmsServer):
 
     def _answer(self, http: BaseHTTPRequestHandler, body: bytes, fault: _Fault | None) -> _Reply:
         query = dict(parse_qsl(urlsplit(http.path).query, keep_blank_values=True))
-        if http.headers.get("x-acs-action") != "SendSms" or http.headers.get("x-acs-version") != "2017-05-25":
+        action = http.headers.get("x-acs-action")
+        if action not in ALIYUN_ACTIONS or http.headers.get("x-acs-version") != "2017-05-25":
             return self._error("InvalidAction.NotFound", "Specified api is not found, please check your url and method.")
         error = self._signature_error(http, query, body)
         if error:
             return error
         if fault:
             return self._error(fault.code, fault.message if fault.message != fault.code else "")
+        if action == "QuerySendDetails":
+            return self._query_send_details(query)
         match = _MAINLAND.fullmatch(query.get("PhoneNumbers", ""))
         if not match:
             return self._error("isv.MOBILE_NUMBER_ILLEGAL")
@@ -322,6 +342,40 @@ class FakeAliyunSms(_FakeSmsServer):
         return _Reply(200, {"RequestId": _request_id(), "Message": "OK", "BizId": biz_id, "Code": "OK"},
                       "application/json;charset=utf-8")
 
+    def _query_send_details(self, query: dict[str, str]) -> _Reply:
+        """``QuerySendDetails``: one number's records of one day (China's), paged, each with the OutId it was sent with."""
+        for name in ("PhoneNumber", "SendDate", "PageSize", "CurrentPage"):
+            if not query.get(name):
+                return self._error(f"Missing{name}", f"{name} is mandatory for this action.")
+        if not re.fullmatch(r"1\d{10}", query["PhoneNumber"]):
+            return self._error("isv.MOBILE_NUMBER_ILLEGAL")
+        try:
+            day = datetime.strptime(query["SendDate"], "%Y%m%d").replace(tzinfo=SHANGHAI)
+            size, page = int(query["PageSize"]), int(query["CurrentPage"])
+            assert 1 <= size <= 50 and page >= 1
+        except (ValueError, AssertionError):
+            return self._error("isv.INVALID_PARAMETERS", "参数异常")
+        if day < self.clock().astimezone(SHANGHAI) - timedelta(days=31):
+            return self._error("isv.INVALID_PARAMETERS", "只支持查询最近30天的记录")
+        records = self._sent_records(query["PhoneNumber"], day, day + timedelta(days=1) - timedelta(microseconds=1))
+        biz_id = query.get("BizId")
+        if biz_id:
+            records = [sms for sms in records if sms.message_id == biz_id]
+        shown = records[(page - 1) * size : page * size]
+
+        def dto(sms: AcceptedSms) -> dict[str, Any]:
+            at = sms.at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
+            text = "".join(str(value) for value in sms.params.values())
+            detail = {"PhoneNum": sms.phone, "SendStatus": 3, "ErrCode": "DELIVERED", "TemplateCode": sms.template,
+                      "Content": f"【{sms.sign_name}】{text}", "SendDate": at, "ReceiveDate": at}
+            if sms.idempotency is not None:
+                detail["OutId"] = sms.idempotency
+            return detail
+
+        body = {"RequestId": _request_id(), "Code": "OK", "Message": "OK", "TotalCount": len(records),
+                "SmsSendDetailDTOs": {"SmsSendDetailDTO": [dto(sms) for sms in shown]}}
+        return _Reply(200, body, "application/json;charset=utf-8")
+
 
 # -- Tencent -----------------------------------------------------------------------------------------------------------
 
@@ -338,6 +392,7 @@ TENCENT_MESSAGES = {
     "LimitExceeded.PhoneNumberSameContentDailyLimit": "the number of SMS messages with the same content sent to a single mobile number every day exceeds the upper limit",
     "InternalError.Timeout": "request timeout",
 }
+TENCENT_ACTIONS = ("SendSms", "PullSmsSendStatusByPhoneNumber")
 # Codes about one number of the batch: they come in that number's SendStatus, not as a request error.
 _PER_NUMBER = ("LimitExceeded.PhoneNumber", "InvalidParameterValue.IncorrectPhoneNumber", "FailedOperation.PhoneNumberInBlacklist")
 
@@ -349,10 +404,18 @@ class FakeTencentSms(_FakeSmsServer):
     provider = "tencent"
 
     def __init__(
-        self, *, sdk_app_id: str = "1400000001", per_30s: int = 1, per_hour: int | None = None, per_day: int = 2, **kw: Any
+        self,
+        *,
+        sdk_app_id: str = "1400000001",
+        per_30s: int = 1,
+        per_hour: int | None = None,
+        per_day: int = 2,
+        pull_session_context: bool = True,
+        **kw: Any,
     ):
         super().__init__(**kw)
         self.sdk_app_id = sdk_app_id
+        self.pull_session_context = pull_session_context  # Tencent enables the echo per account, on request
         self.per_30s, self.per_hour, self.per_day = per_30s, per_hour, per_day
 
     def _error(self, code: str, message: str = "") -> _Reply:
@@ -404,7 +467,8 @@ class FakeTencentSms(_FakeSmsServer):
         return None
 
     def _answer(self, http: BaseHTTPRequestHandler, body: bytes, fault: _Fault | None) -> _Reply:
-        if http.headers.get("X-TC-Action") != "SendSms" or http.headers.get("X-TC-Version") != "2021-01-11":
+        action = http.headers.get("X-TC-Action")
+        if action not in TENCENT_ACTIONS or http.headers.get("X-TC-Version") != "2021-01-11":
             return self._error("InvalidAction", "The action requested is invalid.")
         error = self._signature_error(http, body)
         if error:
@@ -413,6 +477,10 @@ class FakeTencentSms(_FakeSmsServer):
             request = json.loads(body)
         except ValueError:
             return self._error("FailedOperation.JsonParseFail", "json parse fail")
+        if action == "PullSmsSendStatusByPhoneNumber":
+            if fault:
+                return self._error(fault.code, fault.message if fault.message != fault.code else "")
+            return self._pull_status(request)
         numbers = request.get("PhoneNumberSet") or []
         if len(numbers) != 1:
             return self._error("MissingParameter.EmptyPhoneNumberSet" if not numbers else "UnsupportedOperation",
@@ -450,3 +518,36 @@ class FakeTencentSms(_FakeSmsServer):
             serial = f"2645:{100000000000000000 + next(self._ids)}"
             self._accept(phone, sign, template, request.get("TemplateParamSet", []), session or None, serial)
         return self._status(f"+86{phone}", "Ok", session=session, serial=serial)
+
+    def _pull_status(self, request: dict[str, Any]) -> _Reply:
+        """``PullSmsSendStatusByPhoneNumber``: one number's sending statuses in [BeginTime, EndTime], at most Limit."""
+        for name in ("BeginTime", "Offset", "Limit", "PhoneNumber", "SmsSdkAppId"):
+            if request.get(name) is None:
+                return self._error("MissingParameter", f"The request is missing a required parameter `{name}`.")
+        if request["SmsSdkAppId"] != self.sdk_app_id:
+            return self._error("UnauthorizedOperation.SmsSdkAppIdVerifyFail")
+        match = re.fullmatch(r"\+86(1\d{10})", str(request["PhoneNumber"]))
+        if not match:
+            return self._error("InvalidParameterValue.IncorrectPhoneNumber")
+        limit, begin, end = request["Limit"], request["BeginTime"], request.get("EndTime")
+        if not (isinstance(limit, int) and 1 <= limit <= 100) or request["Offset"] != 0:
+            return self._error("InvalidParameterValue", "Limit is 1..100 and Offset is 0.")
+        if not isinstance(begin, int) or begin < (self.clock() - timedelta(days=7)).timestamp() - 60:
+            return self._error("InvalidParameterValue", "BeginTime must be within the last 7 days.")
+        until = datetime.fromtimestamp(end, timezone.utc) if isinstance(end, int) else None
+        records = self._sent_records(match.group(1), datetime.fromtimestamp(begin, timezone.utc), until)[:limit]
+        statuses = [
+            {
+                "UserReceiveTime": int(sms.at.timestamp()),
+                "CountryCode": "86",
+                "SubscriberNumber": sms.phone,
+                "PhoneNumber": f"+86{sms.phone}",
+                "SerialNo": sms.message_id,
+                "ReportStatus": "SUCCESS",
+                "Description": "DELIVRD",
+                "SessionContext": (sms.idempotency or "") if self.pull_session_context else "",
+            }
+            for sms in records
+        ]
+        return _Reply(200, {"Response": {"PullSmsSendStatusSet": statuses, "RequestId": str(uuid.uuid4())}},
+                      "application/json")
