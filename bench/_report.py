@@ -1,6 +1,6 @@
 """What every benchmark writes with its figures: the machine, and its own marked section of docs/PERFORMANCE.md.
 
-Shared by the bench/*.py scripts (bench/progress.py still has its own copies of both functions and can switch to these).
+Shared by the bench/*.py scripts.
 """
 
 from __future__ import annotations

@@ -22,7 +22,6 @@ import asyncio
 import datetime as dt
 import json
 import os
-import platform
 import re
 import shutil
 import socket
@@ -36,7 +35,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-PERFORMANCE_MD = ROOT / "docs" / "PERFORMANCE.md"
+from bench._report import PERFORMANCE_MD, machine, write_section  # noqa: E402
+
 BEGIN, END = "<!-- bench/progress.py writes between these markers -->", "<!-- /bench/progress.py -->"
 TARGET_RATIO = 0.25
 QUERY = (ROOT / "graphql" / "operations" / "ProjectProgress.graphql").read_text(encoding="utf-8")
@@ -186,18 +186,6 @@ async def fetch_once(port: int, request: bytes) -> tuple[int, bytes]:
 
 
 # --- report ---------------------------------------------------------------------------------------------------------
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}"
-
-
 def report(results: dict, *, code: str, cases: int, body_size: int, args: argparse.Namespace) -> str:
     service, plain = results["service"], results["plain"]
     ratio = service["rps"] / plain["rps"]
@@ -215,15 +203,6 @@ def report(results: dict, *, code: str, cases: int, body_size: int, args: argpar
         f"{rows}\n\n"
         f"**Ratio service / plain: {ratio:.3f}** (target ≥ {TARGET_RATIO}: {verdict} it).\n"
     )
-
-
-def write_report(text: str) -> None:
-    current = PERFORMANCE_MD.read_text(encoding="utf-8")
-    if BEGIN not in current or END not in current:
-        raise SystemExit(f"{PERFORMANCE_MD} lacks the markers {BEGIN} … {END}")
-    before, rest = current.split(BEGIN, 1)
-    _, after = rest.split(END, 1)
-    PERFORMANCE_MD.write_text(f"{before}{BEGIN}\n{text}{END}{after}", encoding="utf-8")
 
 
 # --- main -----------------------------------------------------------------------------------------------------------
@@ -271,7 +250,7 @@ def main() -> int:
         text = report(results, code=code, cases=cases, body_size=len(body), args=args)
         print(text)
         if not args.no_write:
-            write_report(text)
+            write_section(BEGIN, END, text)
             print(f"written to {PERFORMANCE_MD.relative_to(ROOT)}")
         return 0
     finally:
