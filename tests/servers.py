@@ -48,6 +48,7 @@ __all__ = [
     "postgres_available",
     "redis_available",
     "require",
+    "stop_process",
 ]
 
 POSTGRES_URL_ENV = "JIANSHEN_TEST_POSTGRES_URL"
@@ -503,14 +504,8 @@ class RedisServer:
 
     def _terminate(self) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process is not None:
+            stop_process(process)
 
     def _remove_directory(self) -> None:
         if self.directory is None:
@@ -519,6 +514,18 @@ class RedisServer:
 
     def __repr__(self) -> str:
         return f"<RedisServer {self.url} {'managed' if self.managed else 'external'}>"
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 10) -> None:
+    """SIGTERM, then SIGKILL after ``timeout`` seconds; returns once the process is gone."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _redis_ping(port: int, host: str = HOST) -> bool:

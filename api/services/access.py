@@ -101,3 +101,12 @@ def case_scope(viewer: Viewer | None) -> Q:
     if viewer.role is Role.APPROVER and viewer.department_id:
         return Q(department_id=viewer.department_id)
     return NOTHING
+
+
+def client_key(viewer: Viewer, raw: str | None, *, field: str = "idempotencyKey") -> str | None:
+    """A client's own retry key (幂等键), scoped to the person: the same key from two people never collides."""
+    if not raw:
+        return None
+    if len(raw) > 100:
+        raise DomainError("INVALID_INPUT", "幂等键不能超过100个字符", field)
+    return f"{viewer.user_id}:{raw}"

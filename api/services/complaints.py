@@ -38,7 +38,7 @@ from api.domain.feedback import (
 from api.domain.timing import Timing
 from api.models import Department, User
 from api.models.feedback import Complaint, ComplaintEvent, ComplaintMessage
-from api.services.access import NOTHING, Viewer, require_viewer
+from api.services.access import NOTHING, Viewer, client_key, require_viewer
 from api.services.applications import check_project_code
 from api.services.cases import resolve_uploads
 from api.services.progress import Page, page_of
@@ -113,14 +113,9 @@ async def file_complaint(
     viewer = require_viewer(viewer)
     if viewer.role not in FILER_ROLES:
         raise DomainError("PERMISSION_DENIED", "工作人员不能以本人身份提交建议或投诉", None)
-    key = None
-    if idempotency_key:
-        if len(idempotency_key) > 100:
-            raise DomainError("INVALID_INPUT", "幂等键不能超过100个字符", "idempotencyKey")
-        key = f"{viewer.user_id}:{idempotency_key}"
-        previous = await Complaint.get_or_none(idempotency_key=key)
-        if previous is not None:
-            return FiledComplaint(previous, duplicate=True)
+    key = client_key(viewer, idempotency_key)
+    if key and (previous := await Complaint.get_or_none(idempotency_key=key)) is not None:
+        return FiledComplaint(previous, duplicate=True)
     cleaned = check_complaint_text(text)
     check_images(image_ids)
     code = check_project_code(project_code, field="projectCode") if project_code else None

@@ -19,7 +19,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.servers import free_port, port_is_open
+from tests.servers import free_port, port_is_open, stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 SUBSCRIBE = "subscription($id: ID!) { complaintMessages(complaintId: $id) { text fromFiler authorName } }"
@@ -56,12 +56,7 @@ def api_process(settings, redis_url: str | None = None):
             raise RuntimeError("API process did not listen in 30 s")
         yield f"127.0.0.1:{port}"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 @contextlib.asynccontextmanager

@@ -19,7 +19,6 @@ from api.settings import Settings
 from notifications.setup import build_dispatcher
 from tests.api.flows import act, act_ok, submit_ok
 from tests.conftest import FrozenClock
-from tests.fakes.sms import FakeTencentSms
 from tests.factories import APPLICANT_PHONE as PHONE
 from tests.fakes.wechat import FakeWeChat
 from tests.notifications.sms_setup import SDK_APP_ID, SIGN, TENCENT_KEY
@@ -41,15 +40,7 @@ def fake_wechat():
 
 
 @pytest.fixture
-def tencent(clock):
-    with FakeTencentSms(
-        key_id=TENCENT_KEY[0], secret=TENCENT_KEY[1], sdk_app_id=SDK_APP_ID, sign_names=(SIGN,), clock=clock
-    ) as fake:
-        yield fake
-
-
-@pytest.fixture
-def settings(database_url, tmp_path, fake_wechat, tencent) -> Settings:
+def settings(database_url, tmp_path, fake_wechat, tencent_fake) -> Settings:
     return Settings(
         database_url=database_url,
         upload_dir=tmp_path / "uploads",
@@ -59,7 +50,7 @@ def settings(database_url, tmp_path, fake_wechat, tencent) -> Settings:
         tencent_secret_id=TENCENT_KEY[0],
         tencent_secret_key=TENCENT_KEY[1],
         tencent_sms_sdk_app_id=SDK_APP_ID,
-        tencent_sms_endpoint=tencent.host,
+        tencent_sms_endpoint=tencent_fake.host,
         tencent_sms_scheme="http",
         sms_timeout=1.0,
         notice_retry_base_seconds=30,
@@ -109,7 +100,7 @@ async def attempts() -> list[tuple[str, str | None, str | None]]:
     return [(a.channel, a.outcome, a.error_code) for a in await DeliveryAttempt.all().order_by("id")]
 
 
-async def test_acceptance_notice_written_with_the_transition_and_sent_by_sms_once(gql, client, world, dispatcher, tencent):
+async def test_acceptance_notice_written_with_the_transition_and_sent_by_sms_once(gql, client, world, dispatcher, tencent_fake):
     await reach(world)
     await accept_one(gql, client)
     (notice,) = await Notice.all()
@@ -118,10 +109,10 @@ async def test_acceptance_notice_written_with_the_transition_and_sent_by_sms_onc
     assert await dispatcher.run_once() == 1
     delivery = await only_delivery()
     assert (delivery.status, delivery.channel, delivery.attempts) == (DeliveryStatus.DELIVERED, "sms", 1)
-    (sms,) = tencent.accepted
+    (sms,) = tencent_fake.accepted
     assert sms.phone == PHONE and sms.idempotency == f"notice-{notice.id}:{notice.recipient_id}:sms"
     assert await dispatcher.run_once() == 0  # nothing due: never twice
-    assert len(tencent.accepted) == 1
+    assert len(tencent_fake.accepted) == 1
 
 
 async def test_in_app_notices_read_and_marked(gql, client, world, dispatcher):
@@ -155,7 +146,7 @@ async def test_refused_transition_writes_no_notice_and_a_retry_writes_one(gql, c
     assert await Notice.all().count() == 1 and await Delivery.all().count() == 1
 
 
-async def test_wechat_when_consent_is_held_and_the_consent_is_spent(gql, client, world, dispatcher, fake_wechat, tencent):
+async def test_wechat_when_consent_is_held_and_the_consent_is_spent(gql, client, world, dispatcher, fake_wechat, tencent_fake):
     user = await reach(world, openid=OPENID)
     fake_wechat.grant_consent(OPENID, ACCEPTED_TEMPLATE)
     await SubscribeConsent.create(user_id=user.id, template_id=ACCEPTED_TEMPLATE, remaining=1)
@@ -167,11 +158,11 @@ async def test_wechat_when_consent_is_held_and_the_consent_is_spent(gql, client,
     assert sent.openid == OPENID and sent.template_id == ACCEPTED_TEMPLATE
     assert case_id in sent.page  # the page opens the case
     assert all(len(v) <= 20 for k, v in sent.data.items() if k.startswith("thing"))
-    assert tencent.accepted == []
+    assert tencent_fake.accepted == []
     assert (await SubscribeConsent.get(user_id=user.id)).remaining == 0
 
 
-async def test_43101_falls_back_to_sms(gql, client, world, dispatcher, fake_wechat, tencent):
+async def test_43101_falls_back_to_sms(gql, client, world, dispatcher, fake_wechat, tencent_fake):
     user = await reach(world, openid=OPENID)
     fake_wechat.add_openid(OPENID)  # WeChat knows the user, but no consent there: 43101
     await SubscribeConsent.create(user_id=user.id, template_id=ACCEPTED_TEMPLATE, remaining=1)
@@ -181,13 +172,13 @@ async def test_43101_falls_back_to_sms(gql, client, world, dispatcher, fake_wech
     delivery = await only_delivery()
     assert (delivery.status, delivery.channel, delivery.channels_done) == (DeliveryStatus.DELIVERED, "sms", ["wechat"])
     assert await attempts() == [("wechat", "FALLBACK", "43101"), ("sms", "DELIVERED", None)]
-    assert len(tencent.accepted) == 1
+    assert len(tencent_fake.accepted) == 1
 
 
-async def test_sms_500_is_retried_after_the_back_off_and_delivered_once(gql, client, world, dispatcher, tencent, clock):
+async def test_sms_500_is_retried_after_the_back_off_and_delivered_once(gql, client, world, dispatcher, tencent_fake, clock):
     await reach(world)
     await accept_one(gql, client)
-    tencent.http_error_next(500)
+    tencent_fake.http_error_next(500)
     await dispatcher.run_once()
     delivery = await only_delivery()
     assert delivery.status is DeliveryStatus.PENDING and delivery.next_attempt_at > clock.now
@@ -195,14 +186,14 @@ async def test_sms_500_is_retried_after_the_back_off_and_delivered_once(gql, cli
     clock.set(delivery.next_attempt_at + dt.timedelta(seconds=1))
     await dispatcher.run_once()
     assert (await only_delivery()).status is DeliveryStatus.DELIVERED
-    assert len(tencent.accepted) == 1
+    assert len(tencent_fake.accepted) == 1
     assert [a[1] for a in await attempts()] == ["RETRY_AFTER", "DELIVERED"]
 
 
-async def test_sms_rate_limit_waits_for_its_window(gql, client, world, dispatcher, tencent, clock):
+async def test_sms_rate_limit_waits_for_its_window(gql, client, world, dispatcher, tencent_fake, clock):
     await reach(world)
     await accept_one(gql, client)
-    tencent.fail_next("LimitExceeded.PhoneNumberDailyLimit", "单个手机号日下发短信条数超过设定的上限")
+    tencent_fake.fail_next("LimitExceeded.PhoneNumberDailyLimit", "单个手机号日下发短信条数超过设定的上限")
     await dispatcher.run_once()
     delivery = await only_delivery()
     assert delivery.status is DeliveryStatus.PENDING
@@ -214,7 +205,7 @@ async def test_sms_rate_limit_waits_for_its_window(gql, client, world, dispatche
     assert (await only_delivery()).status is DeliveryStatus.DELIVERED
 
 
-async def test_no_sms_at_night(gql, client, world, dispatcher, tencent, clock):
+async def test_no_sms_at_night(gql, client, world, dispatcher, tencent_fake, clock):
     await reach(world)
     clock.set(dt.datetime(2026, 11, 24, 23, 0, tzinfo=SHANGHAI))
     await accept_one(gql, client)
@@ -222,16 +213,16 @@ async def test_no_sms_at_night(gql, client, world, dispatcher, tencent, clock):
     delivery = await only_delivery()
     assert (delivery.status, delivery.attempts) == (DeliveryStatus.PENDING, 0)  # waiting costs no attempt
     assert delivery.next_attempt_at.astimezone(SHANGHAI) == dt.datetime(2026, 11, 25, 8, 0, tzinfo=SHANGHAI)
-    assert tencent.accepted == []
+    assert tencent_fake.accepted == []
     clock.set(dt.datetime(2026, 11, 25, 8, 0, tzinfo=SHANGHAI))
     await dispatcher.run_once()
-    assert len(tencent.accepted) == 1
+    assert len(tencent_fake.accepted) == 1
 
 
-async def test_permanent_failure_is_dead_visible_to_staff_and_resendable(gql, client, world, dispatcher, tencent):
+async def test_permanent_failure_is_dead_visible_to_staff_and_resendable(gql, client, world, dispatcher, tencent_fake):
     await reach(world)
     await accept_one(gql, client)
-    tencent.fail_next("FailedOperation.TemplateIncorrectOrUnapproved", "模板未审批或内容不匹配")
+    tencent_fake.fail_next("FailedOperation.TemplateIncorrectOrUnapproved", "模板未审批或内容不匹配")
     await dispatcher.run_once()
     assert (await only_delivery()).status is DeliveryStatus.DEAD
     query = """{ notificationDeliveries(filter: {status: DEAD}) { nodes { id status channel recipient lastErrorCode
@@ -251,16 +242,16 @@ async def test_permanent_failure_is_dead_visible_to_staff_and_resendable(gql, cl
     assert again["resendNotification"]["errors"][0]["code"] == "CONFLICT"  # delivered: nothing to resend
 
 
-async def test_nobody_reachable_keeps_the_in_app_notice(gql, client, world, dispatcher, tencent):
+async def test_nobody_reachable_keeps_the_in_app_notice(gql, client, world, dispatcher, tencent_fake):
     case = (await submit_ok(gql, client, ("A",)))["A"]
     await reach(world, sms=False)
     await act_ok(gql, "AcceptCase", "clerk", caseId=case["id"])
     await dispatcher.run_once()
     assert (await only_delivery()).status is DeliveryStatus.IN_APP_ONLY
-    assert tencent.accepted == []
+    assert tencent_fake.accepted == []
 
 
-async def test_a_dispatcher_that_died_mid_send_is_taken_over_after_its_lease(gql, client, world, settings, clock, tencent):
+async def test_a_dispatcher_that_died_mid_send_is_taken_over_after_its_lease(gql, client, world, settings, clock, tencent_fake):
     await reach(world)
     await accept_one(gql, client)
     dying = build_dispatcher(settings, clock=clock)
@@ -277,7 +268,7 @@ async def test_a_dispatcher_that_died_mid_send_is_taken_over_after_its_lease(gql
     assert token
 
 
-async def test_two_dispatchers_deliver_each_notice_once(gql, client, world, settings, clock, tencent):
+async def test_two_dispatchers_deliver_each_notice_once(gql, client, world, settings, clock, tencent_fake):
     await reach(world)
     for _ in range(6):
         case = (await submit_ok(gql, client, ("C",)))["C"]
@@ -287,6 +278,6 @@ async def test_two_dispatchers_deliver_each_notice_once(gql, client, world, sett
     first, second = build_dispatcher(settings, clock=clock), build_dispatcher(settings, clock=clock)
     worked = await asyncio.gather(first.run_once(), second.run_once())
     assert sum(worked) == 12
-    keys = [sms.idempotency for sms in tencent.accepted]
+    keys = [sms.idempotency for sms in tencent_fake.accepted]
     assert len(keys) == 12 == len(set(keys))
     assert await Delivery.filter(status=DeliveryStatus.DELIVERED).count() == 12
