@@ -17,6 +17,28 @@ from tortoise.migrations.executor import MigrationExecutor
 from api.settings import Settings, get_settings
 
 APP_LABEL = "models"
+DB_TIMEZONE = "Asia/Shanghai"
+
+
+def _bind_sqlite_datetimes_in_the_database_zone() -> None:
+    """SQLite keeps datetimes as text and compares them as text. Tortoise writes a model's datetimes in the configured
+    zone ("2026-11-24 18:00:00+08:00") but binds a filter's datetime as given, so ``next_attempt_at__lte=now`` with
+    ``now`` in UTC compared "18:00+08:00" with "10:05+00:00" and found a due notice not due for eight hours.
+    Every bound aware datetime is converted to the database's zone, so text order is time order again.
+    (PostgreSQL compares real timestamps and is not affected.)"""
+    import datetime as dt
+    import sqlite3
+    from zoneinfo import ZoneInfo
+
+    import tortoise.backends.sqlite.executor  # noqa: F401 - registers Tortoise's own adapter first; ours replaces it
+
+    zone = ZoneInfo(DB_TIMEZONE)
+    sqlite3.register_adapter(
+        dt.datetime, lambda value: (value.astimezone(zone) if value.tzinfo else value).isoformat(" ")
+    )
+
+
+_bind_sqlite_datetimes_in_the_database_zone()
 
 
 def tortoise_config(database_url: str) -> dict[str, Any]:
@@ -34,7 +56,7 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
             }
         },
         "use_tz": True,
-        "timezone": "Asia/Shanghai",
+        "timezone": DB_TIMEZONE,
     }
 
 

@@ -281,3 +281,13 @@ async def test_two_dispatchers_deliver_each_notice_once(gql, client, world, sett
     keys = [sms.idempotency for sms in tencent_fake.accepted]
     assert len(keys) == 12 == len(set(keys))
     assert await Delivery.filter(status=DeliveryStatus.DELIVERED).count() == 12
+
+
+async def test_due_notices_are_found_whatever_the_zone_of_now(gql, client, world, dispatcher, tencent_fake, clock):
+    """The real clock is in UTC while SQLite keeps times as +08:00 text: a due notice must still be due (api/db.py)."""
+    clock.set(dt.datetime(2026, 11, 24, 2, 0, tzinfo=dt.timezone.utc))  # 10:00 in Shanghai
+    await reach(world)
+    await accept_one(gql, client)
+    clock.set(clock.now + dt.timedelta(seconds=1))
+    assert await dispatcher.run_once() == 1
+    assert len(tencent_fake.accepted) == 1

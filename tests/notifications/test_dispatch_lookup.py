@@ -24,7 +24,6 @@ from tests.notifications.test_dispatch import (  # noqa: F401 - fixtures
     only_delivery,
     reach,
     settings,
-    tencent,
 )
 
 
@@ -53,22 +52,22 @@ def sends(fake) -> int:
 
 
 async def test_a_message_the_provider_got_before_the_crash_is_not_sent_again(
-    gql, client, world, settings, clock, tencent
+    gql, client, world, settings, clock, tencent_fake
 ):
     survivor = await survivor_of_a_crash(gql, client, world, settings, clock, provider_accepts=True)
 
     assert await survivor.run_once() == 1
 
     delivery = await only_delivery()
-    (sms,) = tencent.accepted
+    (sms,) = tencent_fake.accepted
     assert (delivery.status, delivery.attempts) == (DeliveryStatus.DELIVERED, 1)
     assert delivery.provider_message_id == sms.message_id
     (attempt,) = await DeliveryAttempt.all()
     assert attempt.outcome == "DELIVERED" and "进程中断" in attempt.reason and "不再重发" in attempt.reason
-    assert sends(tencent) == 1
+    assert sends(tencent_fake) == 1
 
 
-async def test_a_message_the_provider_never_got_is_sent_once(gql, client, world, settings, clock, tencent):
+async def test_a_message_the_provider_never_got_is_sent_once(gql, client, world, settings, clock, tencent_fake):
     survivor = await survivor_of_a_crash(gql, client, world, settings, clock, provider_accepts=False)
 
     await survivor.run_once()
@@ -76,42 +75,42 @@ async def test_a_message_the_provider_never_got_is_sent_once(gql, client, world,
     assert (await only_delivery()).status is DeliveryStatus.DELIVERED
     assert [a[1] for a in await attempts()] == ["LOST", "DELIVERED"]
     assert "没有此消息" in (await DeliveryAttempt.get(number=1)).reason
-    assert len(tencent.accepted) == 1
-    actions = [request["headers"].get("X-TC-Action") for request in tencent.requests]
+    assert len(tencent_fake.accepted) == 1
+    actions = [request["headers"].get("X-TC-Action") for request in tencent_fake.requests]
     assert actions == ["PullSmsSendStatusByPhoneNumber", "SendSms"]
 
 
 async def test_when_the_provider_cannot_be_asked_nothing_is_sent_until_it_answers(
-    gql, client, world, settings, clock, tencent
+    gql, client, world, settings, clock, tencent_fake
 ):
     survivor = await survivor_of_a_crash(gql, client, world, settings, clock, provider_accepts=True)
-    tencent.fail_next("InternalError.Timeout")
+    tencent_fake.fail_next("InternalError.Timeout")
 
     await survivor.run_once()
 
     delivery = await only_delivery()
     assert delivery.status is DeliveryStatus.PENDING and delivery.next_attempt_at > clock.now
     assert delivery.last_error_code == "InternalError.Timeout" and "稍后再查" in delivery.last_error
-    assert sends(tencent) == 1 and delivery.attempts == 1
+    assert sends(tencent_fake) == 1 and delivery.attempts == 1
     assert await survivor.run_once() == 0  # not before its time
     clock.set(delivery.next_attempt_at + dt.timedelta(seconds=1))
     await survivor.run_once()
     assert (await only_delivery()).status is DeliveryStatus.DELIVERED
-    assert len(tencent.accepted) == 1 and sends(tencent) == 1
+    assert len(tencent_fake.accepted) == 1 and sends(tencent_fake) == 1
 
 
 async def test_a_provider_unreadable_past_the_patience_gets_the_message_again(
-    gql, client, world, settings, clock, tencent
+    gql, client, world, settings, clock, tencent_fake
 ):
     """At least once: when the records stay unreadable for long, a repeat is better than a loss."""
     survivor = await survivor_of_a_crash(gql, client, world, settings, clock, provider_accepts=False)
-    tencent.fail_next("InternalError.Timeout")
+    tencent_fake.fail_next("InternalError.Timeout")
     await survivor.run_once()
     clock.set(clock.now + dt.timedelta(seconds=survivor.config.lookup_patience + 1))
-    tencent.fail_next("InternalError.Timeout")
+    tencent_fake.fail_next("InternalError.Timeout")
 
     await survivor.run_once()
 
     assert (await only_delivery()).status is DeliveryStatus.DELIVERED
     assert "长时间无法查询" in (await DeliveryAttempt.get(number=1)).reason
-    assert len(tencent.accepted) == 1
+    assert len(tencent_fake.accepted) == 1
