@@ -15,6 +15,7 @@ from tortoise.contrib.starlette import RegisterTortoise
 from api.broker import make_broker
 from api.db import UnmigratedDatabase, config_from_settings, pending_migrations
 from api.middleware import AuthMiddleware, RequestLogMiddleware, configure_logging
+from api.routes.certificates import download, verify_page, verify_upload
 from api.routes.health import healthz, readyz
 from api.routes.ingest import ingest_events
 from api.routes.uploads import upload
@@ -60,11 +61,15 @@ def create_app(
     check_migrations: bool = True,
     clock: Clock = system_clock,
     run_dispatcher: bool = True,
+    produce_certificates: bool = True,
 ) -> Starlette:
     """The service. ``clock`` is the one source of "now" (tests freeze it to fixed dates).
 
     ``run_dispatcher``: deliver notices from this process (embedded mode), or, with Redis, wake the arq workers after
     each commit that wrote notices. Tests that drive a dispatcher themselves turn it off.
+
+    ``produce_certificates``: seal the PDFs of issued certificates in this process (right after each approval, and a
+    sweep at start and on a timer). Off, a PDF is made on its first download or by another process's sweep.
     """
     settings = settings or get_settings()
     configure_logging(settings)
@@ -89,7 +94,9 @@ def create_app(
                     raise UnmigratedDatabase(
                         f"database has pending migrations {pending}: run `python -m api migrate` first"
                     )
-            async with _notice_dispatch(settings, wechat, clock, enabled=run_dispatcher):
+            async with _notice_dispatch(settings, wechat, clock, enabled=run_dispatcher), _certificate_pdfs(
+                settings, clock, enabled=produce_certificates
+            ):
                 try:
                     yield
                 finally:
@@ -103,6 +110,10 @@ def create_app(
             Route("/readyz", readyz),
             Route("/uploads", upload, methods=["POST"]),
             Route("/ingest/events", ingest_events, methods=["POST"]),
+            Route("/certificates/{certificate_id:int}/pdf", download, methods=["GET"]),
+            Route("/verify", verify_page, methods=["GET"]),
+            Route("/verify", verify_upload, methods=["POST"]),
+            Route("/verify/{identifier}", verify_page, methods=["GET"]),
             Route("/graphql", graphql_app, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql_app),  # subscriptions (graphql-transport-ws)
             Mount("/graphql", graphql_app),
@@ -116,6 +127,23 @@ def create_app(
     app.add_middleware(AuthMiddleware, settings=settings)
     app.add_middleware(RequestLogMiddleware)
     return app
+
+
+@contextlib.asynccontextmanager
+async def _certificate_pdfs(settings: Settings, clock: Clock, *, enabled: bool):
+    """Certificates issued by an approval get their sealed PDF within seconds, and one left without it by a crash is
+    found by the sweep (api/services/certificates.py). Every instance may run it: producing a PDF is idempotent."""
+    if not enabled:
+        yield
+        return
+    from api.services.certificates import CertificatePdfRunner
+
+    runner = CertificatePdfRunner(settings, clock, interval=settings.certificate_sweep_seconds)
+    await runner.start()
+    try:
+        yield
+    finally:
+        await runner.stop()
 
 
 @contextlib.asynccontextmanager

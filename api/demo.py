@@ -9,6 +9,8 @@ What is loaded:
   经办人授权), a window clerk, one approver per government department, a supervisor,
   an administrator and a citizen; staff sign in with ``staffLogin`` and ``DEMO_STAFF_PASSWORD``, WeChat users with the
   development login code ``dev:<username>`` (console mode, no app id configured);
+- an 电子印章 for every department whose items yield certificates, and so the certificates of the approved cases,
+  issued by the approvals themselves, their sealed PDFs made once at load;
 - 20 projects whose histories are made ONLY through the real services (``submit_application``, ``apply_case_action``)
   at moments in the past relative to today, so every rule is checked exactly as in production and the lights
   (computed with the real holiday calendar) show red, yellow and green cases whenever the demo is loaded.
@@ -32,6 +34,7 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
+from api.demo_feedback import load_feedback_demo
 from api.domain.accounts import Role
 from api.domain.calendar import WorkCalendar
 from api.domain.catalog import ItemKind
@@ -644,13 +647,29 @@ DEMO_PDF = _minimal_pdf("Jianshen demo material")
 # ---------------------------------------------------------------------------------------------------------------------
 # Loading
 # ---------------------------------------------------------------------------------------------------------------------
-async def load_demo(settings: Settings, *, now: dt.datetime | None = None) -> dict[str, str]:
-    """Load the demo (once) and return a fresh access token per role. Tortoise must be initialised."""
+# Sealed PDFs made by ``load_demo`` itself (~0.45 s each): the demo has ~90 certificates, and sealing them all would
+# add ~40 s to ``make demo``. The rest are sealed by the server's sweep in the background right after it starts (or
+# on their first download): the same path that recovers from a crash before a PDF.
+DEMO_PDFS_AT_LOAD = 16
+
+
+async def load_demo(
+    settings: Settings, *, now: dt.datetime | None = None, pdf_limit: int | None = DEMO_PDFS_AT_LOAD
+) -> dict[str, str]:
+    """Load the demo (once) and return a fresh access token per role. Tortoise must be initialised.
+
+    The certificates of the approved demo cases are issued by the approvals themselves; their sealed PDFs are made
+    here, after the commit (``pdf_limit``: at most that many, the rest left to the app's sweep; ``None``: all). A
+    second load makes only what is still missing, up to the limit again.
+    """
     await seed_bundled_years()
     if not await Organization.exists(uscc=MARKER_USCC):
         now = (now or dt.datetime.now(dt.timezone.utc)).astimezone(SHANGHAI)
         async with in_transaction():  # all or nothing, so the marker means "fully loaded"
-            await _Builder(settings, now, await get_calendar(max_age=0)).build()
+            calendar = await get_calendar(max_age=0)
+            await _Builder(settings, now, calendar).build()
+            await load_feedback_demo(settings, now, calendar)  # complaints and ratings (issue #6)
+    await _seal_certificates(settings, pdf_limit)
     users = {u.username: u for u in await User.filter(username__in=list(TOKEN_USERS.values()))}
     tokens = {}
     for role, name in TOKEN_USERS.items():
@@ -664,6 +683,20 @@ async def load_demo(settings: Settings, *, now: dt.datetime | None = None) -> di
             settings, user_id=users[name].id, role=role, session_id=str(session.id), ttl=settings.demo_token_ttl
         )
     return tokens
+
+
+async def _seal_certificates(settings: Settings, limit: int | None) -> int:
+    from api.services.certificates import produce_pending
+
+    made = 0
+    while limit is None or made < limit:
+        batch = await produce_pending(
+            settings, now=dt.datetime.now(dt.timezone.utc), limit=20 if limit is None else min(20, limit - made)
+        )
+        if not batch:
+            break
+        made += batch
+    return made
 
 
 class _Builder:
@@ -703,6 +736,7 @@ class _Builder:
             item = await ApprovalItem.create(code=code, name=name, kind=kind, department=self.departments[dept])
             self.items[code] = item
             self.item_codes[item.id] = code
+        await self._seals()
         for process_type, (name, stages) in TEMPLATES.items():
             template = await ProcessTemplate.create(process_type=process_type, name=name)
             for stage, (lead, codes) in stages.items():
@@ -717,6 +751,17 @@ class _Builder:
                         warning_days=2, sort=sort, certificate_type=ITEMS[code][3],
                         predecessor_codes=[p for p in PREDECESSORS.get(code, []) if p in codes],
                     )
+
+    async def _seals(self) -> None:
+        """电子印章 for every department whose items yield certificates (DOMAIN.md §7)."""
+        from api.services.seals import DEFAULT_SEAL_TYPE, make_seal
+
+        for dept in sorted({spec[2] for spec in ITEMS.values() if spec[3]}):
+            department = self.departments[dept]
+            await make_seal(
+                self.settings, department, name=f"{department.name}{DEFAULT_SEAL_TYPE}", seal_type=DEFAULT_SEAL_TYPE,
+                valid_years=5, now=self.now,
+            )
 
     async def _people(self) -> None:
         for key, name, body, region in ORGANIZATIONS:

@@ -19,6 +19,8 @@ from notifications.templates import cached_templates
 
 DEV_SECRET_KEY = "dev-only-secret-key-change-me-in-production-0123456789"
 DEV_INGEST_SECRET_PREFIX = "dev-ingest-secret"
+DEV_ESIGN_KEK = "dev-only-seal-key-encryption-key-change-me-0123456789"
+DEV_CHECK_CODE_SECRET = "dev-only-certificate-check-code-secret-0123456789"
 
 
 class Environment(str, Enum):
@@ -117,6 +119,34 @@ class Settings(BaseSettings):
     rating_window_days: int = Field(30, ge=1, description="A matter may be rated this many days after its decision")
     rating_contact_days: int = Field(1, ge=1, description="A 差评's rater is contacted within this many working days")
     rating_rectify_days: int = Field(5, ge=1, description="A 差评 is rectified within this many working days")
+
+    # Electronic seals and certificates (issue #4, DOMAIN.md §6–7).
+    esign_dir: Path = Field(
+        Path("var/esign"), description="Embedded platform CA (created on first run) when no CA files are configured"
+    )
+    esign_ca_cert_file: Path | None = Field(None, description="Platform CA certificate (PEM), production")
+    esign_ca_key_file: Path | None = Field(None, description="Platform CA private key (PKCS#8 PEM), production")
+    esign_ca_key_password: str | None = Field(None, description="Password of the platform CA key file, if encrypted")
+    esign_kek: str = Field(
+        DEV_ESIGN_KEK, description="Key-encryption key of the seals' private keys (and the embedded CA's); ≥ 32 characters"
+    )
+    certificate_dir: Path = Field(Path("var/certificates"), description="Where the signed certificate PDFs are stored")
+    certificate_check_secret: str = Field(
+        DEV_CHECK_CODE_SECRET, description="HMAC secret of the check codes printed on certificates; ≥ 32 characters"
+    )
+    public_base_url: str = Field(
+        "http://localhost:8000", description="Public base URL of this service: QR codes and download links point here"
+    )
+    certificate_download_ttl: int = Field(
+        300, ge=10, le=86400, description="Lifetime of a certificate's signed download link, seconds"
+    )
+    verify_upload_max_bytes: int = Field(
+        10 * 1024 * 1024, ge=1024, description="Largest PDF accepted by POST /verify, bytes"
+    )
+    certificate_sweep_seconds: float = Field(
+        30.0, gt=0, le=3600, description="How often a process looks for certificates whose PDF is still to be made"
+    )
+
     @property
     def is_production(self) -> bool:
         return self.env is Environment.PRODUCTION
@@ -130,6 +160,16 @@ class Settings(BaseSettings):
         if self.is_production:
             if self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < 32:
                 raise ValueError("JIANSHEN_SECRET_KEY must be set to a secret of at least 32 characters in production")
+            if self.esign_kek == DEV_ESIGN_KEK:
+                raise ValueError("JIANSHEN_ESIGN_KEK must be set to a secret of at least 32 characters in production")
+            if self.certificate_check_secret == DEV_CHECK_CODE_SECRET:
+                raise ValueError(
+                    "JIANSHEN_CERTIFICATE_CHECK_SECRET must be set to a secret of at least 32 characters in production"
+                )
+        if len(self.esign_kek.encode()) < 32 or len(self.certificate_check_secret.encode()) < 32:
+            raise ValueError("JIANSHEN_ESIGN_KEK and JIANSHEN_CERTIFICATE_CHECK_SECRET need at least 32 characters")
+        if self.esign_ca_key_file is not None and self.esign_ca_cert_file is None:
+            raise ValueError("JIANSHEN_ESIGN_CA_KEY_FILE needs JIANSHEN_ESIGN_CA_CERT_FILE")
         if self.wechat_app_id and not self.wechat_app_secret:
             raise ValueError("JIANSHEN_WECHAT_APP_SECRET must be set with JIANSHEN_WECHAT_APP_ID")
         return self

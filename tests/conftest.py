@@ -130,7 +130,12 @@ def database_url(db_backend: str, request, base_dir: Path) -> str:
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=database_url, upload_dir=tmp_path / "uploads")
+    return Settings(
+        database_url=database_url,
+        upload_dir=tmp_path / "uploads",
+        esign_dir=tmp_path / "esign",
+        certificate_dir=tmp_path / "certificates",
+    )
 
 
 @pytest.fixture

@@ -13,7 +13,15 @@ def test_production_refuses_the_development_secret():
         Settings(env="production")
     with pytest.raises(ValidationError):
         Settings(env="production", secret_key="short")
-    assert Settings(env="production", secret_key="x" * 40).graphiql_enabled is False
+    production = dict(esign_kek="k" * 40, certificate_check_secret="c" * 40)
+    assert Settings(env="production", secret_key="x" * 40, **production).graphiql_enabled is False
+
+
+def test_production_refuses_the_development_seal_secrets():
+    with pytest.raises(ValidationError, match="JIANSHEN_ESIGN_KEK"):
+        Settings(env="production", secret_key="x" * 40, certificate_check_secret="c" * 40)
+    with pytest.raises(ValidationError, match="JIANSHEN_CERTIFICATE_CHECK_SECRET"):
+        Settings(env="production", secret_key="x" * 40, esign_kek="k" * 40)
 
 
 async def test_unmigrated_database_is_refused(tmp_path):

@@ -14,8 +14,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from tortoise.backends.base.executor import EXECUTOR_CACHE
+
 import api.models as models
-from api.demo import PROJECTS, TOKEN_USERS, load_demo
+from api.app import create_app
+from api.models import Certificate, Seal
+from esign import async_verify_pdf
+from esign.ca import load_certificates
+from api.demo import DEMO_PDFS_AT_LOAD, PROJECTS, TOKEN_USERS, load_demo
 from api.domain.codes import is_valid_project_code, is_valid_uscc
 from api.domain.timing import CaseState, Light
 from api.models import Case, Department, Organization, ProcessTemplate, Project, TemplateItem, TemplateStage
@@ -35,19 +42,35 @@ async def _snapshot() -> dict:
     }
 
 
+@pytest.fixture
+async def app(settings):
+    """The app without its certificate sweep nor its notice dispatcher: the snapshots must see only what the demo wrote."""
+    EXECUTOR_CACHE.clear()
+    application = create_app(settings, produce_certificates=False, run_dispatcher=False)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
 async def test_loading_twice_gives_the_same_data(app, settings):
-    first_tokens = await load_demo(settings)
+    first_tokens = await load_demo(settings, pdf_limit=0)
     first = await _snapshot()
-    second_tokens = await load_demo(settings)
+    second_tokens = await load_demo(settings, pdf_limit=0)
     assert await _snapshot() == first
     assert set(first_tokens) == set(second_tokens) == ROLES
     assert first["counts"]["Project"] == len(PROJECTS) == 20
     assert first["counts"]["Case"] > 100
     assert first["counts"]["CalendarYear"] >= 3
+    # Complaints in every state of their flow with a thread, and ratings including a 差评 being followed up.
+    assert first["counts"]["Complaint"] == 4 and first["counts"]["ComplaintMessage"] >= 3
+    assert first["counts"]["Rating"] >= 3
+    from api.models import Complaint, Rating
+
+    assert {c.state.value for c in await Complaint.all()} == {"SUBMITTED", "ASSIGNED", "REPLIED", "CLOSED"}
+    assert await Rating.filter(level__lte=2, contacted_at__isnull=False).exists()
 
 
 async def test_demo_content_is_complete_and_valid(app, settings, client):
-    tokens = await load_demo(settings)
+    tokens = await load_demo(settings, pdf_limit=2)
 
     # Every state of the lifecycle appears at least once.
     cases = await Case.all().order_by("id")
@@ -102,6 +125,21 @@ async def test_demo_content_is_complete_and_valid(app, settings, client):
         assert response.json() == {"data": {"viewer": {"role": role}}}, role
     assert set(tokens) == set(TOKEN_USERS) == ROLES
 
+    # Every approved case of an item with a certificate type has its certificate; the departments have seals; the
+    # PDFs made at load verify against the platform CA.
+    with_type = [c for c in cases if c.state in {*approved_states, CaseState.REVOKED} and c.certificate_type]
+    certificates = await Certificate.all()
+    assert len(with_type) > 10 and {c.case_id for c in certificates} == {c.id for c in with_type}
+    revoked = {c.id for c in with_type if c.state is CaseState.REVOKED}
+    assert revoked and {c.case_id for c in certificates if c.status.value == "REVOKED"} == revoked
+    assert {c.department_id for c in certificates} <= set(await Seal.all().values_list("department_id", flat=True))
+    sealed = [c for c in certificates if c.pdf_path]
+    assert len(sealed) == 2
+    roots = load_certificates((settings.esign_dir / "platform-ca.pem").read_bytes())
+    for certificate in sealed:
+        result = await async_verify_pdf((settings.certificate_dir / certificate.pdf_path).read_bytes(), roots)
+        assert result.valid and result.identifier == certificate.identifier, result.message
+
 
 def test_the_cli_loads_the_demo_once_and_writes_the_tokens(tmp_path):
     database = tmp_path / "demo.sqlite3"
@@ -110,6 +148,8 @@ def test_the_cli_loads_the_demo_once_and_writes_the_tokens(tmp_path):
         "JIANSHEN_ENV": "development",
         "JIANSHEN_DATABASE_URL": f"sqlite://{database}",
         "JIANSHEN_UPLOAD_DIR": str(tmp_path / "uploads"),
+        "JIANSHEN_ESIGN_DIR": str(tmp_path / "esign"),
+        "JIANSHEN_CERTIFICATE_DIR": str(tmp_path / "certificates"),
     }
 
     def run(*args: str) -> subprocess.CompletedProcess:
@@ -132,6 +172,10 @@ def test_the_cli_loads_the_demo_once_and_writes_the_tokens(tmp_path):
     cases = case_count()
     assert cases > 100
     assert any((tmp_path / "uploads").iterdir())
+    with sqlite3.connect(database) as db:  # the first certificates sealed at load, the others by the server's sweep
+        sealed = "SELECT COUNT(*) FROM certificate WHERE pdf_path IS NOT NULL"
+        assert db.execute(sealed).fetchone()[0] == DEMO_PDFS_AT_LOAD
+        assert db.execute("SELECT COUNT(*) FROM certificate").fetchone()[0] > DEMO_PDFS_AT_LOAD
 
     run("load-demo", "--tokens", str(tokens_file))
     assert case_count() == cases

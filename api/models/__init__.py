@@ -12,6 +12,7 @@ from api.models.accounts import (
 )
 from api.models.calendar import CalendarYear
 from api.models.cases import Application, Case, CaseEvent
+from api.models.certificates import Certificate, Seal
 from api.models.catalog import ApprovalItem, ProcessTemplate, TemplateItem, TemplateStage
 from api.models.feedback import Complaint, ComplaintEvent, ComplaintMessage, Rating
 from api.models.notices import Delivery, DeliveryAttempt, Notice
@@ -26,6 +27,7 @@ __all__ = [
     "CalendarYear",
     "Case",
     "CaseEvent",
+    "Certificate",
     "Complaint",
     "ComplaintEvent",
     "ComplaintMessage",
@@ -38,6 +40,7 @@ __all__ = [
     "ProcessTemplate",
     "Project",
     "Rating",
+    "Seal",
     "RefreshToken",
     "StaffLoginThrottle",
     "SubscribeConsent",

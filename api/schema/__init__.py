@@ -17,7 +17,8 @@ from strawberry.extensions import (
 from api.schema import types
 from api.schema.accounts import AccountsMutation, AccountsQuery, AgentAuthorization
 from api.schema.feedback import FeedbackMutation, FeedbackQuery, FeedbackSubscription
-from api.schema import feedback, notices
+from api.schema import certificates, feedback, notices
+from api.schema.certificates import CertificateMutation, CertificateQuery
 from api.schema.notices import NoticeMutation, NoticeQuery
 from api.schema.mutations import ProgressMutation
 from api.schema.queries import ProgressQuery
@@ -25,12 +26,12 @@ from api.settings import Settings
 
 
 @strawberry.type
-class Query(ProgressQuery, AccountsQuery, NoticeQuery, FeedbackQuery):
+class Query(ProgressQuery, AccountsQuery, NoticeQuery, FeedbackQuery, CertificateQuery):
     pass
 
 
 @strawberry.type
-class Mutation(ProgressMutation, AccountsMutation, NoticeMutation, FeedbackMutation):
+class Mutation(ProgressMutation, AccountsMutation, NoticeMutation, FeedbackMutation, CertificateMutation):
     pass
 
 
@@ -53,6 +54,8 @@ _EXTRA_TYPES = [
     feedback.Complaint,
     feedback.ComplaintMessage,
     feedback.Rating,
+    certificates.Certificate,
+    certificates.Seal,
 ]
 
 MASKED_MESSAGE = "服务器内部错误，请稍后重试"

@@ -76,6 +76,7 @@ class ErrorCode(Enum):
     RATE_LIMITED = "RATE_LIMITED"
     NOT_RATABLE_YET = "NOT_RATABLE_YET"
     RATING_WINDOW_CLOSED = "RATING_WINDOW_CLOSED"
+    CERTIFICATE_NOT_VALID = "CERTIFICATE_NOT_VALID"
 
 
 @strawberry.type(description="An expected failure, returned as data: nothing was changed.")

@@ -41,7 +41,13 @@ class SubmitApplicationPayload:
 @strawberry.input
 class MaterialSubmission:
     code: str = strawberry.field(description="Material code from the stage's material list")
-    upload_ids: list[strawberry.ID] = strawberry.field(description="Ids returned by POST /uploads")
+    upload_ids: list[strawberry.ID] = strawberry.field(
+        default_factory=list, description="Ids returned by POST /uploads"
+    )
+    certificate_ids: list[strawberry.ID] = strawberry.field(
+        default_factory=list,
+        description="Valid certificates held by your organisation, cited instead of uploads (复用, 规程 6.6)",
+    )
 
 
 @strawberry.input
@@ -193,7 +199,10 @@ class ProgressMutation:
                 stage=input.stage,
                 item_codes=input.item_codes,
                 form=input.form if input.form is not None else {},
-                materials=[MaterialInput(m.code, [str(u) for u in m.upload_ids]) for m in input.materials],
+                materials=[
+                    MaterialInput(m.code, [str(u) for u in m.upload_ids], [str(c) for c in m.certificate_ids])
+                    for m in input.materials
+                ],
                 idempotency_key=input.idempotency_key,
                 now=info.context.now,
             )

@@ -76,6 +76,15 @@ async def _node(info: strawberry.Info, global_id: str):
         from api.services.ratings import rating_scope
 
         return await Rating.filter(rating_scope(viewer), id=pk_int).first()
+    if kind == "Certificate":
+        from api.services.certificates import get_certificate
+
+        return await get_certificate(viewer, pk_int)
+    if kind == "Seal":
+        from api.domain.accounts import Role
+        from api.models import Seal
+
+        return await Seal.get_or_none(id=pk_int) if viewer.role is Role.ADMIN else None
     if kind == "Organization":
         if viewer.role.is_staff or viewer.organization_id == pk_int:
             return await OrganizationModel.get_or_none(id=pk_int)

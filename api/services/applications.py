@@ -19,8 +19,9 @@ from api.domain.codes import is_valid_project_code
 from api.domain.errors import DomainError
 from api.domain.lifecycle import APPROVED_STATES, CLOSED_STATES, STATE_BLZT, Action, Party, plan_transition
 from api.models import Application, Case, CaseEvent, ProcessTemplate, Project, TemplateItem, TemplateStage
-from api.services.access import Viewer, not_found, project_scope
+from api.services.access import Viewer, client_key, not_found, project_scope
 from api.services.cases import resolve_uploads
+from api.services.certificates import cite_certificates
 
 MAX_ITEMS = 50
 MAX_FORM_TEXT = 2000
@@ -32,6 +33,7 @@ _ENDED_WITHOUT_APPROVAL = CLOSED_STATES - APPROVED_STATES
 class MaterialInput:
     code: str
     upload_ids: Sequence[str]
+    certificate_ids: Sequence[str] = ()  # global ids of held certificates cited instead of uploads (复用)
 
 
 @dataclass(frozen=True)
@@ -66,14 +68,9 @@ async def submit_application(
     now = now or dt.datetime.now(dt.timezone.utc)
     if viewer.role is not Role.APPLICANT or viewer.organization_id is None:
         raise DomainError("PERMISSION_DENIED", "只有代表建设单位的申请人可以申报", None)
-    key = None
-    if idempotency_key:
-        if len(idempotency_key) > 100:
-            raise DomainError("INVALID_INPUT", "幂等键不能超过100个字符", "idempotencyKey")
-        key = f"{viewer.user_id}:{idempotency_key}"
-        previous = await _previous(key)
-        if previous is not None:
-            return previous
+    key = client_key(viewer, idempotency_key)
+    if key and (previous := await _previous(key)) is not None:
+        return previous
 
     code = check_project_code(project_code)
     project = await Project.filter(project_scope(viewer), code=code).first()
@@ -95,7 +92,7 @@ async def submit_application(
     await _check_open_cases(project, entries)
     await _check_predecessors_present(project, entries)
     clean_form = _check_form(template_stage.form_fields or [], form or {})
-    clean_materials = await _check_materials(viewer, project, template_stage.materials or [], materials)
+    clean_materials = await _check_materials(viewer, project, template_stage.materials or [], materials, now)
 
     try:
         async with in_transaction():
@@ -197,7 +194,7 @@ def _check_form(fields_spec: list[dict], form: Mapping[str, Any]) -> dict[str, A
 
 
 async def _check_materials(
-    viewer: Viewer, project: Project, spec: list[dict], given: Sequence[MaterialInput]
+    viewer: Viewer, project: Project, spec: list[dict], given: Sequence[MaterialInput], now: dt.datetime
 ) -> list[dict[str, Any]]:
     known = {m["code"]: m for m in spec}
     by_code: dict[str, MaterialInput] = {}
@@ -212,8 +209,11 @@ async def _check_materials(
     for m in spec:
         entry = by_code.get(m["code"])
         uploads = await resolve_uploads(viewer, entry.upload_ids, field="materials") if entry else []
-        if uploads:
-            out.append({"code": m["code"], "name": m["name"], "uploads": uploads, "reusedFrom": None})
+        cited = await cite_certificates(viewer, entry.certificate_ids, now) if entry and entry.certificate_ids else []
+        if uploads or cited:
+            out.append(
+                {"code": m["code"], "name": m["name"], "uploads": uploads, "certificates": cited, "reusedFrom": None}
+            )
         elif m["code"] in already:
             # 不重复提交: the material is on file from an earlier application of the project.
             out.append({"code": m["code"], "name": m["name"], "uploads": [], "reusedFrom": already[m["code"]]})
@@ -226,7 +226,7 @@ async def _materials_on_file(project: Project) -> dict[str, str]:
     found: dict[str, str] = {}
     for app in await Application.filter(project_id=project.id).order_by("id").only("parallel_instance_code", "materials"):
         for m in app.materials or []:
-            if m.get("uploads"):
+            if m.get("uploads") or m.get("certificates"):
                 found[m["code"]] = app.parallel_instance_code
     return found
 

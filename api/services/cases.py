@@ -26,6 +26,7 @@ from api.domain.lifecycle import (
 )
 from api.domain.timing import DECISION_STATES
 from api.models import ApprovalItem, Case, CaseEvent, Upload
+from api.services import certificates
 from api.services.access import Viewer, case_scope, not_found
 from api.services.calendar import get_calendar
 from api.services.notices import record_case_notice
@@ -82,6 +83,7 @@ class ActionResult:
     event: CaseEvent
     duplicate: bool  # the same request (event id) was applied before: nothing changed
     notified: bool = False  # the transition wrote a notice to the outbox
+    certificate_id: int | None = None  # the approval issued this certificate (its PDF is made after the commit)
 
 
 async def apply_case_action(
@@ -115,6 +117,8 @@ async def apply_case_action(
         raise DomainError("CONFLICT", "办件刚被他人处理，请刷新后重试", None) from None
     if result.notified:
         await dispatch.wake()  # after the commit: the notice is there to be found
+    if result.certificate_id is not None:
+        certificates.wake()  # seal the PDF now; the sweep would find it anyway
     return result
 
 
@@ -217,7 +221,19 @@ async def _apply(
         events = await CaseEvent.filter(case_id=case.id).order_by("seq")
         timing = case_timing(case, events, await get_calendar(), now)
     notice = await record_case_notice(case, event, timing=timing, now=now)
-    return ActionResult(case=case, event=event, duplicate=False, notified=notice is not None)
+    # 同步签发 (DOMAIN.md §6): the certificate record and its notice belong to the approval's transaction; 撤销 revokes it.
+    certificate = None
+    if action in (Action.APPROVE, Action.APPROVE_DEFICIENT):
+        certificate = await certificates.record_issuance(case, event, now=now)
+    elif action is Action.REVOKE:
+        await certificates.revoke_for_case(case, event)
+    return ActionResult(
+        case=case,
+        event=event,
+        duplicate=False,
+        notified=notice is not None or certificate is not None,
+        certificate_id=certificate.id if certificate is not None else None,
+    )
 
 
 def _event_time(occurred_at: dt.datetime | None, last: CaseEvent | None, now: dt.datetime) -> dt.datetime:

@@ -165,6 +165,8 @@ async def test_development_login_works_only_in_development(database_url, tmp_pat
         settings = Settings(
             env=env, database_url=database_url, upload_dir=tmp_path / "uploads",
             secret_key="a-production-secret-of-at-least-32-characters",
+            esign_kek="a-production-seal-kek-of-at-least-32-characters", esign_dir=tmp_path / "esign",
+            certificate_check_secret="a-production-check-code-secret-of-32-characters",
         )
         app = create_app(settings)
         async with app.router.lifespan_context(app):

@@ -1,0 +1,501 @@
+"""Electronic certificates (电子证照): issuance on approval, the signed PDF, reading, reuse and verification (DOMAIN.md §6).
+
+Issuance has two halves. The *record* (identifier, number, metadata, status VALID) is written inside the approval's own
+transaction, with the CERTIFICATE_ISSUED notice: it exists if and only if the approval does (同步签发). The *PDF* is
+rendered and sealed right after the commit (~0.4 s of CPU, in a worker thread) by the department's active seal. Nothing
+is lost if the process dies in between: a certificate without its PDF is found by the sweep (``CertificatePdfRunner``,
+at start-up and on a timer) and on its first download, and producing it is idempotent. A department without an active
+seal leaves its certificates waiting, with the reason recorded for staff (``pdf_pending_reason``); creating a seal
+wakes the runner, which then seals them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from tortoise.expressions import Q
+
+from api.domain.accounts import READ_ALL_ROLES, Role
+from api.domain.certificates import (
+    CertificateIdentifier,
+    CertificateStatus,
+    certificate_status,
+    check_code,
+    check_code_matches,
+    format_chinese_date,
+    is_valid_identifier,
+    validity_label,
+)
+from api.domain.errors import DomainError
+from api.domain.ids import from_global_id, to_global_id
+from api.domain.timing import local_date
+from api.models import Case, CaseEvent, Certificate, Organization, Seal
+from api.models.certificates import SealStatus, StoredCertificateStatus
+from api.services.access import NOTHING, Viewer, require_viewer
+from api.services.notices import record_notice
+from api.services.progress import Page, page_of
+from api.services.seals import active_seal, esign_platform, revoked_seals, signer_of
+from api.settings import Settings
+from notifications.kinds import NoticeKind
+
+log = logging.getLogger("jianshen.certificates")
+
+HOLDER_USCC = "001"  # 持证主体代码类型: 统一社会信用代码
+NO_SEAL_REASON = "颁发部门尚无有效的电子印章，证照已登记，待管理员为该部门制作印章后自动盖章生成"
+
+
+# -- issuance (inside the approval's transaction) ---------------------------------------------------------------------
+
+
+async def record_issuance(case: Case, event: CaseEvent, *, now: dt.datetime) -> Certificate | None:
+    """Write the certificate of an approved case and its notice. Call inside the approval's transaction.
+
+    ``None`` when the item yields no certificate. A malformed certificate type in the catalogue is logged and issues
+    nothing rather than refusing the department's approval: the approval stands, the catalogue gets fixed.
+    """
+    if not case.certificate_type:
+        return None
+    existing = await Certificate.filter(case_id=case.id, status=StoredCertificateStatus.VALID).first()
+    if existing is not None:
+        return existing
+    await case.fetch_related("item", "department", "project")
+    department, project = case.department, case.project
+    organization = await Organization.get(id=project.organization_id)
+    issue_date = local_date(event.occurred_at)
+    doc = (event.data or {}).get("document") or event.data or {}
+    try:
+        identifier = CertificateIdentifier(case.certificate_type, department.uscc, f"{issue_date.year}{case.id:07d}", 1)
+        approval_date = dt.date.fromisoformat(doc.get("approval_date") or issue_date.isoformat())
+        valid_until = dt.date.fromisoformat(doc.get("valid_until") or "9999-01-01")
+    except ValueError:
+        log.error("certificate not issued: bad certificate type or approval document", extra={"fields": {"case": case.code}})
+        return None
+    type_name = case.item.name.removesuffix("核发")
+    certificate = await Certificate.create(
+        case_id=case.id,
+        organization_id=organization.id,
+        department_id=department.id,
+        type_code=case.certificate_type,
+        type_name=type_name,
+        name=(doc.get("document_title") or type_name)[:200],
+        number=f"{department.region_code}{issue_date:%Y%m%d}{case.id:06d}",
+        identifier=str(identifier),
+        version=1,
+        holder_name=organization.name,
+        holder_code=organization.uscc,
+        holder_code_type=HOLDER_USCC,
+        issuer_name=department.name,
+        issuer_uscc=department.uscc,
+        issue_date=issue_date,
+        valid_from=min(approval_date, issue_date),
+        valid_until=valid_until,
+        region_code=project.region_code,
+        fields_data=[
+            ["项目代码", project.code],
+            ["项目名称", project.name],
+            ["建设地址", project.address],
+            ["审批事项", case.item.name],
+            ["办件编号", case.code],
+            ["批复文号", doc.get("document_number") or ""],
+        ],
+        issued_at=event.occurred_at,
+    )
+    application = await case.application
+    await record_notice(
+        recipient_id=application.applicant_id,
+        kind=NoticeKind.CERTIFICATE_ISSUED,
+        source_key=f"certificate:{certificate.id}",
+        variables={
+            "case_id": to_global_id("Case", case.id),
+            "case_code": case.code,
+            "item_name": case.item.name,
+            "department": department.name,
+            "project_name": project.name,
+            "certificate_id": to_global_id("Certificate", certificate.id),
+            "certificate_name": certificate.name,
+            "certificate_no": certificate.number,
+            "issued_at": event.occurred_at,
+        },
+        now=now,
+    )
+    return certificate
+
+
+async def revoke_for_case(case: Case, event: CaseEvent) -> int:
+    """撤销 of the approval revokes its certificate (DOMAIN.md §4, BLZT 15). Inside the revocation's transaction."""
+    reason = str((event.data or {}).get("reason") or "审批决定已撤销")[:500]
+    return await Certificate.filter(case_id=case.id, status=StoredCertificateStatus.VALID).update(
+        status=StoredCertificateStatus.REVOKED, revoked_at=event.occurred_at, revoke_reason=reason
+    )
+
+
+def status_of(certificate: Certificate, now: dt.datetime) -> CertificateStatus:
+    """The status shown: the stored one, and EXPIRED derived from the validity and ``now``."""
+    return certificate_status(
+        now=now,
+        valid_until=certificate.valid_until,
+        revoked_at=certificate.revoked_at if certificate.status is StoredCertificateStatus.REVOKED else None,
+        superseded_at=certificate.issued_at if certificate.status is StoredCertificateStatus.SUPERSEDED else None,
+    )
+
+
+def check_code_of(settings: Settings, certificate: Certificate) -> str:
+    return check_code(settings.certificate_check_secret.encode(), certificate.identifier)
+
+
+def verify_url(settings: Settings, certificate: Certificate) -> str:
+    """What the QR code says: the public page, with the check code so that scanning needs no typing."""
+    return f"{settings.public_base_url.rstrip('/')}/verify/{certificate.identifier}?c={check_code_of(settings, certificate)}"
+
+
+# -- the PDF (after the commit; idempotent) ---------------------------------------------------------------------------
+
+_locks: dict[int, asyncio.Lock] = {}
+
+
+def pdf_file(settings: Settings, certificate: Certificate) -> Path | None:
+    if not certificate.pdf_path:
+        return None
+    return Path(settings.certificate_dir) / certificate.pdf_path
+
+
+async def ensure_pdf(settings: Settings, certificate_id: int, *, now: dt.datetime) -> Certificate:
+    """Produce the signed PDF of a certificate unless it exists. Safe to call from many places at once: one process
+    renders once (a lock), and between processes the first to record its file wins, the others drop theirs."""
+    lock = _locks.setdefault(certificate_id, asyncio.Lock())
+    async with lock:
+        try:
+            return await _ensure_pdf(settings, certificate_id, now)
+        finally:
+            if not lock._waiters:  # noqa: SLF001 - drop the lock once nobody waits
+                _locks.pop(certificate_id, None)
+
+
+async def _ensure_pdf(settings: Settings, certificate_id: int, now: dt.datetime) -> Certificate:
+    certificate = await Certificate.get(id=certificate_id)
+    existing = pdf_file(settings, certificate)
+    if existing is not None:
+        if existing.exists():
+            return certificate
+        log.error("certificate PDF missing on disk: producing it again", extra={"fields": {"id": certificate_id}})
+        await Certificate.filter(id=certificate_id, pdf_path=certificate.pdf_path).update(pdf_path=None, pdf_sha256=None)
+    if certificate.status is not StoredCertificateStatus.VALID:
+        return certificate
+    seal = await active_seal(certificate.department_id, now)
+    if seal is None:
+        if certificate.pdf_pending_reason != NO_SEAL_REASON:
+            await Certificate.filter(id=certificate_id).update(pdf_pending_reason=NO_SEAL_REASON)
+        return await Certificate.get(id=certificate_id)
+    signer = signer_of(settings, seal)
+    doc = _document(settings, certificate)
+    pdf = await asyncio.to_thread(_render_and_sign, doc, signer, seal.image_png)
+    sha = hashlib.sha256(pdf).hexdigest()
+    relative = f"{certificate.issue_date:%Y}/{certificate.id:08d}-{sha[:16]}.pdf"
+    path = Path(settings.certificate_dir) / relative
+    await asyncio.to_thread(_write_atomic, path, pdf)
+    won = await Certificate.filter(id=certificate_id, pdf_path__isnull=True).update(
+        pdf_path=relative, pdf_sha256=sha, seal_id=seal.id, signed_at=now, pdf_pending_reason=None
+    )
+    if not won:
+        path.unlink(missing_ok=True)
+    return await Certificate.get(id=certificate_id)
+
+
+def _document(settings: Settings, c: Certificate):
+    from esign import CertificateDocument
+
+    return CertificateDocument(
+        title=c.type_name,
+        licence_number=c.number,
+        identifier=c.identifier,
+        check_code=check_code_of(settings, c),
+        issuer_name=c.issuer_name,
+        issue_date=c.issue_date,
+        verify_url=verify_url(settings, c),
+        statement=f"经审查，{c.holder_name}申请的“{c.name}”符合法定条件，准予许可，特发此证。",
+        fields=[
+            ("证照名称", c.name),
+            ("证照编号", c.number),
+            ("持证主体", c.holder_name),
+            ("统一社会信用代码", c.holder_code),
+            *[(str(label), str(value)) for label, value in c.fields_data or [] if value],
+            ("颁发机构", c.issuer_name),
+            ("颁发日期", format_chinese_date(c.issue_date)),
+            ("有效期", validity_label(c.valid_from, c.valid_until)),
+        ],
+        notes=["本证照为电子证照，与纸质证照具有同等法律效力", "扫描二维码或凭证照标识和校验码可核验真伪"],
+    )
+
+
+def _render_and_sign(doc, signer, seal_image: bytes) -> bytes:
+    from esign import render_certificate, sign_pdf
+
+    rendered = render_certificate(doc)
+    return sign_pdf(rendered.pdf, signer, seal_image_png=seal_image, seal_box=rendered.seal_box)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".pdf-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+async def produce_pending(settings: Settings, *, now: dt.datetime, limit: int = 50) -> int:
+    """Seal the certificates still without a PDF (oldest first) whose department has an active seal. Returns how many
+    PDFs were made. Used by the sweep and by the demo."""
+    at = now
+    sealed_departments = Seal.filter(status=SealStatus.ACTIVE, valid_from__lte=at, valid_to__gt=at).values(
+        "department_id"
+    )
+    ids = await (
+        Certificate.filter(status=StoredCertificateStatus.VALID, pdf_path__isnull=True)
+        .order_by("id")
+        .limit(limit)
+        .values_list("id", "department_id")
+    )
+    with_seal = {row["department_id"] for row in await sealed_departments}
+    made = 0
+    for certificate_id, department_id in ids:
+        if department_id not in with_seal:
+            await Certificate.filter(id=certificate_id, pdf_pending_reason__isnull=True).update(
+                pdf_pending_reason=NO_SEAL_REASON
+            )
+            continue
+        try:
+            certificate = await ensure_pdf(settings, certificate_id, now=now)
+        except Exception:  # noqa: BLE001 - one bad certificate must not stop the others; retried next sweep
+            log.exception("certificate PDF failed", extra={"fields": {"id": certificate_id}})
+            continue
+        made += certificate.pdf_path is not None
+    return made
+
+
+class CertificatePdfRunner:
+    """Produces missing PDFs in this process: at start, when woken after an approval's commit, and every
+    ``interval`` seconds (which also catches what another process left unfinished)."""
+
+    def __init__(self, settings: Settings, clock, *, interval: float) -> None:
+        self.settings, self.clock, self.interval = settings, clock, interval
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        _runners.add(self)
+        self._task = asyncio.create_task(self._loop(), name="certificate-pdfs")
+
+    async def stop(self) -> None:
+        _runners.discard(self)
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                while await produce_pending(self.settings, now=self.clock()):
+                    pass
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the database may be away for a moment; try again later
+                log.exception("certificate sweep failed")
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+
+
+_runners: set[CertificatePdfRunner] = set()
+
+
+def wake() -> None:
+    """After a commit that issued a certificate or created a seal: the runners of this process look at once."""
+    for runner in list(_runners):
+        runner.wake()
+
+
+# -- signed download links --------------------------------------------------------------------------------------------
+
+
+def _download_mac(settings: Settings, certificate_id: int, expires: int) -> str:
+    key = hashlib.sha256(b"jianshen/certificate-download/v1\x00" + settings.secret_key.encode()).digest()
+    mac = hmac.new(key, f"{certificate_id}:{expires}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac[:20]).decode().rstrip("=")
+
+
+def download_url(settings: Settings, certificate: Certificate, now: dt.datetime) -> str:
+    expires = int(now.timestamp()) + settings.certificate_download_ttl
+    signature = _download_mac(settings, certificate.id, expires)
+    return f"{settings.public_base_url.rstrip('/')}/certificates/{certificate.id}/pdf?expires={expires}&sig={signature}"
+
+
+def download_link_valid(settings: Settings, certificate_id: int, expires: str, sig: str, now: dt.datetime) -> bool:
+    if not expires.isdigit() or int(expires) < now.timestamp():
+        return False
+    return hmac.compare_digest(sig.encode(), _download_mac(settings, certificate_id, int(expires)).encode())
+
+
+# -- reading ----------------------------------------------------------------------------------------------------------
+
+
+def certificate_scope(viewer: Viewer | None) -> Q:
+    """An applicant sees its organisation's certificates, an approver its department's, supervisors and admins all."""
+    if viewer is None:
+        return NOTHING
+    if viewer.role in READ_ALL_ROLES:
+        return Q()
+    if viewer.role is Role.APPLICANT and viewer.organization_id:
+        return Q(organization_id=viewer.organization_id)
+    if viewer.role is Role.APPROVER and viewer.department_id:
+        return Q(department_id=viewer.department_id)
+    return NOTHING
+
+
+async def get_certificate(viewer: Viewer | None, certificate_id: int) -> Certificate | None:
+    return await Certificate.filter(certificate_scope(viewer), id=certificate_id).first()
+
+
+async def list_certificates(
+    viewer: Viewer | None,
+    *,
+    first: int,
+    after: str | None,
+    status: CertificateStatus | None,
+    project_code: str | None,
+    now: dt.datetime,
+) -> Page[Certificate]:
+    require_viewer(viewer)
+    query = Certificate.filter(certificate_scope(viewer))
+    if project_code:
+        query = query.filter(case__project__code=project_code.strip())
+    if status is not None:
+        query = query.filter(_status_filter(status, now))
+    return await page_of(query, first, after, newest_first=True)
+
+
+def _status_filter(status: CertificateStatus, now: dt.datetime) -> Q:
+    today = local_date(now)
+    if status is CertificateStatus.EXPIRED:
+        return Q(status=StoredCertificateStatus.VALID, valid_until__lt=today)
+    if status is CertificateStatus.VALID:
+        return Q(status=StoredCertificateStatus.VALID, valid_until__gte=today)
+    return Q(status=StoredCertificateStatus(status.value))
+
+
+MAX_CITED = 50
+
+
+async def cite_certificates(viewer: Viewer, global_ids: Sequence[str], now: dt.datetime) -> list[dict[str, str]]:
+    """Certificates an application cites instead of uploads (复用, DOMAIN.md §6, 规程 6.6): held by the viewer's
+    organisation and valid now, as the application's material entry stores them. Another organisation's certificate,
+    or an id of anything else, answers like one that does not exist."""
+    if len(global_ids) > MAX_CITED:
+        raise DomainError("INVALID_INPUT", f"引用的证照不能超过{MAX_CITED}个", "materials")
+    missing = DomainError("NOT_FOUND", "引用的电子证照不存在或不属于本单位", "materials")
+    ids = []
+    for global_id in dict.fromkeys(str(g) for g in global_ids):
+        kind, pk = from_global_id(global_id)
+        if kind != "Certificate" or not pk.isdigit():
+            raise missing
+        ids.append(int(pk))
+    found = {c.id: c for c in await Certificate.filter(id__in=ids, organization_id=viewer.organization_id or -1)}
+    out = []
+    for certificate_id in ids:
+        certificate = found.get(certificate_id)
+        if certificate is None:
+            raise missing
+        status = status_of(certificate, now)
+        if status is not CertificateStatus.VALID:
+            raise DomainError(
+                "CERTIFICATE_NOT_VALID", f"电子证照“{certificate.name}”{status.label}，不能作为申报材料", "materials"
+            )
+        out.append(
+            {
+                "certificateId": to_global_id("Certificate", certificate.id),
+                "identifier": certificate.identifier,
+                "name": certificate.name,
+                "number": certificate.number,
+            }
+        )
+    return out
+
+
+# -- public verification -----------------------------------------------------------------------------------------------
+
+
+def mask_name(name: str) -> str:
+    """The holder's name partly masked on the public page: 珠海市建设发展有限公司 → 珠海市****有限公司, 张三 → 张*."""
+    n = len(name)
+    if n <= 2:
+        return name[:1] + "*" * (n - 1)
+    if n <= 8:
+        return name[0] + "*" * (n - 2) + name[-1]
+    return name[:3] + "*" * (n - 7) + name[-4:]
+
+
+@dataclass(frozen=True)
+class PublicView:
+    """What anyone holding the certificate may learn about it (the holder's name masked)."""
+
+    certificate: Certificate
+    status: CertificateStatus
+    holder_masked: str
+
+
+async def lookup_public(settings: Settings, identifier: str, typed_code: str | None, now: dt.datetime) -> PublicView | None:
+    """By 证照标识 and check code: ``None`` for a malformed or unknown identifier or a wrong code (one answer for all,
+    so that the page tells nothing to someone guessing identifiers)."""
+    identifier = (identifier or "").strip().upper()
+    if not typed_code or not is_valid_identifier(identifier):
+        return None
+    if not check_code_matches(settings.certificate_check_secret.encode(), identifier, typed_code):
+        return None
+    certificate = await Certificate.get_or_none(identifier=identifier)
+    if certificate is None:
+        return None
+    return PublicView(certificate, status_of(certificate, now), mask_name(certificate.holder_name))
+
+
+async def public_by_identifier(identifier: str | None, now: dt.datetime) -> PublicView | None:
+    """For an uploaded PDF whose signature is ours: the certificate it names (no check code needed: the file is it)."""
+    if not identifier:
+        return None
+    certificate = await Certificate.get_or_none(identifier=identifier)
+    if certificate is None:
+        return None
+    return PublicView(certificate, status_of(certificate, now), mask_name(certificate.holder_name))
+
+
+async def verify_upload(settings: Settings, pdf: bytes, now: dt.datetime) -> tuple[Any, PublicView | None]:
+    """An uploaded PDF: is its seal signature intact, by a seal of this platform, not revoked when it signed; and
+    which certificate is it (with its status now)."""
+    from esign import VerificationStatus, async_verify_pdf
+
+    platform = esign_platform(settings)
+    revoked = await revoked_seals()
+    result = await async_verify_pdf(pdf, [platform.certificate], lambda serial: revoked.get(serial))
+    view = await public_by_identifier(result.identifier, now) if result.status is VerificationStatus.VALID else None
+    return result, view
+
