@@ -57,6 +57,23 @@ NO_SEAL_REASON = "颁发部门尚无有效的电子印章，证照已登记，�
 # -- issuance (inside the approval's transaction) ---------------------------------------------------------------------
 
 
+async def _form_rows(application, process_type: int, stage: int) -> list[list[str]]:
+    """The filled fields of the application's stage form, labelled as the form labels them, in the form's order."""
+    from api.models import TemplateStage
+
+    template_stage = await TemplateStage.get_or_none(template__process_type=process_type, stage=stage)
+    form = application.form or {}
+    rows = []
+    for spec in (template_stage.form_fields if template_stage else []) or []:
+        value = form.get(spec.get("name"))
+        if value is None or value == "":
+            continue
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        rows.append([str(spec.get("label") or spec["name"]), str(value)])
+    return rows
+
+
 async def record_issuance(case: Case, event: CaseEvent, *, now: dt.datetime) -> Certificate | None:
     """Write the certificate of an approved case and its notice. Call inside the approval's transaction.
 
@@ -81,6 +98,7 @@ async def record_issuance(case: Case, event: CaseEvent, *, now: dt.datetime) -> 
         log.error("certificate not issued: bad certificate type or approval document", extra={"fields": {"case": case.code}})
         return None
     type_name = case.item.name.removesuffix("核发")
+    application = await case.application
     certificate = await Certificate.create(
         case_id=case.id,
         organization_id=organization.id,
@@ -103,14 +121,17 @@ async def record_issuance(case: Case, event: CaseEvent, *, now: dt.datetime) -> 
         fields_data=[
             ["项目代码", project.code],
             ["项目名称", project.name],
+            ["建设单位", organization.name],
             ["建设地址", project.address],
+            # The type's own fields (施工许可证: 合同价格, 施工单位, 监理单位, 项目经理, 合同工期 …) are what the stage's one
+            # form asked for (一张表单, DOMAIN.md §6): printed as the form labels them.
+            *await _form_rows(application, project.process_type, case.stage),
             ["审批事项", case.item.name],
             ["办件编号", case.code],
             ["批复文号", doc.get("document_number") or ""],
         ],
         issued_at=event.occurred_at,
     )
-    application = await case.application
     await record_notice(
         recipient_id=application.applicant_id,
         kind=NoticeKind.CERTIFICATE_ISSUED,
