@@ -5,6 +5,7 @@
     serve [--host H] [--port P]   run the service (uvicorn)
     export-schema [--output F]    write the GraphQL SDL
     set-password USERNAME         set a staff member's password (read from stdin; the password policy applies)
+    revoked-seals [--output F]    export the revoked seals (serial → revocation time) for `python -m esign verify --revoked`
     calendar load FILE...         load a year's holiday schedule (国务院办公厅节假日安排) from a JSON file
     calendar show                 list the years the database has
 """
@@ -86,6 +87,20 @@ def cmd_export_schema(args) -> int:
     return 0
 
 
+def cmd_revoked_seals(args) -> int:
+    """The revocation list the offline verifier takes: a signature made after its seal's revocation is invalid."""
+    from api.services.seals import revoked_seals
+
+    revoked = asyncio.run(_with_orm(revoked_seals))
+    text = json.dumps({hex(serial): moment.isoformat() for serial, moment in sorted(revoked.items())}, indent=2) + "\n"
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"{len(revoked)} revoked seal(s) written to {args.output}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def cmd_set_password(args) -> int:
     import getpass
 
@@ -151,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     export = sub.add_parser("export-schema", help="write the GraphQL SDL")
     export.add_argument("--output")
     export.set_defaults(func=cmd_export_schema)
+    revoked = sub.add_parser("revoked-seals", help="export the revoked seals for python -m esign verify --revoked")
+    revoked.add_argument("--output")
+    revoked.set_defaults(func=cmd_revoked_seals)
     password = sub.add_parser("set-password", help="set a staff member's password (from stdin)")
     password.add_argument("username")
     password.set_defaults(func=cmd_set_password)

@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -15,6 +20,8 @@ from esign import render_certificate, sign_pdf
 from tests.api.flows import act_ok
 from tests.certificates.conftest import approve_b, download, local_path, only_certificate
 from tests.esign.conftest import construction_permit, make_platform, sign_certificate
+
+ROOT = Path(__file__).resolve().parents[2]
 
 MASKED_HOLDER = "珠海市****有限公司"  # 珠海市建设发展有限公司
 
@@ -126,7 +133,7 @@ async def test_uploads_over_the_limit_are_refused(client, settings):
     assert (await client.post("/verify", content=b"x", headers={"Content-Type": "text/plain"})).status_code == 400
 
 
-async def test_a_signature_made_after_its_seals_revocation_is_invalid(gql, client, clock, issued, settings):
+async def test_a_signature_made_after_its_seals_revocation_is_invalid(gql, client, clock, issued, settings, tmp_path):
     cert, before = issued["cert"], issued["pdf"]
     seal = await Seal.get()
     signed_before = dt.datetime.fromisoformat((await post_pdf(client, before)).json()["signedAt"])
@@ -154,6 +161,22 @@ async def test_a_signature_made_after_its_seals_revocation_is_invalid(gql, clien
     assert answer["status"] == "VALID" and answer["sealRevokedAt"] is not None, answer
     again = (await gql.op("RevokeSeal", {"input": {"sealId": issued_seal_id(seal), "reason": "x"}}, as_user="admin"))
     assert [e["code"] for e in again["revokeSeal"]["errors"]] == ["CONFLICT"]
+
+    # Offline, the same verdicts: the revocation list exported from the database, the platform CA, the CLI.
+    env = {**os.environ, "JIANSHEN_DATABASE_URL": settings.database_url}
+    revoked_file, after_file, before_file = tmp_path / "revoked.json", tmp_path / "after.pdf", tmp_path / "before.pdf"
+    export = subprocess.run([sys.executable, "-m", "api", "revoked-seals", "--output", str(revoked_file)],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert export.returncode == 0, export.stderr
+    exported = {k: dt.datetime.fromisoformat(v) for k, v in json.loads(revoked_file.read_text()).items()}
+    assert exported == {hex(int(seal.serial)): revoked_at}
+    after_file.write_bytes(after)
+    before_file.write_bytes(before)
+    ca = str(settings.esign_dir / "platform-ca.pem")
+    for path, code, word in ((after_file, 1, "吊销"), (before_file, 0, "")):
+        verdict = subprocess.run([sys.executable, "-m", "esign", "verify", str(path), "--ca", ca,
+                                  "--revoked", str(revoked_file)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert verdict.returncode == code and word in verdict.stdout, verdict.stdout + verdict.stderr
 
 
 def issued_seal_id(seal: Seal) -> str:
