@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from api.models import Notice
-from tests.api.flows import act_ok, approve, run_to_in_progress, submit_ok
+from tests.api.flows import approve, run_to_in_progress, submit_ok
 from tests.factories import shanghai
 
 
@@ -152,5 +152,3 @@ async def act_ok_complaint(gql, name, user, **fields):
     (result,) = payload.values()
     assert result["errors"] == [], result["errors"]
 
-
-assert act_ok  # the case helpers come from the progress tests
