@@ -102,6 +102,10 @@ class Settings(BaseSettings):
         120.0, ge=10, description="How long a dispatcher holds a notice it is sending before another may take it over"
     )
     notice_concurrency: int = Field(8, ge=1, le=100, description="Notices one dispatcher sends at once")
+    notice_lookup_patience_seconds: float = Field(
+        3600.0, ge=0, description="How long to keep asking a provider about a send cut short by a crash before "
+        "sending again (a repeat is better than a loss), seconds",
+    )
     notice_sweep_seconds: float = Field(
         5.0, gt=0, le=300, description="How often a dispatcher looks for due notices besides being woken, seconds"
     )

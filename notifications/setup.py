@@ -21,6 +21,7 @@ def dispatch_config(settings: Any) -> DispatchConfig:
         quiet=QuietHours.parse(settings.sms_quiet_hours) if settings.sms_quiet_hours else None,
         lease_seconds=settings.notice_lease_seconds,
         concurrency=settings.notice_concurrency,
+        lookup_patience=settings.notice_lookup_patience_seconds,
         long_term_subscription=settings.wechat_long_term_subscription,
     )
 

@@ -79,6 +79,7 @@ class Loaders:
                 lambda c: c.project_id,
             )
         )
+        self.certificate_by_case = DataLoader(self._certificates_by_case)
         self.notice = DataLoader(_by_pk(Notice))
         self.attempts_by_delivery = DataLoader(
             _grouped(
@@ -97,6 +98,17 @@ class Loaders:
                 lambda s: s.template.process_type,
             )
         )
+
+
+    async def _certificates_by_case(self, case_ids: list[int]) -> list[Any]:
+        """The newest certificate of each case, among those the viewer may see."""
+        from api.models import Certificate
+        from api.services.certificates import certificate_scope
+
+        newest: dict[int, Any] = {}
+        for row in await Certificate.filter(certificate_scope(self.viewer), case_id__in=list(set(case_ids))).order_by("id"):
+            newest[row.case_id] = row
+        return [newest.get(case_id) for case_id in case_ids]
 
 
 @dataclass

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 import strawberry
 
@@ -359,6 +359,12 @@ class Case(Node):
     @strawberry.field(description="The full timeline, oldest first.")
     async def timeline(self, info: strawberry.Info) -> list[CaseEvent]:
         return await _ctx(info).loaders.events_by_case.load(self.id)
+
+    @strawberry.field(description="The electronic certificate this case's approval issued (电子证照), if any you may see.")
+    async def certificate(
+        self, info: strawberry.Info
+    ) -> Annotated["Certificate", strawberry.lazy("api.schema.certificates")] | None:
+        return await _ctx(info).loaders.certificate_by_case.load(self.id)
 
 
 @strawberry.type(description="The person signed in.")

@@ -62,7 +62,7 @@ async def test_case_detail_timeline_query_count_is_fixed(gql, world, count_queri
     clock.set(shanghai(2026, 11, 20))
     await add_cases(world, 10)
     many = "query { caseQueue(first: 10) { nodes { code light dueDate item { name } department { name } " \
-           "project { code } timeline { seq actorName } } } }"
+           "project { code } timeline { seq actorName } certificate { number } } } }"
     invalidate_calendar_cache()
     with count_queries() as counter:
         data = await gql(many, as_user="supervisor")

@@ -39,6 +39,10 @@ async def test_approval_issues_a_sealed_certificate(gql, client, world, seal, se
     assert len(cert["checkCode"]) == 9 and cert["checkCode"][4] == "-"
     assert cert["verifyUrl"].startswith(f"http://localhost:8000/verify/{cert['identifier']}?c=")
     assert {"label": "办件编号", "value": cases["B"]["code"]} in cert["fields"]
+    # The case leads to its certificate (the phone's case page); another company's applicant sees neither.
+    detail = (await gql.op("CaseDetail", {"id": cases["B"]["id"]}, as_user="applicant"))["node"]
+    assert detail["certificate"]["identifier"] == cert["identifier"] and detail["certificate"]["status"] == "VALID"
+    assert (await gql.op("CaseDetail", {"id": cases["B"]["id"]}, as_user="other_applicant"))["node"] is None
     # The holder as 建设单位 and the type's own fields: what the stage's one form asked for, as the form labels them.
     assert {"label": "建设单位", "value": "珠海市建设发展有限公司"} in cert["fields"]
     assert {"label": "用地面积(平方米)", "value": "12000"} in cert["fields"]
