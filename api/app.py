@@ -15,6 +15,7 @@ from tortoise.contrib.starlette import RegisterTortoise
 from api.broker import make_broker
 from api.db import UnmigratedDatabase, config_from_settings, pending_migrations
 from api.middleware import AuthMiddleware, RequestLogMiddleware, configure_logging
+from api.ratelimit import RateLimiter
 from api.routes.certificates import download, verify_page, verify_upload
 from api.routes.health import healthz, readyz
 from api.routes.ingest import ingest_events
@@ -29,7 +30,7 @@ Clock = Callable[[], dt.datetime]
 
 
 class GraphQLApp(GraphQL):
-    def __init__(self, settings: Settings, clock: Clock, wechat: MiniProgram, broker: Any) -> None:
+    def __init__(self, settings: Settings, clock: Clock, wechat: MiniProgram, broker: Any, rate_limiter: Any) -> None:
         super().__init__(
             build_schema(settings),
             graphql_ide="graphiql" if settings.graphiql_enabled else None,
@@ -39,6 +40,7 @@ class GraphQLApp(GraphQL):
         self.clock = clock
         self.wechat = wechat
         self.broker = broker
+        self.rate_limiter = rate_limiter
 
     async def get_context(self, request: Any, response: Any = None) -> Context:
         return Context(
@@ -48,6 +50,7 @@ class GraphQLApp(GraphQL):
             request=request,
             wechat=self.wechat,
             broker=self.broker,
+            rate_limiter=self.rate_limiter,
         )
 
 
@@ -81,7 +84,8 @@ def create_app(
         redis = Redis.from_url(settings.redis_url, socket_connect_timeout=5, socket_timeout=5)
     wechat = MiniProgram.from_settings(settings, redis=redis)
     broker = make_broker(settings.redis_url)
-    graphql_app = GraphQLApp(settings, clock, wechat, broker)
+    rate_limiter = RateLimiter(settings.redis_url)
+    graphql_app = GraphQLApp(settings, clock, wechat, broker, rate_limiter)
     tortoise_config = config_from_settings(settings)
 
     @contextlib.asynccontextmanager
@@ -101,6 +105,7 @@ def create_app(
                     yield
                 finally:
                     await broker.close()
+                    await rate_limiter.close()
                     if redis is not None:
                         await redis.aclose()
 
@@ -124,6 +129,7 @@ def create_app(
     app.state.clock = clock
     app.state.wechat = wechat
     app.state.broker = broker
+    app.state.rate_limiter = rate_limiter
     app.add_middleware(AuthMiddleware, settings=settings)
     app.add_middleware(RequestLogMiddleware)
     return app

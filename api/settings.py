@@ -144,6 +144,9 @@ class Settings(BaseSettings):
     certificate_download_ttl: int = Field(
         300, ge=10, le=86400, description="Lifetime of a certificate's signed download link, seconds"
     )
+    public_verify_per_minute: int = Field(
+        30, ge=1, description="Anonymous certificate checks one client address may make a minute, per endpoint"
+    )
     verify_upload_max_bytes: int = Field(
         10 * 1024 * 1024, ge=1024, description="Largest PDF accepted by POST /verify, bytes"
     )

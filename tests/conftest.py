@@ -135,6 +135,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         upload_dir=tmp_path / "uploads",
         esign_dir=tmp_path / "esign",
         certificate_dir=tmp_path / "certificates",
+        public_verify_per_minute=10_000,  # the limit has its own tests (tests/certificates/test_rate_limits.py)
     )
 
 

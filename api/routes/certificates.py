@@ -68,6 +68,20 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
+RATE_LIMITED_MESSAGE = "核验请求过于频繁，请稍后再试"
+
+
+async def _over_limit(request: Request, endpoint: str) -> int | None:
+    """Seconds to wait when this client has used up the public verification limit (api/ratelimit.py), else None."""
+    from api.ratelimit import client_address
+
+    settings = request.app.state.settings
+    return await request.app.state.rate_limiter.retry_after(
+        f"{endpoint}:{client_address(request)}", limit=settings.public_verify_per_minute, window=60,
+        now=_now(request).timestamp(),
+    )
+
+
 # -- the public page ----------------------------------------------------------------------------------------------------
 
 _COLOURS = {
@@ -86,6 +100,9 @@ _HEADLINES = {
 
 async def verify_page(request: Request) -> HTMLResponse:
     settings = request.app.state.settings
+    if (wait := await _over_limit(request, "verify-page")) is not None:
+        body = f'<div class="result"><h2>{RATE_LIMITED_MESSAGE}</h2><p>请约{wait}秒后重试。</p></div>'
+        return HTMLResponse(_page("电子证照核验", body), status_code=429, headers={"Retry-After": str(wait)})
     identifier = request.path_params.get("identifier") or request.query_params.get("identifier", "")
     code = request.query_params.get("c", "")
     if not identifier and not code:
@@ -173,6 +190,10 @@ box-sizing:border-box;font-size:16px;padding:8px;margin-top:4px}} button{{width:
 
 async def verify_upload(request: Request) -> JSONResponse:
     settings = request.app.state.settings
+    if (wait := await _over_limit(request, "verify-upload")) is not None:
+        response = _error(429, "RATE_LIMITED", RATE_LIMITED_MESSAGE)
+        response.headers["Retry-After"] = str(wait)
+        return response
     limit = settings.verify_upload_max_bytes
     too_large = f"文件超过{limit // (1024 * 1024) or 1}MB，无法核验"
     if declared_too_large(request, limit + MULTIPART_OVERHEAD):

@@ -214,6 +214,8 @@ class CertificateQuery:
     @strawberry.field(description="Public, no sign-in: check a printed certificate by its 证照标识 and 校验码.")
     async def verify_certificate(self, info: strawberry.Info, input: VerifyCertificateInput) -> CertificateVerification:
         ctx = info.context
+        if await ctx.public_rate_limited("verify-certificate"):
+            raise graphql_error(DomainError("RATE_LIMITED", "核验请求过于频繁，请稍后再试", None))
         return verification_of(await service.lookup_public(ctx.settings, input.identifier, input.check_code, ctx.now))
 
     @strawberry.field(description="Admins: the departments' electronic seals, newest first.")

@@ -119,6 +119,7 @@ class Context:
     request: Any = None
     wechat: Any = None  # the process's miniapp.MiniProgram
     broker: Any = None  # api.broker: live events to subscribers
+    rate_limiter: Any = None  # api.ratelimit.RateLimiter: the public endpoints' limits
     loaders: Loaders = field(init=False)
     _calendar: WorkCalendar | None = field(default=None, init=False)
     _calendar_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
@@ -126,6 +127,18 @@ class Context:
 
     def __post_init__(self) -> None:
         self.loaders = Loaders(self.viewer)
+
+    async def public_rate_limited(self, endpoint: str) -> bool:
+        """This client has used up the anonymous endpoints' per-minute limit (api/ratelimit.py)."""
+        from api.ratelimit import client_address
+
+        if self.rate_limiter is None:
+            return False
+        wait = await self.rate_limiter.retry_after(
+            f"{endpoint}:{client_address(self.request)}", limit=self.settings.public_verify_per_minute, window=60,
+            now=self.now.timestamp(),
+        )
+        return wait is not None
 
     async def content_check(self, text: str, openid: str | None) -> str:
         """WeChat content security (msgSecCheck v2) of what a user wrote: "pass", "review" or "risky".
