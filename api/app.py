@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import logging
@@ -72,7 +73,8 @@ def create_app(
     each commit that wrote notices. Tests that drive a dispatcher themselves turn it off.
 
     ``produce_certificates``: seal the PDFs of issued certificates in this process (right after each approval, and a
-    sweep at start and on a timer). Off, a PDF is made on its first download or by another process's sweep.
+    sweep at start and on a timer), or, with Redis, wake the arq workers that do. Off, a PDF is made on its first
+    download or by another process's sweep.
     """
     settings = settings or get_settings()
     configure_logging(settings)
@@ -141,6 +143,39 @@ async def _certificate_pdfs(settings: Settings, clock: Clock, *, enabled: bool):
     found by the sweep (api/services/certificates.py). Every instance may run it: producing a PDF is idempotent."""
     if not enabled:
         yield
+        return
+    if settings.redis_url:
+        # Scaled mode: the arq workers seal the PDFs (their CPU, not the API's); this process only wakes them.
+        from arq import create_pool
+        from arq.connections import RedisSettings
+
+        from api.services import certificates
+        from notifications.worker import CERTIFICATES_JOB_ID
+
+        pool = await create_pool(RedisSettings.from_dsn(settings.redis_url))
+        pending: set[asyncio.Task] = set()
+
+        def wake_workers() -> None:
+            task = asyncio.get_running_loop().create_task(
+                pool.enqueue_job("produce_certificates", _job_id=CERTIFICATES_JOB_ID)
+            )
+            pending.add(task)
+            task.add_done_callback(settled)
+
+        def settled(task: asyncio.Task) -> None:
+            pending.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                log.warning("could not wake the certificate workers; their sweep will find it",
+                            exc_info=task.exception())
+
+        unregister = certificates.register_waker(wake_workers)
+        try:
+            yield
+        finally:
+            unregister()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+            await pool.aclose()
         return
     from api.services.certificates import CertificatePdfRunner
 

@@ -21,7 +21,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from tortoise.expressions import Q
 
@@ -349,12 +349,25 @@ class CertificatePdfRunner:
 
 
 _runners: set[CertificatePdfRunner] = set()
+_wakers: list[Callable[[], None]] = []
+
+
+def register_waker(waker: Callable[[], None]) -> Callable[[], None]:
+    """Scaled mode: how to tell the arq workers to look now (the app registers it); returns the unregister."""
+    _wakers.append(waker)
+    return lambda: _wakers.remove(waker) if waker in _wakers else None
 
 
 def wake() -> None:
-    """After a commit that issued a certificate or created a seal: the runners of this process look at once."""
+    """After a commit that issued a certificate or created a seal: whoever seals PDFs looks at once — this process's
+    runner (embedded mode) or the arq workers (scaled mode). Best effort: their sweeps find anything missed."""
     for runner in list(_runners):
         runner.wake()
+    for waker in list(_wakers):
+        try:
+            waker()
+        except Exception:  # noqa: BLE001 - never fail the approval over a wake-up
+            log.warning("could not wake the certificate workers; their sweep will find it", exc_info=True)
 
 
 # -- signed download links --------------------------------------------------------------------------------------------
