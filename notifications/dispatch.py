@@ -386,6 +386,7 @@ class InProcessRunner:
         self._event = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._unregister: Callable[[], None] | None = None
+        self._stopping = False
 
     def wake(self) -> None:
         self._event.set()
@@ -394,27 +395,45 @@ class InProcessRunner:
         self._unregister = register_waker(self.wake)
         self._task = asyncio.create_task(self._loop(), name="notice-dispatcher")
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 15.0) -> None:
+        """Let the current pass finish, then stop. Cancelling it mid-transaction could leave a database connection
+        checked out, and closing the pool then waits for it forever (a hung shutdown); cancel only past ``grace``."""
         if self._unregister:
             self._unregister()
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await stop_loop(self, grace)
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             try:
-                while await self.dispatcher.run_once():
+                while not self._stopping and await self.dispatcher.run_once():
                     pass
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - keep the loop alive; the rows stay pending
                 log.exception("dispatcher sweep failed")
+            if self._stopping:
+                return
             try:
                 await asyncio.wait_for(self._event.wait(), self.interval)
             except asyncio.TimeoutError:
                 pass
             self._event.clear()
+
+
+async def stop_loop(runner: Any, grace: float) -> None:
+    """Stop a background loop that checks ``runner._stopping`` between passes: ask, wake it, wait up to ``grace``
+    seconds for the pass under way to end, and only then cancel it."""
+    runner._stopping = True
+    runner.wake()
+    task = runner._task
+    if task is None:
+        return
+    try:
+        await asyncio.wait_for(asyncio.shield(task), grace)
+    except asyncio.TimeoutError:
+        log.warning("background loop did not stop within %s s; cancelling it", grace)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass

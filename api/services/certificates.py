@@ -311,36 +311,41 @@ class CertificatePdfRunner:
     """Produces missing PDFs in this process: at start, when woken after an approval's commit, and every
     ``interval`` seconds (which also catches what another process left unfinished)."""
 
+    BATCH = 5  # PDFs per pass: a stop waits for at most one small pass (~2 s), never a long backlog
+
     def __init__(self, settings: Settings, clock, *, interval: float) -> None:
         self.settings, self.clock, self.interval = settings, clock, interval
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
+        self._stopping = False
 
     async def start(self) -> None:
         _runners.add(self)
         self._task = asyncio.create_task(self._loop(), name="certificate-pdfs")
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 15.0) -> None:
+        """Finish the pass under way, then stop (cancelling mid-transaction can hang the pool's close)."""
+        from notifications.dispatch import stop_loop
+
         _runners.discard(self)
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await stop_loop(self, grace)
 
     def wake(self) -> None:
         self._wake.set()
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             try:
-                while await produce_pending(self.settings, now=self.clock()):
+                while not self._stopping and await produce_pending(
+                    self.settings, now=self.clock(), limit=self.BATCH
+                ):
                     pass
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - the database may be away for a moment; try again later
                 log.exception("certificate sweep failed")
+            if self._stopping:
+                return
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
             except asyncio.TimeoutError:
