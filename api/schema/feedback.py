@@ -458,46 +458,37 @@ class FeedbackMutation:
     @strawberry.mutation(description="The rated department records a follow-up step of a 差评.")
     async def record_rating_follow_up(self, info: strawberry.Info, input: RecordRatingFollowUpInput) -> RatingPayload:
         ctx = info.context
-
-        async def action() -> dict:
-            rating = await rating_service.record_follow_up(
-                ctx.viewer, pk_of(input.rating_id, "Rating", "ratingId"), rules.FollowUpStep(input.step.value),
-                input.note, now=ctx.now,
-            )
-            return {"rating": rating}
-
-        return await payload_or_errors(RatingPayload, action)
+        step = rules.FollowUpStep(input.step.value)
+        return await _on_rating(
+            input.rating_id, lambda rid: rating_service.record_follow_up(ctx.viewer, rid, step, input.note, now=ctx.now)
+        )
 
     @strawberry.mutation(description="The rater says whether the reported result satisfies them.")
     async def confirm_rating_result(self, info: strawberry.Info, input: ConfirmRatingResultInput) -> RatingPayload:
-        ctx = info.context
-
-        async def action() -> dict:
-            rating_id = pk_of(input.rating_id, "Rating", "ratingId")
-            return {"rating": await rating_service.confirm_result(ctx.viewer, rating_id, input.satisfied)}
-
-        return await payload_or_errors(RatingPayload, action)
+        viewer = info.context.viewer
+        return await _on_rating(input.rating_id, lambda rid: rating_service.confirm_result(viewer, rid, input.satisfied))
 
     @strawberry.mutation(description="The rated department appeals a mistaken or malicious rating (申诉).")
     async def appeal_rating(self, info: strawberry.Info, input: AppealRatingInput) -> RatingPayload:
-        ctx = info.context
-
-        async def action() -> dict:
-            rating_id = pk_of(input.rating_id, "Rating", "ratingId")
-            return {"rating": await rating_service.appeal(ctx.viewer, rating_id, input.reason)}
-
-        return await payload_or_errors(RatingPayload, action)
+        viewer = info.context.viewer
+        return await _on_rating(input.rating_id, lambda rid: rating_service.appeal(viewer, rid, input.reason))
 
     @strawberry.mutation(description="A supervisor decides an appeal; an upheld one leaves the statistics.")
     async def decide_rating_appeal(self, info: strawberry.Info, input: DecideRatingAppealInput) -> RatingPayload:
         ctx = info.context
+        return await _on_rating(
+            input.rating_id,
+            lambda rid: rating_service.decide_appeal(ctx.viewer, rid, input.upheld, input.note, ctx.now),
+        )
 
-        async def action() -> dict:
-            rating_id = pk_of(input.rating_id, "Rating", "ratingId")
-            rating = await rating_service.decide_appeal(ctx.viewer, rating_id, input.upheld, input.note, ctx.now)
-            return {"rating": rating}
 
-        return await payload_or_errors(RatingPayload, action)
+async def _on_rating(global_id: str, call) -> RatingPayload:
+    """One step on one rating: its id read from the input, the service called, the result or its refusal as payload."""
+
+    async def action() -> dict:
+        return {"rating": await call(pk_of(global_id, "Rating", "ratingId"))}
+
+    return await payload_or_errors(RatingPayload, action)
 
 
 @strawberry.type
