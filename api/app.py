@@ -8,15 +8,21 @@ import datetime as dt
 import logging
 from typing import Any, Callable
 
+from cross_web import HTTPException
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from strawberry.asgi import GraphQL
 from tortoise.contrib.starlette import RegisterTortoise
 
 from api.broker import make_broker
+from api.changes import SCOPE_KEY as GENERATION, ChangeMarker, generation, marker_for
 from api.db import UnmigratedDatabase, config_from_settings, pending_migrations
+from api.domain.timing import local_date
 from api.middleware import AuthMiddleware, RequestLogMiddleware, configure_logging
 from api.ratelimit import RateLimiter
+from api.response_cache import MAX_KEY_BYTES, Entry, ResponseCache
 from api.routes.certificates import download, verify_page, verify_upload
 from api.routes.health import healthz, readyz
 from api.routes.ingest import ingest_events
@@ -28,10 +34,21 @@ from miniapp import MiniProgram
 
 log = logging.getLogger("jianshen")
 Clock = Callable[[], dt.datetime]
+MOMENT = "moment"  # the request's reading of the clock, in its scope state
 
 
 class GraphQLApp(GraphQL):
-    def __init__(self, settings: Settings, clock: Clock, wechat: MiniProgram, broker: Any, rate_limiter: Any) -> None:
+    """Strawberry's ASGI view, with the answers to repeated queries kept (api/response_cache.py)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Clock,
+        wechat: MiniProgram,
+        broker: Any,
+        rate_limiter: Any,
+        changes: ChangeMarker,
+    ) -> None:
         super().__init__(
             build_schema(settings),
             graphql_ide="graphiql" if settings.graphiql_enabled else None,
@@ -42,17 +59,64 @@ class GraphQLApp(GraphQL):
         self.wechat = wechat
         self.broker = broker
         self.rate_limiter = rate_limiter
+        self.changes = changes
+        self.answers = ResponseCache(settings.response_cache_mb * 1024 * 1024)
 
     async def get_context(self, request: Any, response: Any = None) -> Context:
-        return Context(
+        state = request.scope.setdefault("state", {})
+        context = Context(
             settings=self.settings,
-            viewer=request.scope.get("state", {}).get("viewer"),
-            now=self.clock(),
+            viewer=state.get("viewer"),
+            now=state.get(MOMENT) or self.clock(),
             request=request,
             wechat=self.wechat,
             broker=self.broker,
             rate_limiter=self.rate_limiter,
+            generation=state.get(GENERATION),
         )
+        state["graphql_context"] = context
+        return context
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or not self.answers.enabled:
+            await super().__call__(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        body = await request.body()  # kept by the request: Strawberry reads the same bytes
+        state = key = None
+        if len(body) <= MAX_KEY_BYTES:
+            content_type = accept = None
+            for name, value in scope["headers"]:
+                if name == b"content-type":
+                    content_type = value
+                elif name == b"accept":
+                    accept = value
+            key = (scope["state"].get("viewer"), content_type, accept, body)
+            # The generation before anything is read (the viewer, if any, was read at this same generation), and one
+            # reading of the clock for both the key's date and the execution, so they agree even at midnight.
+            now = scope["state"][MOMENT] = self.clock()
+            state = self.answers.observe(await generation(self.changes, scope), local_date(now))
+            entry = self.answers.get(state, key)
+            if entry is not None:
+                scope["state"]["cache"] = "hit"
+                await send({"type": "http.response.start", "status": entry.status, "headers": list(entry.headers)})
+                await send({"type": "http.response.body", "body": entry.body})
+                return
+        try:
+            response = await self.run(request)
+        except HTTPException as e:
+            response = PlainTextResponse(e.reason, status_code=e.status_code)
+        context = scope["state"].get("graphql_context")
+        if (
+            key is not None
+            and context is not None
+            and context.keepable
+            and response.status_code == 200
+            and response.background is None
+            and isinstance(getattr(response, "body", None), bytes)
+        ):
+            self.answers.put(state, key, Entry(response.status_code, tuple(response.raw_headers), response.body))
+        await response(scope, receive, send)
 
 
 def system_clock() -> dt.datetime:
@@ -87,7 +151,8 @@ def create_app(
     wechat = MiniProgram.from_settings(settings, redis=redis)
     broker = make_broker(settings.redis_url)
     rate_limiter = RateLimiter(settings.redis_url)
-    graphql_app = GraphQLApp(settings, clock, wechat, broker, rate_limiter)
+    changes = marker_for(settings.database_url)
+    graphql_app = GraphQLApp(settings, clock, wechat, broker, rate_limiter, changes)
     tortoise_config = config_from_settings(settings)
 
     @contextlib.asynccontextmanager
@@ -108,11 +173,15 @@ def create_app(
                 finally:
                     await broker.close()
                     await rate_limiter.close()
+                    changes.close()
                     if redis is not None:
                         await redis.aclose()
 
     app = Starlette(
         routes=[
+            # The hot path first: the router tries the routes in order.
+            Route("/graphql", graphql_app, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql_app),  # subscriptions (graphql-transport-ws)
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/uploads", upload, methods=["POST"]),
@@ -121,8 +190,6 @@ def create_app(
             Route("/verify", verify_page, methods=["GET"]),
             Route("/verify", verify_upload, methods=["POST"]),
             Route("/verify/{identifier}", verify_page, methods=["GET"]),
-            Route("/graphql", graphql_app, methods=["GET", "POST"]),
-            WebSocketRoute("/graphql", graphql_app),  # subscriptions (graphql-transport-ws)
             Mount("/graphql", graphql_app),
         ],
         lifespan=lifespan,
@@ -132,7 +199,9 @@ def create_app(
     app.state.wechat = wechat
     app.state.broker = broker
     app.state.rate_limiter = rate_limiter
-    app.add_middleware(AuthMiddleware, settings=settings)
+    app.state.changes = changes
+    app.state.graphql = graphql_app
+    app.add_middleware(AuthMiddleware, settings=settings, changes=changes)
     app.add_middleware(RequestLogMiddleware)
     return app
 

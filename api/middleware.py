@@ -2,26 +2,42 @@
 
 from __future__ import annotations
 
-import json
 import logging
+import secrets
 import sys
 import time
-import uuid
+from typing import Hashable
 
+import orjson
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.changes import ChangeMarker, NoMarker, generation
+from api.services.access import Viewer
 from api.services.agents import load_viewer
-from api.services.tokens import InvalidToken, decode_access_token
+from api.services.tokens import InvalidToken, VerifiedTokens
 from api.settings import Settings
 
 log = logging.getLogger("jianshen.request")
+VIEWERS_KEPT = 10_000  # viewers remembered for the current generation; when full, forget them all
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per line. The time text is made once per second (a request line is written per request)."""
+
+    _second: int | None = None
+    _second_text = ""
+
+    def _time(self, record: logging.LogRecord) -> str:
+        second = int(record.created)
+        if second != self._second:
+            self._second_text = self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z")
+            self._second = second
+        return self._second_text
+
     def format(self, record: logging.LogRecord) -> str:
         entry = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "time": self._time(record),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -29,7 +45,7 @@ class JsonFormatter(logging.Formatter):
         entry.update(getattr(record, "fields", {}))
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
+        return orjson.dumps(entry, default=str).decode()
 
 
 def configure_logging(settings: Settings) -> None:
@@ -54,28 +70,54 @@ def _unauthenticated(message: str) -> JSONResponse:
 class AuthMiddleware:
     """A present but bad token is refused outright (401); no token means an anonymous request.
 
-    The user and its login session are re-read on every request, so deactivation, logout and a revoked session take
+    The user and its login session are read with the request, so deactivation, logout and a revoked session take
     effect at once; the token's role is not trusted. An applicant's authorisation (经办人授权) is checked here too.
+    "Read with the request" costs a query only when the database changed: the viewer found for a token is kept with
+    the database generation it was read at (api/changes.py) and reused while the generation is the same, i.e. while
+    no transaction, here or in any other process, has committed since.
     """
 
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, changes: ChangeMarker | None = None) -> None:
         self.app = app
         self.settings = settings
+        self.changes = changes or NoMarker()
+        self.tokens = VerifiedTokens(settings)
+        self._viewers: dict[tuple[int, str], Viewer | None] = {}
+        self._viewers_generation: Hashable | None = None
+
+    async def _viewer(self, scope: Scope, user_id: int, session_id: str) -> Viewer | None:
+        current = await generation(self.changes, scope)
+        if current is not None and current == self._viewers_generation:
+            key = (user_id, session_id)
+            if key in self._viewers:
+                return self._viewers[key]
+        # One query: the user if active, its session if live, its authorisation (经办人授权).
+        viewer = await load_viewer(user_id, session_id)
+        if current is not None:
+            if current != self._viewers_generation:
+                self._viewers, self._viewers_generation = {}, current
+            if len(self._viewers) >= VIEWERS_KEPT:
+                self._viewers.clear()
+            self._viewers[(user_id, session_id)] = viewer
+        return viewer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         scope.setdefault("state", {})["viewer"] = None
-        header = dict(scope.get("headers") or {}).get(b"authorization", b"").decode("latin-1")
+        header = b""
+        for name, value in scope.get("headers") or ():
+            if name == b"authorization":
+                header = value
+                break
         if header:
-            scheme, _, token = header.partition(" ")
+            scheme, _, token = header.decode("latin-1").partition(" ")
             viewer = None
             if scheme.lower() == "bearer" and token:
                 try:
-                    claims = decode_access_token(self.settings, token.strip())
-                    # One query: the user if active, its session if live, its authorisation (经办人授权).
-                    viewer = await load_viewer(int(claims["sub"]), claims["sid"])
+                    claims = self.tokens.decode(token.strip())
+                    viewer = await self._viewer(scope, int(claims["sub"]), claims["sid"])
                 except InvalidToken:
                     viewer = None
             if viewer is None:
@@ -96,8 +138,12 @@ class RequestLogMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = dict(scope.get("headers") or {}).get(b"x-request-id", b"").decode("latin-1")[:64]
-        request_id = request_id or uuid.uuid4().hex
+        request_id = ""
+        for name, value in scope.get("headers") or ():
+            if name == b"x-request-id":
+                request_id = value.decode("latin-1")[:64]
+                break
+        request_id = request_id or secrets.token_hex(16)
         started = time.perf_counter()
         status = 500
 
@@ -111,17 +157,18 @@ class RequestLogMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            viewer = scope.get("state", {}).get("viewer")
-            log.info(
-                "request",
-                extra={
-                    "fields": {
-                        "request_id": request_id,
-                        "method": scope.get("method"),
-                        "path": scope.get("path"),
-                        "status": status,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 1),
-                        "user_id": viewer.user_id if viewer else None,
-                    }
-                },
-            )
+            if log.isEnabledFor(logging.INFO):
+                state = scope.get("state", {})
+                viewer = state.get("viewer")
+                fields = {
+                    "request_id": request_id,
+                    "method": scope.get("method"),
+                    "path": scope.get("path"),
+                    "status": status,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                    "user_id": viewer.user_id if viewer else None,
+                }
+                if state.get("cache"):
+                    fields["cache"] = state["cache"]
+                # makeRecord + handle = log.info without looking up the caller's frame (the line has no source).
+                log.handle(log.makeRecord(log.name, logging.INFO, "", 0, "request", (), None, extra={"fields": fields}))

@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     graphql_max_aliases: int = Field(30, ge=1, description="Most aliases in one GraphQL document")
     graphql_max_tokens: int = Field(3000, ge=100, description="Most tokens in one GraphQL document")
     graphiql: bool | None = Field(None, description="Serve GraphiQL; default: on in development, off in production")
+    response_cache_mb: int = Field(
+        64, ge=0, le=65536, description="Memory for answers to repeated GraphQL queries, kept while the database, the "
+        "viewer and the date are unchanged (docs/PERFORMANCE.md), MiB per process; 0 = off",
+    )
     page_max: int = Field(100, ge=1, le=1000, description="Largest `first` accepted by a connection")
     log_level: str = Field("INFO", description="Log level")
     refresh_token_ttl: int = Field(

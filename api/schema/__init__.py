@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.types.graphql import OperationType
 from strawberry.extensions import (
     AddValidationRules,
+    SchemaExtension,
     MaskErrors,
     MaxAliasesLimiter,
     MaxTokensLimiter,
@@ -15,6 +17,7 @@ from strawberry.extensions import (
 )
 
 from api.schema import types
+from api.schema.context import Context
 from api.schema.accounts import AccountsMutation, AccountsQuery, AgentAuthorization
 from api.schema.feedback import FeedbackMutation, FeedbackQuery, FeedbackSubscription
 from api.schema import certificates, feedback, notices
@@ -67,6 +70,24 @@ def _is_unexpected(error: GraphQLError) -> bool:
     return original is not None and not isinstance(original, GraphQLError)
 
 
+class KeepableAnswer(SchemaExtension):
+    """Tells the response cache (api/response_cache.py) that an answer may be kept: a query, executed without an
+    error, that touched nothing volatile (the context records that as resolvers run)."""
+
+    def on_execute(self):
+        yield
+        context = self.execution_context.context
+        result = self.execution_context.result
+        if isinstance(context, Context):
+            context.keepable = (
+                self.execution_context.operation_type is OperationType.QUERY
+                and result is not None
+                and not getattr(result, "errors", None)
+                and getattr(result, "data", None) is not None
+                and context.volatile is None
+            )
+
+
 def build_schema(settings: Settings) -> strawberry.Schema:
     # The depth and alias limits are validation rules. ValidationCache keys its LRU on the rule *classes*, and each
     # limiter instance makes new classes: made per request they would miss the cache every time. So the rules are
@@ -83,6 +104,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
         # Unexpected errors never reach the client: no stack trace, no SQL (DESIGN.md §3).
         lambda: MaskErrors(should_mask_error=_is_unexpected, error_message=MASKED_MESSAGE),
+        KeepableAnswer,
     ]
     return strawberry.Schema(
         query=Query, mutation=Mutation, subscription=Subscription, types=_EXTRA_TYPES, extensions=extensions

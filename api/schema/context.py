@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Iterable, TypeVar
 
 from strawberry.dataloader import DataLoader
 
 from api.domain.calendar import WorkCalendar
-from api.domain.timing import Timing
+from api.domain.timing import SHANGHAI, Timing, local_date
 from api.models import (
     Application,
     ApprovalItem,
@@ -111,22 +111,78 @@ class Loaders:
         return [newest.get(case_id) for case_id in case_ids]
 
 
-@dataclass
-class Context:
-    settings: Settings
-    viewer: Viewer | None
-    now: dt.datetime
-    request: Any = None
-    wechat: Any = None  # the process's miniapp.MiniProgram
-    broker: Any = None  # api.broker: live events to subscribers
-    rate_limiter: Any = None  # api.ratelimit.RateLimiter: the public endpoints' limits
-    loaders: Loaders = field(init=False)
-    _calendar: WorkCalendar | None = field(default=None, init=False)
-    _calendar_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
-    _timings: dict[int, asyncio.Future[Timing]] = field(default_factory=dict, init=False)
+class _Volatile:
+    """An attribute of the context whose reading marks the request's answer volatile; the value is in ``_<name>``."""
 
-    def __post_init__(self) -> None:
-        self.loaders = Loaders(self.viewer)
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name, self.slot = name, f"_{name}"
+
+    def __get__(self, context: "Context | None", owner: type | None = None) -> Any:
+        if context is None:
+            return self
+        context._touch(self.name)
+        return getattr(context, self.slot)
+
+
+class Context:
+    """What a resolver may use besides the database.
+
+    The response cache (api/response_cache.py) may keep an answer only while it would be computed the same: from the
+    database (its generation is checked), the viewer, the settings and *the date*. So what would make an answer
+    differ within a day says so when a resolver touches it: the moment itself (``now``), the HTTP request, WeChat,
+    the live-event broker and the rate limiter each mark the answer ``volatile``, and it is never kept. Working-day
+    clocks and lights depend on the date alone and read ``today_start`` (midnight of today in Asia/Shanghai) instead.
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        viewer: Viewer | None,
+        now: dt.datetime,
+        request: Any = None,
+        wechat: Any = None,
+        broker: Any = None,
+        rate_limiter: Any = None,
+        generation: Any = None,
+    ) -> None:
+        self.settings = settings
+        self.viewer = viewer
+        self._now = now
+        self._request = request
+        self._wechat = wechat  # the process's miniapp.MiniProgram
+        self._broker = broker  # api.broker: live events to subscribers
+        self._rate_limiter = rate_limiter  # api.ratelimit.RateLimiter: the public endpoints' limits
+        self.generation = generation  # the database generation the request started at (api/changes.py)
+        self.volatile: str | None = None  # what made the answer depend on more than the data and the date
+        self.keepable = False  # set after execution by api.schema.KeepableAnswer
+        self.loaders = Loaders(viewer)
+        self._calendar: WorkCalendar | None = None
+        self._calendar_lock = asyncio.Lock()
+        self._timings: dict[int, asyncio.Future[Timing]] = {}
+
+    def _touch(self, what: str) -> None:
+        if self.volatile is None:
+            self.volatile = what
+
+    # The moment of the request, the HTTP request, WeChat, the broker and the rate limiter: reading one makes the
+    # answer volatile (never kept by the response cache).
+    now = _Volatile()
+    request = _Volatile()
+    wechat = _Volatile()
+    broker = _Volatile()
+    rate_limiter = _Volatile()
+
+    @property
+    def today(self) -> dt.date:
+        """Today in Asia/Shanghai."""
+        return local_date(self._now)
+
+    @property
+    def today_start(self) -> dt.datetime:
+        """Midnight at the start of today in Asia/Shanghai: the "now" of computations that read only its date (the
+        working-day clock, lights). Passing midnight, not the moment, makes every answer of the day agree."""
+        return dt.datetime.combine(self.today, dt.time(), tzinfo=SHANGHAI)
 
     async def public_rate_limited(self, endpoint: str) -> bool:
         """This client has used up the anonymous endpoints' per-minute limit (api/ratelimit.py)."""
@@ -162,7 +218,7 @@ class Context:
     async def calendar(self) -> WorkCalendar:
         async with self._calendar_lock:  # resolvers run concurrently: read it once
             if self._calendar is None:
-                self._calendar = await get_calendar(self.settings.calendar_cache_seconds)
+                self._calendar = await get_calendar(self.settings.calendar_cache_seconds, version=self.generation)
         return self._calendar
 
     async def timing(self, case: Case) -> Timing:
@@ -196,7 +252,7 @@ class Context:
                 events = await self.loaders.events_by_case.load_many([c.id for c in missing])
                 calendar = await self.calendar()
                 for case, case_events in zip(missing, events):
-                    self._timings[case.id].set_result(case_timing(case, case_events, calendar, self.now))
+                    self._timings[case.id].set_result(case_timing(case, case_events, calendar, self.today_start))
             except BaseException as exc:
                 for case in missing:
                     future = self._timings.pop(case.id)

@@ -131,7 +131,7 @@ class ProgressQuery:
                 stage=f.stage,
                 search=f.search,
                 calendar=await ctx.calendar(),
-                now=ctx.now,
+                now=ctx.today_start,  # lights: the date alone
             )
         except DomainError as error:
             raise graphql_error(error) from None
@@ -155,7 +155,7 @@ class ProgressQuery:
                 states=f.state,
                 light=f.light,
                 calendar=await ctx.calendar(),
-                now=ctx.now,
+                now=ctx.today_start,  # lights: the date alone
             )
         except DomainError as error:
             raise graphql_error(error) from None

@@ -15,7 +15,7 @@ from pathlib import Path
 from api.domain.calendar import CALENDAR_DIR, CalendarDataError, WorkCalendar, YearSchedule, parse_year_file
 from api.models import CalendarYear
 
-_cache: tuple[float, WorkCalendar] | None = None
+_cache: tuple[float, object, WorkCalendar] | None = None  # (read at, database generation, calendar)
 
 
 def _to_row_lists(schedule: YearSchedule) -> tuple[list[dict], list[dict]]:
@@ -25,19 +25,29 @@ def _to_row_lists(schedule: YearSchedule) -> tuple[list[dict], list[dict]]:
     return rows(schedule.holidays), rows(schedule.workdays)
 
 
-async def get_calendar(max_age: float = 60.0) -> WorkCalendar:
-    """The calendar, re-read from the database at most every ``max_age`` seconds (other instances may load a year)."""
+async def get_calendar(max_age: float = 60.0, *, version: object = None) -> WorkCalendar:
+    """The calendar, re-read from the database at most every ``max_age`` seconds (other instances may load a year).
+
+    With ``version`` (a request's database generation, api/changes.py) the kept calendar is used exactly while the
+    generation is the one it was read at, whatever its age: a year loaded by any process is seen by the next request,
+    and an answer computed at a generation never mixes in an older calendar (the response cache relies on it).
+    """
     global _cache
     now = time.monotonic()
-    if _cache is not None and now - _cache[0] < max_age:
-        return _cache[1]
+    if _cache is not None:
+        read_at, read_version, calendar = _cache
+        if version is not None:
+            if read_version == version:
+                return calendar
+        elif now - read_at < max_age:
+            return calendar
     rows = await CalendarYear.all()
     schedules = [
         parse_year_file({"year": r.year, "source": r.source, "holidays": r.holidays, "workdays": r.workdays})
         for r in rows
     ]
     calendar = WorkCalendar(schedules)
-    _cache = (now, calendar)
+    _cache = (now, version, calendar)
     return calendar
 
 

@@ -55,7 +55,16 @@ async def test_progress_query_count_does_not_grow_with_cases(gql, world, count_q
     large, n_large = await statements_for_progress(gql, count_queries, "applicant")
     assert (n_small, n_large) == (4, 40)
     assert small == large, (small, large)
-    assert large <= 12  # viewer, project, cases, events, items, departments, stages, … — a fixed handful
+    # generation (PostgreSQL: its snapshot), viewer, project, cases, events, items, departments, stages, … — a handful
+    assert large <= 13
+
+
+def _data_statements(counter) -> int:
+    """Statements of the answer itself: the request's generation and viewer (api/middleware.py) are read or not
+    depending on whether anything committed in between — on PostgreSQL, anywhere in the cluster."""
+    return sum(
+        1 for s in counter.statements if "pg_current_snapshot" not in s and 'FROM "app_user" LEFT OUTER JOIN "login_session"' not in s
+    )
 
 
 async def test_case_detail_timeline_query_count_is_fixed(gql, world, count_queries, clock):
@@ -70,4 +79,4 @@ async def test_case_detail_timeline_query_count_is_fixed(gql, world, count_queri
     invalidate_calendar_cache()
     with count_queries() as single:
         await gql(many.replace("first: 10", "first: 1"), as_user="supervisor")
-    assert counter.count == single.count
+    assert _data_statements(counter) == _data_statements(single), (counter.statements, single.statements)
