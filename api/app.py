@@ -20,6 +20,7 @@ from api.broker import make_broker
 from api.changes import SCOPE_KEY as GENERATION, ChangeMarker, generation, marker_for
 from api.db import UnmigratedDatabase, config_from_settings, pending_migrations
 from api.domain.timing import local_date
+from api.metrics import PATH as METRICS_PATH, Metrics, endpoint as metrics_endpoint
 from api.middleware import AuthMiddleware, RequestLogMiddleware, configure_logging
 from api.ratelimit import RateLimiter
 from api.response_cache import MAX_KEY_BYTES, Entry, ResponseCache
@@ -99,6 +100,7 @@ class GraphQLApp(GraphQL):
             entry = self.answers.get(state, key)
             if entry is not None:
                 scope["state"]["cache"] = "hit"
+                scope["state"]["operation"] = entry.operation
                 await send({"type": "http.response.start", "status": entry.status, "headers": list(entry.headers)})
                 await send({"type": "http.response.body", "body": entry.body})
                 return
@@ -107,6 +109,8 @@ class GraphQLApp(GraphQL):
         except HTTPException as e:
             response = PlainTextResponse(e.reason, status_code=e.status_code)
         context = scope["state"].get("graphql_context")
+        if context is not None:
+            scope["state"]["operation"] = context.operation_name
         if (
             key is not None
             and context is not None
@@ -115,7 +119,11 @@ class GraphQLApp(GraphQL):
             and response.background is None
             and isinstance(getattr(response, "body", None), bytes)
         ):
-            self.answers.put(state, key, Entry(response.status_code, tuple(response.raw_headers), response.body))
+            self.answers.put(
+                state,
+                key,
+                Entry(response.status_code, tuple(response.raw_headers), response.body, context.operation_name),
+            )
         await response(scope, receive, send)
 
 
@@ -154,6 +162,9 @@ def create_app(
     changes = marker_for(settings.database_url)
     graphql_app = GraphQLApp(settings, clock, wechat, broker, rate_limiter, changes)
     tortoise_config = config_from_settings(settings)
+    metrics = Metrics()
+    metrics.watch_cache(graphql_app.answers)
+    metrics.watch_database()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
@@ -183,6 +194,7 @@ def create_app(
             Route("/graphql", graphql_app, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql_app),  # subscriptions (graphql-transport-ws)
             Route("/healthz", healthz),
+            Route(METRICS_PATH, metrics_endpoint(metrics, settings.metrics_token, production=settings.is_production)),
             Route("/readyz", readyz),
             Route("/uploads", upload, methods=["POST"]),
             Route("/ingest/events", ingest_events, methods=["POST"]),
@@ -201,8 +213,9 @@ def create_app(
     app.state.rate_limiter = rate_limiter
     app.state.changes = changes
     app.state.graphql = graphql_app
+    app.state.metrics = metrics
     app.add_middleware(AuthMiddleware, settings=settings, changes=changes)
-    app.add_middleware(RequestLogMiddleware)
+    app.add_middleware(RequestLogMiddleware, metrics=metrics)
     return app
 
 

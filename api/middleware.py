@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.changes import ChangeMarker, NoMarker, generation
+from api.metrics import PATH as METRICS_PATH, Metrics
 from api.services.access import Viewer
 from api.services.agents import load_viewer
 from api.services.tokens import InvalidToken, VerifiedTokens
@@ -102,8 +103,8 @@ class AuthMiddleware:
         return viewer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
+        if scope["type"] not in ("http", "websocket") or scope.get("path") == METRICS_PATH:
+            await self.app(scope, receive, send)  # /metrics has its own token (api/metrics.py), not a person's
             return
         scope.setdefault("state", {})["viewer"] = None
         header = b""
@@ -129,10 +130,12 @@ class AuthMiddleware:
 
 
 class RequestLogMiddleware:
-    """One JSON line per request: id, method, path, status, duration, user. Never the token or a phone number."""
+    """One JSON line per request: id, method, path, GraphQL operation, status, duration, user — never the token or a
+    phone number — and the same request counted in the Prometheus metrics."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics | None = None) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -157,6 +160,9 @@ class RequestLogMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
+            elapsed = time.perf_counter() - started
+            if self.metrics is not None:
+                self.metrics.observe(scope, status, elapsed)
             if log.isEnabledFor(logging.INFO):
                 state = scope.get("state", {})
                 viewer = state.get("viewer")
@@ -165,9 +171,11 @@ class RequestLogMiddleware:
                     "method": scope.get("method"),
                     "path": scope.get("path"),
                     "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                    "duration_ms": round(elapsed * 1000, 1),
                     "user_id": viewer.user_id if viewer else None,
                 }
+                if state.get("operation"):
+                    fields["operation"] = state["operation"]
                 if state.get("cache"):
                     fields["cache"] = state["cache"]
                 # makeRecord + handle = log.info without looking up the caller's frame (the line has no source).

@@ -31,6 +31,7 @@ class Entry:
     status: int
     headers: tuple[tuple[bytes, bytes], ...]
     body: bytes
+    operation: str | None = None  # for the request log
 
 
 class ResponseCache:

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
         64, ge=0, le=65536, description="Memory for answers to repeated GraphQL queries, kept while the database, the "
         "viewer and the date are unchanged (docs/PERFORMANCE.md), MiB per process; 0 = off",
     )
+    metrics_token: str | None = Field(
+        None, description="Bearer token Prometheus sends to `/metrics`; unset = open in development, off in production"
+    )
     page_max: int = Field(100, ge=1, le=1000, description="Largest `first` accepted by a connection")
     log_level: str = Field("INFO", description="Log level")
     refresh_token_ttl: int = Field(

@@ -145,12 +145,15 @@ def clock() -> FrozenClock:
 
 
 @pytest.fixture
-async def app(settings: Settings, clock: FrozenClock):
+async def app(settings: Settings, clock: FrozenClock, request):
     # Tortoise caches insert/delete SQL per connection *name*: the tests switch between SQLite and PostgreSQL under
     # the same name "default", so the cache must go between apps (a real process never switches).
     EXECUTOR_CACHE.clear()
     invalidate_calendar_cache()
-    application = create_app(settings, clock=clock)
+    # ``quiet_app``: no notice dispatcher or PDF runner in the background, whose commits would move the database
+    # under a test that counts or compares (the outbox, the response cache's generation).
+    quiet = request.node.get_closest_marker("quiet_app") is not None
+    application = create_app(settings, clock=clock, run_dispatcher=not quiet, produce_certificates=not quiet)
     async with application.router.lifespan_context(application):
         yield application
     invalidate_calendar_cache()

@@ -72,7 +72,18 @@ def _is_unexpected(error: GraphQLError) -> bool:
 
 class KeepableAnswer(SchemaExtension):
     """Tells the response cache (api/response_cache.py) that an answer may be kept: a query, executed without an
-    error, that touched nothing volatile (the context records that as resolvers run)."""
+    error, that touched nothing volatile (the context records that as resolvers run). Also names the operation for
+    the request log."""
+
+    def on_operation(self):
+        yield
+        context = self.execution_context.context
+        if isinstance(context, Context):
+            try:
+                name = self.execution_context.operation_name  # the one asked for, or the document's only one
+            except Exception:  # noqa: BLE001 - a document that did not parse has no name
+                name = None
+            context.operation_name = name[:100] if name else None
 
     def on_execute(self):
         yield

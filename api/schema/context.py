@@ -156,6 +156,7 @@ class Context:
         self.generation = generation  # the database generation the request started at (api/changes.py)
         self.volatile: str | None = None  # what made the answer depend on more than the data and the date
         self.keepable = False  # set after execution by api.schema.KeepableAnswer
+        self.operation_name: str | None = None  # for the request log, set by api.schema.KeepableAnswer
         self.loaders = Loaders(viewer)
         self._calendar: WorkCalendar | None = None
         self._calendar_lock = asyncio.Lock()

@@ -24,6 +24,8 @@ from tests.api.flows import act_ok, submit_ok
 from tests.conftest import operation
 from tests.factories import PROJECT_CODE, shanghai
 
+pytestmark = pytest.mark.quiet_app  # nothing commits behind the tests' back
+
 ROOT = Path(__file__).resolve().parents[2]
 PROGRESS = operation("ProjectProgress")
 
@@ -46,22 +48,6 @@ async def progress(client, world, user: str = "applicant", *, token: str | None 
 def cases_of(response) -> dict[str, dict]:
     project = response.json()["data"]["project"]
     return {c["item"]["code"]: c for stage in project["stages"] for c in stage["cases"]}
-
-
-@pytest.fixture
-async def app(settings, clock):
-    """No notice dispatcher or PDF runner in the background: their commits would end the generation mid-test."""
-    from tortoise.backends.base.executor import EXECUTOR_CACHE
-
-    from api.app import create_app
-    from api.services.calendar import invalidate_calendar_cache
-
-    EXECUTOR_CACHE.clear()
-    invalidate_calendar_cache()
-    application = create_app(settings, clock=clock, run_dispatcher=False, produce_certificates=False)
-    async with application.router.lifespan_context(application):
-        yield application
-    invalidate_calendar_cache()
 
 
 @pytest.fixture
