@@ -491,6 +491,21 @@ async def _on_rating(global_id: str, call) -> RatingPayload:
     return await payload_or_errors(RatingPayload, action)
 
 
+async def _may_still_read(viewer, complaint_id: int) -> bool:
+    from api.services.agents import load_viewer
+
+    if viewer is None or viewer.session_id is None:
+        return False
+    current = await load_viewer(viewer.user_id, viewer.session_id)
+    if current is None:
+        return False
+    try:
+        await complaint_service.get_complaint(current, complaint_id)
+    except DomainError:
+        return False
+    return True
+
+
 @strawberry.type
 class FeedbackSubscription:
     @strawberry.subscription(description="New messages of a complaint's thread, as they are posted.")
@@ -506,8 +521,14 @@ class FeedbackSubscription:
             while True:
                 event = await queue.get()
                 message = await MessageModel.get_or_none(id=event.get("messageId"), complaint_id=complaint.id)
-                if message is not None:
-                    yield message
+                if message is None:
+                    continue
+                # The viewer was read when the subscription began: before each message, check again that the
+                # person may still read the thread (logged out, deactivated, no longer the department's). If not,
+                # the subscription ends (the client gets `complete`) instead of delivering to a stale viewer.
+                if not await _may_still_read(ctx.viewer, complaint.id):
+                    return
+                yield message
 
 
 __all__ = ["Complaint", "ComplaintMessage", "FeedbackMutation", "FeedbackQuery", "FeedbackSubscription", "Rating",

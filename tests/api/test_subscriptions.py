@@ -160,3 +160,19 @@ async def test_a_stranger_cannot_subscribe(gql, world, settings, sqlite_only):
             errors = payload["errors"] if isinstance(payload, dict) else payload
             assert errors[0]["extensions"]["code"] == "NOT_FOUND" and "不存在" in errors[0]["message"]
             assert not (isinstance(payload, dict) and payload.get("data"))
+
+
+async def test_a_subscription_ends_when_its_viewer_may_no_longer_read(gql, world, settings, sqlite_only):
+    """The viewer is read when the subscription begins; a logout (or deactivation, or losing the complaint) before a
+    message arrives ends the subscription instead of delivering the thread to someone no longer allowed to read it."""
+    cid = await assigned_complaint(gql, world)
+    with api_process(settings) as host:
+        async with subscription(host, world.token("water"), cid) as water_inbox:
+            await wait_subscribed(water_inbox)
+            await post(host, world.token("citizen"), cid, "还没有处理吗")
+            assert (await water_inbox())["payload"]["data"]["complaintMessages"]["text"] == "还没有处理吗"
+            logout = (await gql.op("Logout", {}, as_user="water"))["logout"]
+            assert logout["ok"] and logout["errors"] == []
+            await post(host, world.token("citizen"), cid, "请尽快答复")
+            frame = await water_inbox()
+            assert frame["type"] == "complete", frame
