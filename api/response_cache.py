@@ -81,8 +81,9 @@ class ResponseCache:
         return entry
 
     def put(self, state: tuple[Hashable, dt.date] | None, key: Hashable, entry: Entry) -> bool:
-        """Keep an answer computed in ``state``; refused when the store has moved on since (a commit during the
-        computation: the answer may mix before and after) or when it alone would not fit."""
+        """Keep an answer computed in ``state``. Refused when a newer generation or date has been seen since its
+        request began (it could never be served), or when it alone would not fit. An answer that a commit overtook
+        mid-computation is kept under the old generation, which no later request can read again: never served."""
         size = len(entry.body) + _key_size(key)
         if state is None or state != self._state or size > self.max_bytes:
             return False
