@@ -232,14 +232,14 @@ async def _certificate_pdfs(settings: Settings, clock: Clock, *, enabled: bool):
         from arq.connections import RedisSettings
 
         from api.services import certificates
-        from notifications.worker import CERTIFICATES_JOB_ID
+        from notifications.worker import CERTIFICATES_JOB_ID, wake_workers as enqueue_wake_up
 
         pool = await create_pool(RedisSettings.from_dsn(settings.redis_url))
         pending: set[asyncio.Task] = set()
 
         def wake_workers() -> None:
             task = asyncio.get_running_loop().create_task(
-                pool.enqueue_job("produce_certificates", _job_id=CERTIFICATES_JOB_ID)
+                enqueue_wake_up(pool, "produce_certificates", CERTIFICATES_JOB_ID)
             )
             pending.add(task)
             task.add_done_callback(settled)
@@ -283,12 +283,12 @@ async def _notice_dispatch(settings: Settings, wechat: MiniProgram, clock: Clock
         from arq import create_pool
         from arq.connections import RedisSettings
 
-        from notifications.worker import SWEEP_JOB_ID
+        from notifications.worker import SWEEP_JOB_ID, wake_workers as enqueue_wake_up
 
         pool = await create_pool(RedisSettings.from_dsn(settings.redis_url))
 
         async def wake_workers() -> None:
-            await pool.enqueue_job("sweep", _job_id=SWEEP_JOB_ID)
+            await enqueue_wake_up(pool, "sweep", SWEEP_JOB_ID)  # a crashed worker's job id does not block it
 
         unregister = dispatch.register_waker(wake_workers)
         try:

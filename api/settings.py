@@ -116,6 +116,14 @@ class Settings(BaseSettings):
     notice_sweep_seconds: float = Field(
         5.0, gt=0, le=300, description="How often a dispatcher looks for due notices besides being woken, seconds"
     )
+    worker_name: str | None = Field(
+        None, description="Name of this notification worker in its health record (python -m notifications.worker "
+        "--check); unset = the host name, i.e. one worker per container",
+    )
+    worker_health_seconds: float = Field(
+        10.0, ge=1, le=300, description="How often a worker records that it is alive, seconds; its liveness check "
+        "fails when no record is younger than three such periods",
+    )
     wechat_long_term_subscription: bool = Field(
         False, description="The account has long-term subscribe messages (政务民生): no one-time consent needed"
     )

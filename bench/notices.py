@@ -7,7 +7,7 @@ What it does, for 1 and then 2 workers:
    migrated; a throw-away Redis; the fake provider of ``tests/fakes/sms.py`` (real wire format and signatures, no
    artificial delay) in this process;
 2. ``--notices`` citizens with phones and one notice each, written through the service layer in one transaction;
-3. starts the workers (``arq notifications.worker.WorkerSettings``, INFO logs to a file as in production) and waits
+3. starts the workers (``python -m notifications.worker``, INFO logs to a file as in production) and waits
    until every delivery is DELIVERED. The rate is the number of notices over the time from the first message the
    provider accepted to the last delivery recorded, so the workers' start-up (imports, connections) is not counted.
 

@@ -373,16 +373,20 @@ class RedisServer:
     restarted server listens on the same port, so clients reconnect to the same URL.
     """
 
-    def __init__(self, url: str, *, directory: Path | None = None, owns_directory: bool = False) -> None:
+    def __init__(
+        self, url: str, *, directory: Path | None = None, owns_directory: bool = False, persistent: bool = False
+    ) -> None:
         self.url = url
+        self.persistent = persistent  # append-only file, as in docker/compose.yaml: a restart keeps the keys
         self.directory = directory  # None for an external server
         self._owns_directory = owns_directory
         self._process: subprocess.Popen[bytes] | None = None
         self._stopped = False
 
     @classmethod
-    def start(cls, base_dir: Path | None = None) -> RedisServer:
-        """Start a new redis-server (or wrap ``$JIANSHEN_TEST_REDIS_URL``). Blocks until it answers PING."""
+    def start(cls, base_dir: Path | None = None, *, persistent: bool = False) -> RedisServer:
+        """Start a new redis-server (or wrap ``$JIANSHEN_TEST_REDIS_URL``). Blocks until it answers PING.
+        ``persistent``: with an append-only file (fsync every second), so ``restart()`` keeps what was written."""
         external = os.environ.get(REDIS_URL_ENV)
         if external:
             return cls(external)
@@ -395,7 +399,7 @@ class RedisServer:
         directory = Path(base_dir) / "redis"
         directory.mkdir(parents=True, exist_ok=False)
 
-        server = cls("", directory=directory, owns_directory=owns_directory)
+        server = cls("", directory=directory, owns_directory=owns_directory, persistent=persistent)
         try:
             last_error: ServerStartError | None = None
             for _ in range(START_ATTEMPTS):
@@ -451,7 +455,8 @@ class RedisServer:
             self._process.wait()
 
     def restart(self) -> None:
-        """Stop the server if it runs and start it again on the same port (with an empty dataset)."""
+        """Stop the server if it runs and start it again on the same port (with an empty dataset unless
+        ``persistent``)."""
         self._require_managed("restart")
         self._terminate()
         deadline = time.monotonic() + 10
@@ -480,7 +485,7 @@ class RedisServer:
             "--port", str(self.port),
             "--bind", HOST,
             "--save", "",
-            "--appendonly", "no",
+            "--appendonly", "yes" if self.persistent else "no",
             "--dir", str(self.directory),
             "--daemonize", "no",
         ]

@@ -1,4 +1,4 @@
-"""Real ``arq notifications.worker.WorkerSettings`` processes against a fake SMS provider, for the fault test and
+"""Real ``python -m notifications.worker`` processes against a fake SMS provider, for the fault test and
 ``bench/notices.py``: the workers' environment, starting and stopping them, and a batch of notices written through
 the service layer.
 """
@@ -42,6 +42,8 @@ def worker_env(provider: str, fake_host: str, database_url: str, redis_url: str)
         "JIANSHEN_SMS_TIMEOUT": "5",
         "JIANSHEN_NOTICE_LEASE_SECONDS": "10",  # the least the settings allow: a dead worker's rows come back soon
         "JIANSHEN_NOTICE_RETRY_BASE_SECONDS": "1",
+        "JIANSHEN_NOTICE_SWEEP_SECONDS": "1",
+        "JIANSHEN_WORKER_HEALTH_SECONDS": "1",
         "JIANSHEN_LOG_LEVEL": "WARNING",
     }
     if provider == "aliyun":
@@ -65,9 +67,17 @@ def worker_env(provider: str, fake_host: str, database_url: str, redis_url: str)
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "arq", "notifications.worker.WorkerSettings"],
+            [sys.executable, "-m", "notifications.worker"],
             cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
         )
+
+
+def check_worker(env: dict[str, str]) -> subprocess.CompletedProcess:
+    """The worker's liveness check, as docker runs it: ``python -m notifications.worker --check``."""
+    return subprocess.run(
+        [sys.executable, "-m", "notifications.worker", "--check"],
+        cwd=ROOT, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+    )
 
 
 def stop_worker(process: subprocess.Popen) -> None:
