@@ -38,23 +38,29 @@ from arq.constants import default_queue_name, health_check_key_suffix
 from arq.logs import default_log_config
 from arq.worker import Worker, get_kwargs
 from redis import exceptions as redis_errors
-from tortoise import Tortoise
 
-from api.db import config_from_settings
-from api.middleware import configure_logging
 from api.settings import Settings, get_settings
-from notifications.setup import build_dispatcher
+
+# The database, the ORM and the channels are imported where a running worker needs them, not at the top: the
+# liveness check imports this module every few seconds and must stay cheap (a fraction of a second).
 
 log = logging.getLogger("jianshen.notifications")
 SWEEP_JOB_ID = "notice-sweep"  # prefixes of the wake-up job ids (see ``wake_workers``)
 CERTIFICATES_JOB_ID = "certificate-pdfs"
 WAKE_SLOT_MS = 200  # wake-ups within one slot share one job, which starts when the slot ends
-REDIS_DOWN = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError, asyncio.TimeoutError)
+# Any Redis error in the poll loop: a lost connection also surfaces as a WatchError inside arq's transactions.
+REDIS_DOWN = (redis_errors.RedisError, OSError, asyncio.TimeoutError)
 REDIS_BACKOFF_FIRST, REDIS_BACKOFF_MAX = 0.25, 5.0  # seconds between tries while Redis does not answer
 HEALTH_PERIODS = 3  # the health record outlives this many periods: one slow poll is not a dead worker
 
 
 async def startup(ctx: dict[str, Any]) -> None:
+    from tortoise import Tortoise
+
+    from api.db import config_from_settings
+    from api.middleware import configure_logging
+    from notifications.setup import build_dispatcher
+
     settings = get_settings()
     configure_logging(settings)
     await Tortoise.init(config=config_from_settings(settings))
@@ -63,6 +69,8 @@ async def startup(ctx: dict[str, Any]) -> None:
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    from tortoise import Tortoise
+
     await Tortoise.close_connections()
 
 
