@@ -127,9 +127,12 @@ def _every(seconds: float) -> dict[str, set[int]]:
     return {"second": {0}, "minute": set(range(0, 60, max(1, round(step / 60))))}
 
 
+def _redis_url(settings: Settings) -> str:
+    return os.environ.get("JIANSHEN_REDIS_URL") or settings.redis_url or "redis://127.0.0.1:6379/0"
+
+
 def _redis_settings(settings: Settings) -> RedisSettings:
-    url = os.environ.get("JIANSHEN_REDIS_URL") or settings.redis_url or "redis://127.0.0.1:6379/0"
-    redis_settings = RedisSettings.from_dsn(url)
+    redis_settings = RedisSettings.from_dsn(_redis_url(settings))
     redis_settings.conn_retries = 60  # Redis not there at start: keep trying for a minute instead of dying
     redis_settings.conn_retry_delay = 1
     return redis_settings
@@ -234,13 +237,8 @@ async def check(settings: Settings) -> int:
     worker is dead, stuck, or cannot reach Redis; Redis does not answer). One line on stdout says which."""
     from redis.asyncio import Redis
 
-    redis_settings = _redis_settings(settings)
     key = health_key(settings)
-    client = Redis(
-        host=redis_settings.host, port=redis_settings.port, db=redis_settings.database,
-        username=redis_settings.username, password=redis_settings.password, ssl=redis_settings.ssl,
-        socket_connect_timeout=2, socket_timeout=2,
-    )
+    client = Redis.from_url(_redis_url(settings), socket_connect_timeout=2, socket_timeout=2)
     try:
         record = await client.get(key)
     except (redis_errors.RedisError, OSError) as exc:
