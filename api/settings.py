@@ -69,7 +69,7 @@ class Settings(BaseSettings):
         2000, ge=10, description="Most pairs of same-named fields the field-merging check of one document may compare"
     )
     graphql_max_cost: int = Field(
-        50000, ge=100, description="Highest estimated cost of one GraphQL operation (each field 1, times `first` "
+        100_000, ge=100, description="Highest estimated cost of one GraphQL operation (each field 1, times `first` "
         "of a connection or 10 for a plain list), checked before execution",
     )
     graphql_introspection: bool | None = Field(

@@ -206,7 +206,13 @@ class _Measure:
 
     # -- pass 3: cost ----------------------------------------------------------------------------------------------
     def cost(self, schema: Any, variables: dict[str, Any] | None) -> int:
-        variables = variables if isinstance(variables, dict) else {}
+        defaults = {  # a variable the request leaves out takes its default from the document
+            definition.variable.name.value: int(definition.default_value.value)
+            for op in self.operations
+            for definition in op.variable_definitions or ()
+            if isinstance(definition.default_value, IntValueNode) and len(definition.default_value.value) < 10
+        }
+        variables = {**defaults, **(variables if isinstance(variables, dict) else {})}
         fragment_costs: dict[str, int] = {}
         visiting: set[str] = set()
         page_max = self.limits.page_max
