@@ -332,6 +332,9 @@ class GatedValidation(ValidationCache):
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
+        if context.pre_execution_errors:  # refused before (api/schema/trusted.py): nothing to validate
+            yield
+            return
         try:
             measure(context.graphql_document, context.schema._schema, context.variables, self.limits)
         except Refused as refused:

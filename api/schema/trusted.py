@@ -25,6 +25,7 @@ from strawberry.extensions import SchemaExtension
 from api.schema.gate import only_introspection
 
 MANIFEST_FORMAT = "apollo-persisted-query-manifest"
+REFUSED = "{kind} PersistedQueryRefused {{ __typename }}"  # never validated nor run (see on_operation)
 _HERE = Path(__file__).resolve().parents[2] / "graphql" / "operations"
 
 
@@ -125,7 +126,12 @@ class TrustedDocuments(SchemaExtension):
         context = self.execution_context
         error = self.admit(context)
         if error is not None:
-            raise error
+            # Answered as a pre-execution error (over HTTP and WebSocket alike): a harmless stand-in document is
+            # "parsed" and validation is skipped, so nothing of the refused request is parsed, validated or run.
+            kinds = {getattr(kind, "value", kind) for kind in context.allowed_operations}
+            context.query = REFUSED.format(kind="query" if "query" in kinds else "subscription")
+            context._provided_operation_name = None
+            context.pre_execution_errors = [error]
         yield
 
     def admit(self, context: Any) -> GraphQLError | None:

@@ -195,6 +195,7 @@ async def test_a_body_under_the_cap_is_answered(client, settings):
     assert response.status_code == 200 and response.json()["data"] == {"__typename": "Query"}
 
 
+@sqlite_only
 async def test_a_websocket_frame_over_the_cap_closes_the_connection(settings):
     """A real server (uvicorn's ws_max_size): the oversized frame closes the connection with 1009 (message too big)."""
     import websockets
@@ -207,6 +208,11 @@ async def test_a_websocket_frame_over_the_cap_closes_the_connection(settings):
         ) as ws:
             await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
             assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "connection_ack"
+            # Over the WebSocket too, a hostile document is refused by the measurement, as a coded error.
+            await ws.send(json.dumps({"id": "0", "type": "subscribe", "payload": {"query": doubling(24)}}))
+            refused = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            assert refused["type"] == "error" and refused["id"] == "0", refused
+            assert refused["payload"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
             await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {
                 "query": "subscription { __typename }", "variables": {"pad": "x" * (settings.graphql_max_body_bytes + 1)}
             }}))
