@@ -6,16 +6,13 @@ generated from graphql/operations/ and checked here."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 from pathlib import Path
 
-import httpx
 import pytest
-from tortoise.backends.base.executor import EXECUTOR_CACHE
 
-from api.app import create_app
 from api.settings import Settings
+from tests.api.test_metrics import world_free_app as serve  # noqa: F401 - the fixture: an app without a world
 
 ROOT = Path(__file__).resolve().parents[2]
 OPERATIONS = ROOT / "graphql" / "operations"
@@ -38,19 +35,6 @@ def make_settings(database_url, tmp_path):
         )
 
     return make
-
-
-@pytest.fixture
-def serve(clock):
-    @contextlib.asynccontextmanager
-    async def run(settings: Settings):
-        EXECUTOR_CACHE.clear()
-        application = create_app(settings, clock=clock, run_dispatcher=False, produce_certificates=False)
-        async with application.router.lifespan_context(application):
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url="http://t") as http:
-                yield http
-
-    return run
 
 
 def apq(sha: str, query: str | None = None) -> dict:
