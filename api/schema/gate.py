@@ -92,7 +92,8 @@ class _Measure:
             if isinstance(selection, FieldNode):
                 f, d, a = self.size(selection.selection_set)
                 fields += 1 + f
-                depth = max(depth, 1 + d)
+                if not selection.name.value.startswith("__"):  # introspection is not depth, as Strawberry counted
+                    depth = max(depth, 1 + d)
                 aliases += a + (1 if selection.alias else 0)
             elif isinstance(selection, InlineFragmentNode):
                 f, d, a = self.size(selection.selection_set)
@@ -100,7 +101,7 @@ class _Measure:
             elif isinstance(selection, FragmentSpreadNode):
                 f, d, a = self.fragment_size(selection.name.value)
                 fields, depth, aliases = fields + f, max(depth, d), aliases + a
-        self.check_size(fields, depth, aliases)
+        self.check_counts(fields, aliases)
         self.sizes[id(selection_set)] = result = (fields, depth, aliases)
         return result
 
@@ -117,20 +118,22 @@ class _Measure:
         self.fragment_sizes[name] = result
         return result
 
-    def check_size(self, fields: int, depth: int, aliases: int) -> None:
+    def check_counts(self, fields: int, aliases: int) -> None:
+        """Counts only grow towards the root: a set over the bound is refused at once, its parents unwalked."""
         limits = self.limits
         if fields > limits.max_fields:
             raise _too_complex("JIANSHEN_GRAPHQL_MAX_FIELDS", limits.max_fields, fields, "展开片段后的字段数")
-        if depth - 1 > limits.max_depth:  # a root field's children are at depth 1, as Strawberry's limiter counted
-            raise _too_complex("JIANSHEN_GRAPHQL_MAX_DEPTH", limits.max_depth, depth - 1, "嵌套深度")
         if aliases > limits.max_aliases:
             raise _too_complex("JIANSHEN_GRAPHQL_MAX_ALIASES", limits.max_aliases, aliases, "别名数")
 
     def check_sizes(self) -> None:
-        for operation in self.operations:
-            self.size(operation.selection_set)
         for name in self.fragments:
             self.fragment_size(name)
+        for operation in self.operations:
+            # Depth is an operation's: a fragment used only under introspection (not counted) may be deep.
+            depth = self.size(operation.selection_set)[1] - 1  # a root field's children are at depth 1, as before
+            if depth > self.limits.max_depth:
+                raise _too_complex("JIANSHEN_GRAPHQL_MAX_DEPTH", self.limits.max_depth, depth, "嵌套深度")
 
     # -- pass 2: the pairs the field-merging rule compares ---------------------------------------------------------
     def field_pairs(self) -> int:

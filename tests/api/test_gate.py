@@ -18,6 +18,7 @@ from strawberry.extensions.validation_cache import _get_validate_cache
 from api.schema import build_schema
 from api.schema.gate import Limits, _Measure, measure
 from api.settings import Settings
+from tests.api.test_metrics import world_free_app  # noqa: F401 - the fixture: an app without a world
 
 ROOT = Path(__file__).resolve().parents[2]
 OPERATIONS = sorted((ROOT / "graphql" / "operations").glob("*.graphql"))
@@ -65,8 +66,14 @@ async def refusal(client, document: str, variables: dict | None = None, token: s
         ("query { viewer { ...A ...B ...C } } fragment A on Viewer { " + "id " * 120 + "} "
          "fragment B on Viewer { " + "id " * 120 + "} fragment C on Viewer { " + "id " * 120 + "}",
          "JIANSHEN_GRAPHQL_MAX_FIELD_PAIRS"),
+        ("query { projects { edges { node { ...P } } } } fragment P on Project { stages { cases { project { ...Q } } } }"
+         " fragment Q on Project { " + "stages { cases { project { " * 3 + "code" + " } } }" * 3 + " }",
+         "JIANSHEN_GRAPHQL_MAX_DEPTH"),
+        ("query { viewer { ...A } } fragment A on Viewer { ...B ...B } fragment B on Viewer { "
+         + " ".join(f"a{i}: id" for i in range(20)) + " }", "JIANSHEN_GRAPHQL_MAX_ALIASES"),
     ],
-    ids=["doubling-20", "doubling-24", "viewer-x700", "viewer-x300", "same-field-through-fragments"],
+    ids=["doubling-20", "doubling-24", "viewer-x700", "viewer-x300", "same-field-through-fragments",
+         "depth-through-fragments", "aliases-through-fragments"],
 )
 async def test_hostile_documents_are_refused_before_the_standard_validation(client, document, setting):
     """Concurrent, anonymous: every answer is the coded refusal naming the setting, and graphql-core's rules (whose
@@ -186,6 +193,21 @@ async def test_a_200_mb_body_is_refused_with_413_before_the_rest_is_read(client,
         }
         # Declared: refused before a byte of the body; chunked: at most one chunk past the cap.
         assert sent[index] <= (0 if declared else settings.graphql_max_body_bytes // len(CHUNK) + 1)
+
+
+@sqlite_only
+async def test_the_cap_holds_without_the_response_cache(settings, world_free_app):
+    """With the response cache off, Strawberry reads the body itself: the same cap applies."""
+    async def chunks():
+        for _ in range(TOTAL // len(CHUNK)):
+            yield CHUNK
+
+    async with world_free_app(settings.model_copy(update={"response_cache_mb": 0})) as http:
+        responses = await asyncio.gather(*(
+            http.post("/graphql", content=chunks(), headers={"Content-Type": "application/json"}) for _ in range(4)
+        ))
+    assert [r.status_code for r in responses] == [413] * 4
+    assert {r.json()["errors"][0]["extensions"]["code"] for r in responses} == {"REQUEST_TOO_LARGE"}
 
 
 @sqlite_only

@@ -123,9 +123,14 @@ async def test_production_hides_suggestions_in_execution_errors_too(make_setting
 
 @sqlite_only
 async def test_the_introspection_setting_reenables_it_for_staff_tools(make_settings, serve):
+    from graphql import get_introspection_query
+
     async with serve(make_settings(graphql_introspection=True)) as http:
         body = await answer(http, {"query": INTROSPECTION})
         assert body["data"]["__schema"]["queryType"]["name"] == "Query"
+        # The whole introspection query GraphiQL sends fits the document bounds (its depth is not counted).
+        full = await answer(http, {"query": get_introspection_query(descriptions=True)})
+        assert "errors" not in full and full["data"]["__schema"]["types"]
         # Only introspection rides on the setting: other free-form documents stay refused.
         assert code_of(await answer(http, {"query": FREE_FORM + " " + "query B { __typename }"})) == (
             "PERSISTED_QUERY_NOT_FOUND"
