@@ -34,7 +34,7 @@ from graphql import (
     SelectionSetNode,
     VariableNode,
 )
-from strawberry.extensions import SchemaExtension, ValidationCache
+from strawberry.extensions import ValidationCache
 
 LIST_FACTOR = 10  # how many items a plain list field (no `first`) is assumed to hold
 INTROSPECTION_ROOTS = frozenset({"__schema", "__type", "__typename"})

@@ -32,7 +32,7 @@ _HERE = Path(__file__).resolve().parents[2] / "graphql" / "operations"
 def operations_dir() -> Path:
     """The repository's graphql/operations/, or the working directory's (the Docker image installs the package and
     copies graphql/ to its working directory)."""
-    return _HERE if _HERE.is_dir() else Path.cwd() / "graphql" / "operations"
+    return _HERE if (_HERE.parent / "schema.graphql").is_file() else Path.cwd() / "graphql" / "operations"
 
 
 def document_id(text: str) -> str:
