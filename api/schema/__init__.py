@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import strawberry
 from graphql import GraphQLError
-from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.types.graphql import OperationType
 from strawberry.extensions import (
     AddValidationRules,
@@ -16,7 +15,7 @@ from strawberry.extensions import (
 
 from api.schema import types
 from api.schema.context import Context
-from api.schema.gate import GatedValidation, Limits
+from api.schema.gate import GatedValidation, Limits, NoIntrospection
 from api.schema.trusted import Registry, TrustedDocuments
 from api.schema.accounts import AccountsMutation, AccountsQuery, AgentAuthorization
 from api.schema.feedback import FeedbackMutation, FeedbackQuery, FeedbackSubscription
@@ -112,7 +111,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         max_cost=settings.graphql_max_cost,
         page_max=settings.page_max,
     )
-    extra_rules = [] if settings.introspection_enabled else [NoSchemaIntrospectionCustomRule]
+    extra_rules = [] if settings.introspection_enabled else [NoIntrospection]
     registry = Registry.load(settings.graphql_extra_documents, required=settings.is_production)
     # Factories: a fresh extension per request. The parser and validation caches are shared module-level LRU caches.
     extensions = [

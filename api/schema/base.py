@@ -82,6 +82,7 @@ class ErrorCode(Enum):
     QUERY_TOO_COSTLY = "QUERY_TOO_COSTLY"
     PERSISTED_QUERY_NOT_FOUND = "PERSISTED_QUERY_NOT_FOUND"
     PERSISTED_QUERY_HASH_MISMATCH = "PERSISTED_QUERY_HASH_MISMATCH"
+    INTROSPECTION_DISABLED = "INTROSPECTION_DISABLED"
 
 
 @strawberry.type(description="An expected failure, returned as data: nothing was changed.")

@@ -33,7 +33,10 @@ from graphql import (
     OperationDefinitionNode,
     SelectionSetNode,
     VariableNode,
+    get_named_type,
+    is_introspection_type,
 )
+from graphql.validation import ValidationRule
 from strawberry.extensions import ValidationCache
 
 LIST_FACTOR = 10  # how many items a plain list field (no `first`) is assumed to hold
@@ -312,6 +315,18 @@ def only_introspection(document: Any) -> bool:
         for op in operations
         for s in op.selection_set.selections
     )
+
+
+class NoIntrospection(ValidationRule):
+    """graphql-core's NoSchemaIntrospectionCustomRule, answering with our code and in Chinese (``__typename`` stays)."""
+
+    def enter_field(self, node: FieldNode, *_args: Any) -> None:
+        type_ = get_named_type(self.context.get_type())
+        if type_ and is_introspection_type(type_):
+            self.report_error(GraphQLError(
+                f"本服务不提供 schema 自省（字段 {node.name.value}；JIANSHEN_GRAPHQL_INTROSPECTION）", node,
+                extensions={"code": "INTROSPECTION_DISABLED", "limit": "JIANSHEN_GRAPHQL_INTROSPECTION"},
+            ))
 
 
 _SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")

@@ -102,6 +102,7 @@ async def test_staff_documents_listed_by_the_setting_run_in_production(make_sett
         # Listed, yet introspection stays off in production, and a mistake names no field of the schema.
         introspection = await answer(http, {"query": INTROSPECTION})
         assert introspection.get("data") is None and "__schema" in introspection["errors"][0]["message"]
+        assert introspection["errors"][0]["extensions"]["code"] == "INTROSPECTION_DISABLED"
         typo = (await answer(http, {"query": TYPO}))["errors"][0]["message"]
         assert "viewr" in typo and "Did you mean" not in typo and "'viewer'" not in typo
         assert (await answer(http, {"query": "query { viewer { id } }"}))["errors"][0]["extensions"]["code"] == (
