@@ -43,6 +43,7 @@ bench: install ## run every bench/*.py (results go to docs/PERFORMANCE.md by han
 
 schema: install ## export the GraphQL SDL to graphql/schema.graphql
 	$(PY) -m api export-schema --output graphql/schema.graphql
+	$(PY) -m api export-manifest --output graphql/operations/manifest.json
 
 migrations: install ## make Tortoise migrations from model changes
 	$(VENV)/bin/tortoise -c api.db.TORTOISE_ORM makemigrations

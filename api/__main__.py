@@ -4,6 +4,7 @@
     load-demo [--tokens FILE]     load the demo data (idempotent) and write a ready token per demo role
     serve [--host H] [--port P]   run the service (uvicorn)
     export-schema [--output F]    write the GraphQL SDL
+    export-manifest [--output F]  write graphql/operations/manifest.json (the persisted operations' ids)
     set-password USERNAME         set a staff member's password (read from stdin; the password policy applies)
     revoked-seals [--output F]    export the revoked seals (serial → revocation time) for `python -m esign verify --revoked`
     calendar load FILE...         load a year's holiday schedule (国务院办公厅节假日安排) from a JSON file
@@ -71,7 +72,22 @@ def cmd_serve(args) -> int:
 
     settings = get_settings()
     print(f"GraphQL: http://{args.host}:{args.port}/graphql", flush=True)
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning", access_log=False)
+    # A WebSocket frame is capped like a POST body (issue #10): uvicorn closes the connection with 1009 past it.
+    uvicorn.run(
+        create_app(settings), host=args.host, port=args.port, log_level="warning", access_log=False,
+        ws_max_size=settings.graphql_max_body_bytes,
+    )
+    return 0
+
+
+def cmd_export_manifest(args) -> int:
+    from api.schema.trusted import manifest_text
+
+    text = manifest_text()
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
     return 0
 
 
@@ -166,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     export = sub.add_parser("export-schema", help="write the GraphQL SDL")
     export.add_argument("--output")
     export.set_defaults(func=cmd_export_schema)
+    manifest = sub.add_parser("export-manifest", help="write the persisted operations' manifest")
+    manifest.add_argument("--output")
+    manifest.set_defaults(func=cmd_export_manifest)
     revoked = sub.add_parser("revoked-seals", help="export the revoked seals for python -m esign verify --revoked")
     revoked.add_argument("--output")
     revoked.set_defaults(func=cmd_revoked_seals)

@@ -26,10 +26,12 @@ from api.ratelimit import RateLimiter
 from api.response_cache import MAX_KEY_BYTES, Entry, ResponseCache
 from api.routes.certificates import download, verify_page, verify_upload
 from api.routes.health import healthz, readyz
+from api.routes.limits import CappedBody
 from api.routes.ingest import ingest_events
 from api.routes.uploads import upload
 from api.schema import build_schema
 from api.schema.context import Context
+from api.schema.trusted import with_plain_id
 from api.settings import Settings, get_settings
 from miniapp import MiniProgram
 
@@ -77,6 +79,13 @@ class GraphQLApp(GraphQL):
         )
         state["graphql_context"] = context
         return context
+
+    async def parse_http_body(self, request: Any) -> Any:
+        data = await super().parse_http_body(request)
+        if not isinstance(data, list) and data.query is None and request.method == "POST":
+            # A plain {"id": …} names a persisted document like Apollo's extension does (api/schema/trusted.py).
+            data.extensions = with_plain_id(self.parse_json(await request.get_body()), data.extensions)
+        return data
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or not self.answers.enabled:
@@ -161,6 +170,7 @@ def create_app(
     rate_limiter = RateLimiter(settings.redis_url)
     changes = marker_for(settings.database_url)
     graphql_app = GraphQLApp(settings, clock, wechat, broker, rate_limiter, changes)
+    graphql_endpoint = CappedBody(graphql_app, settings.graphql_max_body_bytes, "JIANSHEN_GRAPHQL_MAX_BODY_BYTES")
     tortoise_config = config_from_settings(settings)
     metrics = Metrics()
     metrics.watch_cache(graphql_app.answers)
@@ -191,7 +201,7 @@ def create_app(
     app = Starlette(
         routes=[
             # The hot path first: the router tries the routes in order.
-            Route("/graphql", graphql_app, methods=["GET", "POST"]),
+            Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql_app),  # subscriptions (graphql-transport-ws)
             Route("/healthz", healthz),
             Route(METRICS_PATH, metrics_endpoint(metrics, settings.metrics_token, production=settings.is_production)),
@@ -202,7 +212,7 @@ def create_app(
             Route("/verify", verify_page, methods=["GET"]),
             Route("/verify", verify_upload, methods=["POST"]),
             Route("/verify/{identifier}", verify_page, methods=["GET"]),
-            Mount("/graphql", graphql_app),
+            Mount("/graphql", graphql_endpoint),
         ],
         lifespan=lifespan,
     )

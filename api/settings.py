@@ -58,6 +58,27 @@ class Settings(BaseSettings):
     graphql_max_aliases: int = Field(30, ge=1, description="Most aliases in one GraphQL document")
     graphql_max_tokens: int = Field(3000, ge=100, description="Most tokens in one GraphQL document")
     graphiql: bool | None = Field(None, description="Serve GraphiQL; default: on in development, off in production")
+    # Issue #10: what one request may cost before anything runs (api/schema/gate.py, api/routes/limits.py).
+    graphql_max_body_bytes: int = Field(
+        1024 * 1024, ge=1024, description="Largest body of a POST to /graphql and largest WebSocket frame, bytes"
+    )
+    graphql_max_fields: int = Field(
+        1000, ge=10, description="Most fields in one GraphQL document once its fragments are expanded"
+    )
+    graphql_max_field_pairs: int = Field(
+        2000, ge=10, description="Most pairs of same-named fields the field-merging check of one document may compare"
+    )
+    graphql_max_cost: int = Field(
+        100_000, ge=100, description="Highest estimated cost of one GraphQL operation (each field 1, times `first` "
+        "of a connection or 10 for a plain list), checked before execution",
+    )
+    graphql_introspection: bool | None = Field(
+        None, description="Answer schema introspection; default: on in development, off in production"
+    )
+    graphql_extra_documents: Path | None = Field(
+        None, description="Production: a directory (or file) of extra .graphql documents staff tools may run besides "
+        "the mini-program's graphql/operations/",
+    )
     response_cache_mb: int = Field(
         64, ge=0, le=65536, description="Memory for answers to repeated GraphQL queries, kept while the database, the "
         "viewer and the date are unchanged (docs/PERFORMANCE.md), MiB per process; 0 = off",
@@ -176,6 +197,10 @@ class Settings(BaseSettings):
     @property
     def graphiql_enabled(self) -> bool:
         return (not self.is_production) if self.graphiql is None else self.graphiql
+
+    @property
+    def introspection_enabled(self) -> bool:
+        return (not self.is_production) if self.graphql_introspection is None else self.graphql_introspection
 
     @model_validator(mode="after")
     def _refuse_dev_secrets_in_production(self) -> "Settings":

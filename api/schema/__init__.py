@@ -9,15 +9,14 @@ from strawberry.extensions import (
     AddValidationRules,
     SchemaExtension,
     MaskErrors,
-    MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
-    QueryDepthLimiter,
-    ValidationCache,
 )
 
 from api.schema import types
 from api.schema.context import Context
+from api.schema.gate import GatedValidation, Limits, NoIntrospection
+from api.schema.trusted import Registry, TrustedDocuments
 from api.schema.accounts import AccountsMutation, AccountsQuery, AgentAuthorization
 from api.schema.feedback import FeedbackMutation, FeedbackQuery, FeedbackSubscription
 from api.schema import certificates, feedback, notices
@@ -100,18 +99,30 @@ class KeepableAnswer(SchemaExtension):
 
 
 def build_schema(settings: Settings) -> strawberry.Schema:
-    # The depth and alias limits are validation rules. ValidationCache keys its LRU on the rule *classes*, and each
-    # limiter instance makes new classes: made per request they would miss the cache every time. So the rules are
-    # made once per schema and every request's extension adds the same classes.
-    limit_rules = [
-        *QueryDepthLimiter(max_depth=settings.graphql_max_depth).validation_rules,
-        *MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases).validation_rules,
-    ]
+    # Depth, aliases, expanded fields, field-merging pairs and cost are measured by GatedValidation (api/schema/gate.py)
+    # in time linear in the document, before graphql-core's rules run; Strawberry's depth and alias limiters re-walked
+    # every fragment spread (issue #10). ValidationCache keys its LRU on the rule *classes*: the extra rules are made
+    # once per schema, so every request's extension adds the same classes.
+    limits = Limits(
+        max_fields=settings.graphql_max_fields,
+        max_depth=settings.graphql_max_depth,
+        max_aliases=settings.graphql_max_aliases,
+        max_field_pairs=settings.graphql_max_field_pairs,
+        max_cost=settings.graphql_max_cost,
+        page_max=settings.page_max,
+    )
+    extra_rules = [] if settings.introspection_enabled else [NoIntrospection]
+    registry = Registry.load(settings.graphql_extra_documents, required=settings.is_production)
     # Factories: a fresh extension per request. The parser and validation caches are shared module-level LRU caches.
     extensions = [
+        # First: in production only the mini-program's documents (and the listed extra ones) run (issue #10).
+        lambda: TrustedDocuments(
+            registry, enforce=settings.is_production, allow_introspection=settings.introspection_enabled,
+            max_tokens=settings.graphql_max_tokens,
+        ),
         lambda: ParserCache(maxsize=256),
-        lambda: ValidationCache(maxsize=256),
-        lambda: AddValidationRules(limit_rules),
+        lambda: GatedValidation(limits, hide_suggestions=settings.is_production, maxsize=256),
+        lambda: AddValidationRules(extra_rules),
         lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
         # Unexpected errors never reach the client: no stack trace, no SQL (DESIGN.md §3).
         lambda: MaskErrors(should_mask_error=_is_unexpected, error_message=MASKED_MESSAGE),
