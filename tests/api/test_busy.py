@@ -15,7 +15,8 @@ import asyncpg
 import pytest
 from tortoise.connection import connections
 
-from api.models import SubscribeConsent, Upload
+from api.models import CaseEvent, Project, SubscribeConsent, Upload
+from tests.api.test_ingest import PLANNING, at, cases, event, push  # noqa: F401 - ``cases`` is a fixture
 from tests.conftest import operation
 
 pytestmark = pytest.mark.quiet_app  # no background commits that would meet the lock too
@@ -47,13 +48,14 @@ def sqlite_write_lock(database_url: str):
 
 
 @contextlib.asynccontextmanager
-async def postgres_write_lock(database_url: str, table: str):
-    """Another session locks ``table`` against writes (reads still pass) and keeps it until the block ends."""
+async def postgres_write_lock(database_url: str, table: str, mode: str = "EXCLUSIVE"):
+    """Another session locks ``table`` — against writes, reads still pass (EXCLUSIVE), or against everything (ACCESS
+    EXCLUSIVE, what a migration's ALTER TABLE takes) — and keeps it until the block ends."""
     holder = await asyncpg.connect(database_url)
     try:
         transaction = holder.transaction()
         await transaction.start()
-        await holder.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
+        await holder.execute(f"LOCK TABLE {table} IN {mode} MODE")
         yield
         await transaction.rollback()
     finally:
@@ -130,6 +132,31 @@ async def test_upload_while_the_database_is_locked_answers_503_and_stores_nothin
     assert not settings.upload_dir.exists() or list(settings.upload_dir.iterdir()) == []
     assert (await client.post("/uploads", files={"file": ("a.pdf", PDF, "application/pdf")}, headers=headers)
             ).status_code == 201
+
+
+@pytest.mark.parametrize("db_backend", ["postgres"])
+async def test_a_query_waiting_for_a_postgres_lock_answers_service_busy(gql, world, settings):
+    """A query that cannot get its table's lock in time is a GraphQL error with extensions.code SERVICE_BUSY, not the
+    masked internal error."""
+    async with postgres_write_lock(settings.database_url, Project._meta.db_table, "ACCESS EXCLUSIVE"):
+        errors = await gql.errors(operation("Projects"), {"first": 5}, as_user="supervisor")
+    assert [error.get("extensions", {}).get("code") for error in errors] == ["SERVICE_BUSY"], errors
+    assert "繁忙" in errors[0]["message"]
+    assert (await gql.op("Projects", {"first": 5}, as_user="supervisor"))["projects"]["edges"]
+
+
+@pytest.mark.parametrize("db_backend", ["sqlite"])
+async def test_ingest_while_the_database_is_locked_answers_503_and_the_retry_applies(client, clock, cases, settings):
+    events = [event("busy-3", cases["A"]["code"], 3, at(1), opinion="材料齐全，予以受理")]
+    before = await CaseEvent.all().count()
+    with sqlite_write_lock(settings.database_url):
+        response = await push(client, clock, events, department=PLANNING)
+        assert response.status_code == 503, response.text
+        assert response.headers["retry-after"].isdigit()
+        assert response.json()["error"]["code"] == "SERVICE_BUSY"
+    assert await CaseEvent.all().count() == before
+    retried = await push(client, clock, events, department=PLANNING)
+    assert retried.status_code == 200 and retried.json()["results"][0]["status"] == "APPLIED", retried.text
 
 
 @pytest.mark.parametrize("db_backend", ["sqlite"])
