@@ -75,7 +75,7 @@ def busy_response() -> JSONResponse:
 
 async def answer_busy(request: Request, exc: Exception) -> JSONResponse:
     """Starlette exception handler for the database layer's exceptions: busy → 503; anything else stays a bug."""
-    if not is_busy(exc):
+    if not is_busy(exc) or request.scope["type"] != "http":
         raise exc
     note(exc, request.url.path)
     return busy_response()
