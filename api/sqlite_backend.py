@@ -2,7 +2,7 @@
 
 Tortoise's client has one connection per process, guarded by one asyncio lock that a transaction holds from BEGIN to
 COMMIT. When another process holds SQLite's write lock, a transaction's first write waits in SQLite's busy handler —
-holding that lock — and every other request of the process, reads included, queued behind it. Two changes:
+holding that lock — and every other request of the process, reads included, queued behind it. Three changes:
 
 - **Reads outside a transaction go to a second connection** (read-only by ``PRAGMA query_only``, its own lock). In WAL
   mode (Tortoise's default) readers never wait for a writer, so reads flow while a write waits. A read inside a
@@ -110,7 +110,10 @@ class ReadApartSqliteClient(SqliteClient):
             reader._conn.row_factory = sqlite3.Row
             for pragma in (f"busy_timeout={self.busy_timeout_ms}", "query_only=ON"):
                 await (await reader.execute(f"PRAGMA {pragma}")).close()
-            self._reader = reader
+            if self._reader is None:
+                self._reader = reader
+            else:  # another task connected meanwhile
+                await reader.close()
 
     def _in_transaction(self) -> TransactionContext:
         return TransactionContextReleasingOnFailure(ImmediateTransaction(self), self._lock)
