@@ -17,6 +17,7 @@ from strawberry.asgi import GraphQL
 from tortoise.contrib.starlette import RegisterTortoise
 
 from api.broker import make_broker
+from api.busy import handlers as busy_handlers
 from api.changes import SCOPE_KEY as GENERATION, ChangeMarker, generation, marker_for
 from api.db import UnmigratedDatabase, config_from_settings, pending_migrations
 from api.domain.timing import local_date
@@ -215,6 +216,8 @@ def create_app(
             Mount("/graphql", graphql_endpoint),
         ],
         lifespan=lifespan,
+        # A database too busy to take a write answers 503 with Retry-After on the REST routes (api/busy.py).
+        exception_handlers=busy_handlers(),
     )
     app.state.settings = settings
     app.state.clock = clock

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tortoise import Tortoise
+from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.connection import get_connection
 from tortoise.migrations.executor import MigrationExecutor
 
@@ -41,13 +42,11 @@ def _bind_sqlite_datetimes_in_the_database_zone() -> None:
 _bind_sqlite_datetimes_in_the_database_zone()
 
 
-def tortoise_config(database_url: str) -> dict[str, Any]:
-    if database_url.startswith("sqlite://"):
-        path = database_url.removeprefix("sqlite://")
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+def tortoise_config(database_url: str, *, busy_timeout_ms: int | None = None) -> dict[str, Any]:
+    """``busy_timeout_ms``: the longest a write waits for the database's lock before it fails as busy (api/busy.py);
+    None keeps each backend's default (SQLite: 5 s; PostgreSQL: no lock timeout)."""
     return {
-        "connections": {"default": database_url},
+        "connections": {"default": _connection_config(database_url, busy_timeout_ms)},
         "apps": {
             APP_LABEL: {
                 "models": ["api.models"],
@@ -60,8 +59,33 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
     }
 
 
+def _connection_config(database_url: str, busy_timeout_ms: int | None) -> str | dict[str, Any]:
+    if database_url.startswith("sqlite://"):
+        path = database_url.removeprefix("sqlite://")
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # Reads apart from writes, every wait bounded (api/sqlite_backend.py).
+        config = expand_db_url(database_url)
+        config["engine"] = "api.sqlite_backend"
+        if busy_timeout_ms is not None:
+            config["credentials"]["busy_timeout"] = busy_timeout_ms
+        return config
+    if busy_timeout_ms is not None and database_url.startswith(POSTGRES_SCHEMES):
+        # A statement that waits for a row or table lock longer than this fails with lock_not_available (55P03).
+        config = expand_db_url(database_url)
+        server_settings = dict(config["credentials"].get("server_settings") or {})
+        server_settings.setdefault("lock_timeout", str(busy_timeout_ms))
+        config["credentials"]["server_settings"] = server_settings
+        return config
+    return database_url
+
+
+POSTGRES_SCHEMES = ("postgres://", "postgresql://", "asyncpg://")
+
+
 def config_from_settings(settings: Settings | None = None) -> dict[str, Any]:
-    return tortoise_config((settings or get_settings()).database_url)
+    settings = settings or get_settings()
+    return tortoise_config(settings.database_url, busy_timeout_ms=settings.db_busy_timeout_ms)
 
 
 class _LazyConfig(dict):

@@ -36,6 +36,11 @@ class Settings(BaseSettings):
         "sqlite://var/jianshen.sqlite3",
         description="Tortoise URL: `sqlite://path` or `postgres://user:pass@host:port/db`",
     )
+    db_busy_timeout_ms: int = Field(
+        5000, ge=10, le=60000, description="Longest a write waits for the database's write lock (SQLite busy timeout "
+        "and the wait for this process's write connection; PostgreSQL `lock_timeout`), ms; past it the request "
+        "answers SERVICE_BUSY (HTTP 503 with Retry-After on REST routes)",
+    )
     redis_url: str | None = Field(None, description="Redis URL; unset = embedded mode (no Redis)")
     secret_key: str = Field(DEV_SECRET_KEY, description="HMAC key for access tokens (JWT HS256); ≥ 32 characters")
     access_token_ttl: int = Field(900, ge=60, le=86400, description="Lifetime of an access token, seconds")

@@ -13,6 +13,7 @@ from strawberry.extensions import (
     ParserCache,
 )
 
+from api import busy
 from api.schema import types
 from api.schema.context import Context
 from api.schema.gate import GatedValidation, Limits, NoIntrospection
@@ -67,6 +68,23 @@ def _is_unexpected(error: GraphQLError) -> bool:
     """Mask what we did not mean to say: an exception that is not a GraphQLError we raised on purpose."""
     original = error.original_error
     return original is not None and not isinstance(original, GraphQLError)
+
+
+class BusyAnswer(SchemaExtension):
+    """An error raised because the database was busy (api/busy.py) answers SERVICE_BUSY, not the masked internal error.
+    Listed after MaskErrors so that it sees the errors first (extensions leave the operation in reverse order)."""
+
+    def on_operation(self):
+        yield
+        result = self.execution_context.result
+        errors = getattr(result, "errors", None)
+        if errors and any(busy.is_busy(error.original_error) for error in errors):
+            result.errors = [
+                GraphQLError(busy.MESSAGE, nodes=error.nodes, path=error.path, extensions={"code": busy.CODE})
+                if busy.is_busy(error.original_error)
+                else error
+                for error in errors
+            ]
 
 
 class KeepableAnswer(SchemaExtension):
@@ -126,6 +144,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
         # Unexpected errors never reach the client: no stack trace, no SQL (DESIGN.md §3).
         lambda: MaskErrors(should_mask_error=_is_unexpected, error_message=MASKED_MESSAGE),
+        BusyAnswer,
         KeepableAnswer,
     ]
     return strawberry.Schema(

@@ -8,6 +8,7 @@ from typing import Any, Awaitable, Callable, TypeVar
 import strawberry
 from graphql import GraphQLError
 
+from api import busy
 from api.domain.errors import DomainError
 from api.domain.ids import from_global_id, to_global_id
 
@@ -83,6 +84,7 @@ class ErrorCode(Enum):
     PERSISTED_QUERY_NOT_FOUND = "PERSISTED_QUERY_NOT_FOUND"
     PERSISTED_QUERY_HASH_MISMATCH = "PERSISTED_QUERY_HASH_MISMATCH"
     INTROSPECTION_DISABLED = "INTROSPECTION_DISABLED"
+    SERVICE_BUSY = "SERVICE_BUSY"
 
 
 @strawberry.type(description="An expected failure, returned as data: nothing was changed.")
@@ -109,6 +111,12 @@ async def payload_or_errors(make: Callable[..., P], action: Callable[[], Awaitab
         values = await action()
     except DomainError as error:
         return make(errors=[UserError.of(error)])
+    except Exception as error:
+        if not busy.is_busy(error):
+            raise
+        # The database could not take the write now (api/busy.py): nothing changed, the same input may be sent again.
+        busy.note(error, "mutation")
+        return make(errors=[UserError(field=None, code=ErrorCode.SERVICE_BUSY, message=busy.MESSAGE)])
     return make(errors=[], **values)
 
 

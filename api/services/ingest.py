@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from api.busy import is_busy
 from api.domain.errors import DomainError
 from api.domain.lifecycle import BLZT_ACTION
 from api.domain.timing import CaseState
@@ -172,7 +173,9 @@ async def apply_event(department: Department, event: Any, *, now: dt.datetime) -
         # The service names the mutations' field; on the wire the department's id for the event is ``eventId``.
         field = "eventId" if error.field == "requestId" else error.field
         return EventResult(event_id, "REJECTED", error.code, error.message, field)
-    except Exception:  # noqa: BLE001 - one event's unexpected failure must not hide the results of the others
+    except Exception as error:  # noqa: BLE001 - one event's unexpected failure must not hide the results of the others
+        if is_busy(error):
+            raise  # the database cannot take a write now: the whole request answers 503, the retry is idempotent
         log.exception("ingest event failed", extra={"fields": {"department": department.code, "event_id": event_id}})
         return EventResult(event_id, "REJECTED", "INTERNAL_ERROR", "服务器处理该事件时出错，未做任何更改，请稍后重试")
     case = result.case

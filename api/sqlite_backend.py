@@ -1,0 +1,148 @@
+"""Tortoise's SQLite client, made so that a write waiting for the database never stalls the process (issue #10, item 9).
+
+Tortoise's client has one connection per process, guarded by one asyncio lock that a transaction holds from BEGIN to
+COMMIT. When another process holds SQLite's write lock, a transaction's first write waits in SQLite's busy handler —
+holding that lock — and every other request of the process, reads included, queued behind it. Three changes:
+
+- **Reads outside a transaction go to a second connection** (read-only by ``PRAGMA query_only``, its own lock). In WAL
+  mode (Tortoise's default) readers never wait for a writer, so reads flow while a write waits. A read inside a
+  transaction stays on the transaction's connection, where it sees the transaction's own writes.
+- **A transaction takes the write lock at BEGIN** (``BEGIN IMMEDIATE``), where SQLite can wait for it; a deferred
+  transaction asking for it at its first write after a read is refused at once.
+- **Every wait is bounded** by ``busy_timeout`` (``JIANSHEN_DB_BUSY_TIMEOUT_MS``): SQLite's own wait for the lock, and
+  the wait for this process's write connection (a queue of transactions behind one that waits). Past it the write
+  fails with "database is locked" or :class:`api.busy.DatabaseBusy`, which the service answers SERVICE_BUSY
+  (api/busy.py) — having changed nothing.
+
+Used as the Tortoise ``engine`` for ``sqlite://`` file URLs (api/db.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from typing import Any, Sequence
+
+import aiosqlite
+from tortoise.backends.base.client import TransactionContext
+from tortoise.backends.sqlite.client import (
+    SqliteClient,
+    SqliteTransactionContext,
+    SqliteTransactionWrapper,
+    translate_exceptions,
+)
+from tortoise.connection import get_connections
+from tortoise.exceptions import OperationalError
+
+from api.busy import DatabaseBusy
+
+DEFAULT_BUSY_TIMEOUT_MS = 5000
+
+
+class BoundedLock(asyncio.Lock):
+    """The write connection's lock: waiting for it longer than the busy timeout means the database is busy."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__()
+        self.timeout = timeout
+
+    async def acquire(self) -> bool:
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await super().acquire()
+        except TimeoutError:
+            raise DatabaseBusy(f"the write connection stayed busy for {self.timeout:g} s") from None
+
+
+class ImmediateTransaction(SqliteTransactionWrapper):
+    """A transaction that takes the write lock at BEGIN. A deferred one reads first and asks for the lock at its first
+    write, where SQLite refuses at once ("database is locked", without waiting) if another process holds it, since
+    waiting there could deadlock; and two such transactions could both read, then one overwrite what the other read.
+    BEGIN IMMEDIATE waits for the lock (up to the busy timeout) before the transaction has read anything."""
+
+    async def begin(self) -> None:
+        try:
+            await self._connection.commit()  # as Tortoise does: end any implicit transaction first
+            await self._connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise OperationalError(exc) from exc
+
+
+class TransactionContextReleasingOnFailure(SqliteTransactionContext):
+    """Tortoise's context leaves the write connection's lock held forever when BEGIN fails (``__aexit__`` does not run
+    after a failed ``__aenter__``); a BEGIN IMMEDIATE that meets a busy database must give it back."""
+
+    async def __aenter__(self):
+        await self._trxlock.acquire()
+        try:
+            await self.ensure_connection()
+            self.token = get_connections().set(self.connection_name, self.connection)
+            try:
+                await self.connection.begin()
+            except BaseException:
+                get_connections().reset(self.token)
+                raise
+        except BaseException:
+            self._trxlock.release()
+            raise
+        return self.connection
+
+
+def _is_read(query: str) -> bool:
+    return query.lstrip()[:6].upper() == "SELECT"
+
+
+class ReadApartSqliteClient(SqliteClient):
+    def __init__(self, file_path: str, **kwargs: Any) -> None:
+        kwargs.setdefault("busy_timeout", DEFAULT_BUSY_TIMEOUT_MS)  # becomes PRAGMA busy_timeout on each connection
+        super().__init__(file_path, **kwargs)
+        self.busy_timeout_ms = int(self.pragmas["busy_timeout"])
+        self._lock = BoundedLock(self.busy_timeout_ms / 1000)
+        self._reader: aiosqlite.Connection | None = None
+        self._reader_lock = asyncio.Lock()
+        # Another connection to ":memory:" would be another, empty database.
+        self._reads_apart = file_path not in ("", ":memory:") and not file_path.startswith("file::memory:")
+
+    async def create_connection(self, with_db: bool) -> None:
+        await super().create_connection(with_db)
+        if self._reads_apart and self._reader is None:
+            reader = await aiosqlite.connect(self.filename, isolation_level=None)
+            reader._conn.row_factory = sqlite3.Row
+            for pragma in (f"busy_timeout={self.busy_timeout_ms}", "query_only=ON"):
+                await (await reader.execute(f"PRAGMA {pragma}")).close()
+            if self._reader is None:
+                self._reader = reader
+            else:  # another task connected meanwhile
+                await reader.close()
+
+    def _in_transaction(self) -> TransactionContext:
+        return TransactionContextReleasingOnFailure(ImmediateTransaction(self), self._lock)
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            await self._reader.close()
+            self._reader = None
+        await super().close()
+
+    async def execute_query(self, query: str, values: list | None = None) -> tuple[int, Sequence[dict]]:
+        if not (self._reads_apart and _is_read(query)):
+            return await super().execute_query(query, values)
+        rows = await self._read(query, values)
+        return len(rows), rows
+
+    async def execute_query_dict(self, query: str, values: list | None = None) -> list[dict]:
+        if not (self._reads_apart and _is_read(query)):
+            return await super().execute_query_dict(query, values)
+        return list(map(dict, await self._read(query, values)))
+
+    @translate_exceptions
+    async def _read(self, query: str, values: list | None) -> list[sqlite3.Row]:
+        query = query.replace("\x00", "'||CHAR(0)||'")  # as Tortoise does for NUL in literals
+        if self._reader is None:
+            await self.create_connection(with_db=True)
+        async with self._reader_lock:
+            self.log.debug("%s: %s", query, values)
+            return list(await self._reader.execute_fetchall(query, values))
+
+
+client_class = ReadApartSqliteClient
