@@ -495,7 +495,7 @@ async def test_mixed_batch_gets_one_result_per_event(gql, client, clock, cases):
     assert await state_of(gql, c) == ("RECEIVED", 1, 1)
 
 
-@pytest.mark.parametrize("stored", [None, ""])
+@pytest.mark.parametrize("stored", [None, "", "   "])
 async def test_a_department_without_an_ingest_secret_refuses_every_push(gql, client, clock, cases, settings, stored):
     """No secret, no push: no fallback key (a constant, the empty string, the code, the app's own key) may sign for it."""
     from api.models import Department
@@ -503,7 +503,7 @@ async def test_a_department_without_an_ingest_secret_refuses_every_push(gql, cli
     await Department.filter(code="WATER").update(ingest_secret=stored)
     c = cases["C"]
     count = await event_count()
-    guesses = ["", "unknown-department", "None", "WATER", "water", "secret-water", settings.secret_key]
+    guesses = ["", "   ", "unknown-department", "None", "WATER", "water", "secret-water", settings.secret_key]
     for n, guess in enumerate(guesses):
         response = await push(client, clock, [event(f"w-{n}", c["code"], 3, at(1))], department=("WATER", guess))
         assert response.status_code == 401, (guess, response.text)
