@@ -166,7 +166,7 @@ class Dispatcher:
             reason = "所有渠道均无法送达，仅站内通知" if tried else "用户未授权订阅消息且未绑定手机，仅站内通知"
             await self._finish(
                 delivery, token,
-                status=DeliveryStatus.DEAD if tried else DeliveryStatus.IN_APP_ONLY,
+                status=DeliveryStatus.DEAD if tried and user.is_active else DeliveryStatus.IN_APP_ONLY,
                 reason=reason if user.is_active else "账号已停用，仅站内通知",
             )
             return
