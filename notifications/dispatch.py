@@ -163,10 +163,11 @@ class Dispatcher:
         channel = await self._choose(delivery, notice, user)
         if channel is None:
             tried = bool(delivery.channels_done)
+            reason = "所有渠道均无法送达，仅站内通知" if tried else "用户未授权订阅消息且未绑定手机，仅站内通知"
             await self._finish(
                 delivery, token,
-                status=DeliveryStatus.DEAD if tried else DeliveryStatus.IN_APP_ONLY,
-                reason="所有渠道均无法送达，仅站内通知" if tried else "用户未授权订阅消息且未绑定手机，仅站内通知",
+                status=DeliveryStatus.DEAD if tried and user.is_active else DeliveryStatus.IN_APP_ONLY,
+                reason=reason if user.is_active else "账号已停用，仅站内通知",
             )
             return
         if channel == SMS and self.config.quiet is not None and self.config.quiet.contains(now):
@@ -294,11 +295,12 @@ class Dispatcher:
         return await SubscribeConsent.exists(user_id=user.id, template_id=template_id, remaining__gt=0)
 
     async def _choose(self, delivery: Delivery, notice: Notice, user: User) -> str | None:
-        """The channel of this attempt: the current one while it is being retried, else the next one that can serve."""
-        if delivery.channel and delivery.channel not in delivery.channels_done:
-            return delivery.channel
+        """The channel of this attempt: the current one while it is being retried, else the next one that can serve.
+        None for a deactivated account, also mid-retry: an account switched off is sent nothing more."""
         if not user.is_active:
             return None
+        if delivery.channel and delivery.channel not in delivery.channels_done:
+            return delivery.channel
         if WECHAT in self.channels and WECHAT not in delivery.channels_done and user.openid:
             if self.config.long_term_subscription or delivery.wechat_consent_taken:
                 return WECHAT

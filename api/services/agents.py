@@ -119,10 +119,11 @@ async def authorize_agent(
 
 
 async def revoke_agent(viewer: Viewer | None, authorization_id: int, *, now: dt.datetime) -> AgentAuthorization:
+    # Another organisation's authorisation answers exactly like a missing one (DESIGN.md §4): one check, one message.
+    viewer = require_viewer(viewer)
     grant = await AgentAuthorization.get_or_none(id=authorization_id)
-    if grant is None:
+    if grant is None or not await may_manage(viewer, grant.organization_id):
         raise not_found("授权")
-    await _managed_organization(viewer, grant.organization_id)
     if grant.revoked_at is None:
         grant.revoked_at, grant.revoked_by_id = now, viewer.user_id  # type: ignore[union-attr]
         await grant.save(update_fields=["revoked_at", "revoked_by_id"])

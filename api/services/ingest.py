@@ -99,7 +99,8 @@ async def authenticate(
     if len(department_code) <= 32 and department_code.isascii():
         department = await Department.get_or_none(code=department_code.strip())
     # An unknown department and a bad signature answer the same: nothing to learn by probing.
-    secret = department.ingest_secret if department is not None and department.ingest_secret else None
+    # No secret (or a blank one) means no push at all: there is no fallback key.
+    secret = department.ingest_secret if department is not None and (department.ingest_secret or "").strip() else None
     expected = sign(secret or "unknown-department", timestamp, body)  # same work either way
     given = signature.strip().lower()
     if secret is None or not SIGNATURE.fullmatch(given) or not hmac.compare_digest(expected, given):

@@ -160,6 +160,28 @@ async def test_bad_tokens_are_refused(client, fake_wechat, settings):
         assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED", name
 
 
+async def test_a_token_of_another_type_or_issuer_is_refused(client, fake_wechat, settings):
+    """Signed with our key but not one of our access tokens: another ``typ`` (a refresh or an id token, say) or
+    another ``iss`` (another service sharing the key) must not open a session."""
+    good = (await login(client, fake_wechat))["accessToken"]
+    claims = jwt.decode(good, options={"verify_signature": False})
+    assert (claims["typ"], claims["iss"]) == ("access", "jianshen")
+
+    def signed(**changes) -> str:
+        changed = {k: v for k, v in {**claims, **changes}.items() if v is not None}
+        return jwt.encode(changed, settings.secret_key, algorithm="HS256")
+
+    assert (await viewer(client, signed()))[0] == 200  # the same claims, re-signed: still good
+    for name, token in {
+        "typ-refresh": signed(typ="refresh"), "typ-id": signed(typ="id"), "typ-Access": signed(typ="Access"),
+        "no-typ": signed(typ=None), "iss-other": signed(iss="jianshen-staging"), "iss-empty": signed(iss=""),
+        "no-iss": signed(iss=None),
+    }.items():
+        status, body = await viewer(client, token)
+        assert status == 401, name
+        assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED", name
+
+
 async def test_development_login_works_only_in_development(database_url, tmp_path):
     for env, expected in [("development", None), ("production", "WECHAT_NOT_CONFIGURED")]:
         settings = Settings(

@@ -493,3 +493,30 @@ async def test_mixed_batch_gets_one_result_per_event(gql, client, clock, cases):
     assert await state_of(gql, a) == ("IN_PROGRESS", 8, 3)
     assert await state_of(gql, b) == ("REFUSED", 5, 2)
     assert await state_of(gql, c) == ("RECEIVED", 1, 1)
+
+
+@pytest.mark.parametrize("stored", [None, "", "   "])
+async def test_a_department_without_an_ingest_secret_refuses_every_push(gql, client, clock, cases, settings, stored):
+    """No secret, no push: no fallback key (a constant, the empty string, the code, the app's own key) may sign for it."""
+    from api.models import Department
+
+    await Department.filter(code="WATER").update(ingest_secret=stored)
+    c = cases["C"]
+    count = await event_count()
+    guesses = ["", "   ", "unknown-department", "None", "WATER", "water", "secret-water", settings.secret_key]
+    for n, guess in enumerate(guesses):
+        response = await push(client, clock, [event(f"w-{n}", c["code"], 3, at(1))], department=("WATER", guess))
+        assert response.status_code == 401, (guess, response.text)
+        assert response.json()["error"]["code"] == "BAD_SIGNATURE"
+    assert await event_count() == count
+    assert await state_of(gql, c) == ("RECEIVED", 1, 1)
+
+
+@pytest.mark.parametrize("blzt", [True, False, 3.0, "3"])
+async def test_a_json_boolean_or_float_is_not_a_blzt_code(gql, client, clock, cases, blzt):
+    """``true == 1`` in Python: a JSON boolean must not pass as BLZT 1 (nor ``3.0`` as 3)."""
+    a = cases["A"]
+    count = await event_count()
+    (result,) = await push_ok(client, clock, [event("b-1", a["code"], blzt, at(1))])
+    assert (result["status"], result["code"], result["field"]) == ("REJECTED", "INVALID_INPUT", "blzt")
+    assert await event_count() == count

@@ -99,6 +99,32 @@ async def test_search_and_stage_filters(gql, client):
     assert await codes(gql, "supervisor", filter={"stage": 3}) == []
 
 
+async def test_search_matches_percent_and_underscore_literally(gql, world):
+    """``%`` and ``_`` typed into the search box are characters to find, not LIKE wildcards (nor is ``\\`` an
+    escape): "100%" finds "达标率100%" and not "达标率1000", "A_B" finds "A_B路" and not "AXB路"."""
+    from decimal import Decimal
+
+    from api.models import Project
+
+    names = {"2026-440402-47-01-000011": "达标率100%项目", "2026-440402-47-01-000012": "达标率1000项目",
+             "2026-440402-47-01-000013": "A_B路项目", "2026-440402-47-01-000014": "AXB路项目",
+             "2026-440402-47-01-000015": "C\\D路项目"}
+    for code, name in names.items():
+        await Project.create(code=code, name=name, organization=world.organizations["builder"], process_type=3,
+                             region_code="440402", address="珠海市香洲区测试路1号", investment=Decimal("1.00"))
+
+    async def found(term):
+        return [names.get(c) for c in await codes(gql, "supervisor", filter={"search": term})]
+
+    assert await found("100%") == ["达标率100%项目"]
+    assert await found("%") == ["达标率100%项目"]
+    assert await found("率1_0") == []
+    assert await found("A_B") == ["A_B路项目"]
+    assert await found("_") == ["A_B路项目"]
+    assert await found("C\\D") == ["C\\D路项目"]
+    assert await found("%路项目") == []
+
+
 async def test_malformed_project_code_is_a_clear_error(gql):
     errors = await gql.errors('query { project(code: "12345") { name } }', as_user="applicant")
     assert errors[0]["extensions"]["code"] == "INVALID_PROJECT_CODE"

@@ -76,11 +76,14 @@ def test_uscc_malformed_rejected(value):
 
 
 def test_uscc_check_value_31_is_zero():
-    # Find a prefix whose weighted sum is ≡ 0 (mod 31): the rule maps c = 31 to "0".
-    first17 = next(
-        p for p in (f"91440400MA{n:07d}" for n in range(10_000)) if uscc_check_char(p) == "0"
-    )
-    assert is_valid_uscc(first17 + "0")
+    # Worked by hand, not with the function under test: "91440400MA0000003" has the values
+    # 9 1 4 4 0 4 0 0 M=21 A=10 0 0 0 0 0 0 3 under the weights 1 3 9 27 19 26 16 17 20 29 25 13 8 24 10 30 28:
+    # 9 + 3 + 36 + 108 + 0 + 104 + 0 + 0 + 420 + 290 + 0 + 0 + 0 + 0 + 0 + 0 + 84 = 1054 = 34 × 31 ≡ 0 (mod 31),
+    # so c = 31 − 0 = 31, which the rule maps to "0" (GB 32100-2015).
+    assert uscc_check_char("91440400MA0000003") == "0"
+    assert is_valid_uscc("91440400MA00000030")
+    for wrong in "1Y":  # 31 itself has no character; the alphabet's last one ("Y" = 30) is not it either
+        assert not is_valid_uscc("91440400MA0000003" + wrong)
 
 
 def test_make_uscc_generates_valid_codes():
