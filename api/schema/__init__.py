@@ -17,7 +17,7 @@ from strawberry.extensions import (
 
 from api.schema import types
 from api.schema.context import Context
-from api.schema.inputs import CheckedArguments, is_unexpected, log_errors
+from api.schema.inputs import SCALAR_OVERRIDES, CheckedArguments, is_unexpected, log_errors
 from api.schema.accounts import AccountsMutation, AccountsQuery, AgentAuthorization
 from api.schema.feedback import FeedbackMutation, FeedbackQuery, FeedbackSubscription
 from api.schema import certificates, feedback, notices
@@ -122,7 +122,12 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         CheckedArguments,  # a lone surrogate in any argument is the client's mistake (api/schema/inputs.py)
     ]
     return JianshenSchema(
-        query=Query, mutation=Mutation, subscription=Subscription, types=_EXTRA_TYPES, extensions=extensions
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        types=_EXTRA_TYPES,
+        extensions=extensions,
+        scalar_overrides=SCALAR_OVERRIDES,
     )
 
 

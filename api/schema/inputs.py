@@ -5,20 +5,26 @@
 - ``CheckedArguments``: every argument of every field, literal or from variables, present and future, is searched for
   a lone UTF-16 surrogate ("\\ud800" in JSON), which no database and no UTF-8 encoder accepts. A mutation answers it
   in its payload's ``errors`` (``INVALID_INPUT`` with the field), any other field with a GraphQL error of that code.
+- ``SCALAR_OVERRIDES``: a ``Date`` or ``DateTime`` must lie in the years ``FIRST_YEAR``–``LAST_YEAR``: 9999-12-31 at
+  −23:59 or 0001-01-01 at +14:00 overflow the moment they are converted to UTC or moved by a day.
 - ``log_errors``: the client's mistakes (every error we raised on purpose, syntax and validation errors) are logged at
   INFO without a traceback; only an unexpected exception — a real bug, masked for the client — keeps its traceback.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import json
 import logging
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from cross_web import HTTPException
 from graphql import ExecutionResult, GraphQLError, GraphQLNonNull, GraphQLObjectType
 from starlette.requests import Request
+from strawberry.exceptions import StrawberryInputCoercionError
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.types.base_scalars import DateDefinition, DateTimeDefinition
 from strawberry.types.graphql import OperationType
 from strawberry.utils.logging import StrawberryLogger
 
@@ -87,6 +93,30 @@ def decode_request_json(data: str | bytes) -> dict[str, Any]:
         if text and has_lone_surrogate(text):  # it would be echoed in an error message no encoder can write
             raise bad_request(f"“{key}”含有无法识别的字符（不成对的 UTF-16 代理项）")
     return value
+
+
+# -- dates --------------------------------------------------------------------------------------------------------------
+
+FIRST_YEAR, LAST_YEAR = 1900, 2199
+
+
+def _within_years(parse: Callable[[object], Any], type_name: str) -> Callable[[object], Any]:
+    def parse_value(value: object) -> Any:
+        parsed = parse(value)
+        if not FIRST_YEAR <= parsed.year <= LAST_YEAR:
+            raise StrawberryInputCoercionError(f"{type_name} 应在 {FIRST_YEAR} 至 {LAST_YEAR} 年之间：{value}")
+        return parsed
+
+    return parse_value
+
+
+# Same names and descriptions as Strawberry's: the SDL does not change, only what a value may be.
+SCALAR_OVERRIDES = {
+    dt.date: dataclasses.replace(DateDefinition, parse_value=_within_years(DateDefinition.parse_value, "Date")),
+    dt.datetime: dataclasses.replace(
+        DateTimeDefinition, parse_value=_within_years(DateTimeDefinition.parse_value, "DateTime")
+    ),
+}
 
 
 # -- arguments ----------------------------------------------------------------------------------------------------------

@@ -430,7 +430,10 @@ async def list_certificates(
     require_viewer(viewer)
     query = Certificate.filter(certificate_scope(viewer))
     if project_code:
-        query = query.filter(case__project__code=project_code.strip())
+        from api.services.applications import check_project_code  # (it imports this module)
+
+        # Checked before the filter: Tortoise validates a filter's value too and would raise, not find nothing.
+        query = query.filter(case__project__code=check_project_code(project_code))
     if status is not None:
         query = query.filter(_status_filter(status, now))
     return await page_of(query, first, after, newest_first=True)
