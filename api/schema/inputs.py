@@ -3,8 +3,8 @@
 - ``decode_request_json``: the body of ``POST /graphql`` (and GET's ``variables``) must be UTF-8 JSON, an object,
   nested at most ``MAX_JSON_DEPTH`` deep; anything else is a 400 with a Chinese reason, not an exception.
 - ``CheckedArguments``: every argument of every field, literal or from variables, present and future, is searched for
-  a lone UTF-16 surrogate ("\\ud800" in JSON), which no database and no UTF-8 encoder accepts. A mutation answers it
-  in its payload's ``errors`` (``INVALID_INPUT`` with the field), any other field with a GraphQL error of that code.
+  a lone UTF-16 surrogate ("\\ud800" in JSON), which no UTF-8 encoder writes, and for NUL, which PostgreSQL's text
+  refuses. A mutation answers it in its payload's ``errors`` (``INVALID_INPUT`` with the field), any other field with a GraphQL error of that code.
 - ``SCALAR_OVERRIDES``: a ``Date`` or ``DateTime`` must lie in the years ``FIRST_YEAR``–``LAST_YEAR``: 9999-12-31 at
   −23:59 or 0001-01-01 at +14:00 overflow the moment they are converted to UTC or moved by a day.
 - ``log_errors``: the client's mistakes (every error we raised on purpose, syntax and validation errors) are logged at
@@ -31,13 +31,16 @@ from strawberry.utils.logging import StrawberryLogger
 log = logging.getLogger("jianshen.graphql")
 
 MAX_JSON_DEPTH = 32  # the deepest input of the schema is ~5 levels; json.loads itself fails near 1,000
-LONE_SURROGATE_MESSAGE = "输入含有无法识别的字符，请检查后重试"
+UNSTORABLE_MESSAGE = "输入含有无法识别的字符，请检查后重试"
 SUBSCRIPTION_OVER_HTTP_MESSAGE = "订阅须通过 WebSocket（graphql-transport-ws 协议）发起，不能用 HTTP 请求"
 
 
-def has_lone_surrogate(text: str) -> bool:
-    """Python keeps an unpaired "\\ud800" from JSON as a code point in the surrogate range; a valid pair has been
-    joined into one character already. ASCII text (most of it) is answered without a scan."""
+def unstorable(text: str) -> bool:
+    """Whether ``text`` holds a character no database takes: a lone UTF-16 surrogate (Python keeps an unpaired
+    "\\ud800" from JSON as a code point in the surrogate range; a valid pair is joined into one character already),
+    which no UTF-8 encoder writes, or NUL, which PostgreSQL's text refuses. ASCII text is answered without a scan."""
+    if "\x00" in text:
+        return True
     if text.isascii():
         return False
     try:
@@ -64,6 +67,10 @@ def _too_deep(value: Any, limit: int) -> bool:
     return False
 
 
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")  # NaN and ±Infinity: Python's json accepts them, RFC 8259 does not
+
+
 def bad_request(reason: str) -> HTTPException:
     return HTTPException(400, reason)
 
@@ -76,7 +83,7 @@ def decode_request_json(data: str | bytes) -> dict[str, Any]:
         except UnicodeDecodeError:
             raise bad_request("请求体不是有效的 UTF-8 文本") from None
     try:
-        value = json.loads(data)
+        value = json.loads(data, parse_constant=_not_json)
     except (ValueError, RecursionError):  # JSONDecodeError is a ValueError; ~1,000 levels exhaust the parser
         raise bad_request("请求体不是有效的 JSON") from None
     if not isinstance(value, dict):
@@ -90,8 +97,8 @@ def decode_request_json(data: str | bytes) -> dict[str, Any]:
         text = value.get(key)
         if text is not None and not isinstance(text, str):
             raise bad_request(f"“{key}”应为字符串")
-        if text and has_lone_surrogate(text):  # it would be echoed in an error message no encoder can write
-            raise bad_request(f"“{key}”含有无法识别的字符（不成对的 UTF-16 代理项）")
+        if text and unstorable(text):  # it would be echoed in an error message no encoder can write
+            raise bad_request(f"“{key}”含有无法识别的字符")
     return value
 
 
@@ -122,13 +129,13 @@ SCALAR_OVERRIDES = {
 # -- arguments ----------------------------------------------------------------------------------------------------------
 
 
-def lone_surrogate_at(arguments: dict[str, Any]) -> str | None:
-    """The path of GraphQL names ("input.title", "ids.2") of the first string holding a lone surrogate, or None."""
+def unstorable_at(arguments: dict[str, Any]) -> str | None:
+    """The path of GraphQL names ("input.title", "ids.2") of the first string ``unstorable`` refuses, or None."""
     stack: list[tuple[str, Any]] = [(name, value) for name, value in arguments.items()]
     while stack:
         path, value = stack.pop()
         if isinstance(value, str):
-            if has_lone_surrogate(value):
+            if unstorable(value):
                 return path
         elif isinstance(value, dict):
             stack.extend((f"{path}.{key}", item) for key, item in value.items())
@@ -156,8 +163,8 @@ def _payload_type(info: Any) -> type | None:
 
 
 class CheckedArguments(SchemaExtension):
-    """Refuses an argument holding a lone surrogate before the resolver runs (so before any query or write), and a
-    subscription sent as an HTTP request (subscriptions run over the WebSocket: graphql-transport-ws)."""
+    """Refuses an argument holding a lone surrogate or NUL before the resolver runs (so before any query or write),
+    and a subscription sent as an HTTP request (subscriptions run over the WebSocket: graphql-transport-ws)."""
 
     def on_execute(self):
         execution_context = self.execution_context
@@ -172,7 +179,7 @@ class CheckedArguments(SchemaExtension):
 
     def resolve(self, _next, root, info, *args, **kwargs):
         if kwargs:
-            path = lone_surrogate_at(kwargs)
+            path = unstorable_at(kwargs)
             if path is not None:
                 from api.schema.base import ErrorCode, UserError
 
@@ -180,9 +187,9 @@ class CheckedArguments(SchemaExtension):
                 payload = _payload_type(info)
                 if payload is not None:
                     return payload(
-                        errors=[UserError(field=field, code=ErrorCode.INVALID_INPUT, message=LONE_SURROGATE_MESSAGE)]
+                        errors=[UserError(field=field, code=ErrorCode.INVALID_INPUT, message=UNSTORABLE_MESSAGE)]
                     )
-                raise GraphQLError(LONE_SURROGATE_MESSAGE, extensions={"code": "INVALID_INPUT", "field": field})
+                raise GraphQLError(UNSTORABLE_MESSAGE, extensions={"code": "INVALID_INPUT", "field": field})
         return _next(root, info, *args, **kwargs)
 
 

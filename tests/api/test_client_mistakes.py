@@ -133,11 +133,11 @@ async def test_ids_and_cursors_beyond_the_key_range_are_the_clients_mistake(gql,
     assert errors[0]["extensions"] == {"code": "INVALID_INPUT", "field": "after"}
 
 
-# -- item 8: lone UTF-16 surrogates -------------------------------------------------------------------------------------
+# -- item 8: lone UTF-16 surrogates, and NUL, which PostgreSQL's text refuses ------------------------------------
 
 
 @pytest.mark.quiet_app
-async def test_a_lone_surrogate_in_any_argument_is_invalid_input_with_its_field(client, world, logged):
+async def test_a_lone_surrogate_or_nul_in_any_argument_is_invalid_input_with_its_field(client, world, logged):
     def post(query: str, variables: dict, user: str | None = None):
         headers = dict(JSON, **({"Authorization": f"Bearer {world.token(user)}"} if user else {}))
         # json.dumps writes a lone surrogate as the escape "\ud800", exactly as a hostile client sends it.
@@ -150,16 +150,16 @@ async def test_a_lone_surrogate_in_any_argument_is_invalid_input_with_its_field(
     search = "query($s: String) { projects(filter: {search: $s}) { totalCount } }"
     responses = await asyncio.gather(
         post(staff_login, {"u": "admin\ud800"}),
-        *(post(complaint, {"t": text}, "citizen") for text in ["\udfff", "好\ud83d", "\udbff\ud800"]),
+        *(post(complaint, {"t": text}, "citizen") for text in ["\udfff", "好\ud83d", "\udbff\ud800", "a\x00b"]),
         post(search, {"s": "\ud800"}, "supervisor"),
         post(search, {"s": "\ud800"}),
     )
     assert all(r.status_code == 200 and not masked(r) for r in responses), [r.text[:200] for r in responses]
     bodies = [r.json() for r in responses]
     assert bodies[0]["data"]["staffLogin"]["errors"] == [{"field": "username", "code": "INVALID_INPUT"}]
-    for body in bodies[1:4]:
+    for body in bodies[1:5]:
         assert body["data"]["fileComplaint"] == {"errors": [{"field": "text", "code": "INVALID_INPUT"}], "complaint": None}
-    for body in bodies[4:]:
+    for body in bodies[5:]:
         assert body["errors"][0]["extensions"] == {"code": "INVALID_INPUT", "field": "filter.search"}
     assert await Complaint.all().count() == before  # nothing was written
     assert not [r for r in logged if r.exc_info or r.levelno >= logging.ERROR]

@@ -14,8 +14,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -149,38 +151,91 @@ class Hostile:
         return self.json_value()  # JSON and any scalar added later
 
 
-def selection(type_: Any, depth: int = 0) -> str:
-    """The scalar fields without required arguments, two levels down: the answer's own resolvers run too."""
-    named = get_named_type(type_)
-    if isinstance(named, (GraphQLScalarType, GraphQLEnumType)):
-        return ""
-    if isinstance(named, (GraphQLInterfaceType, GraphQLUnionType)) or depth >= 2:
-        return "{ __typename }"
-    assert isinstance(named, GraphQLObjectType)
-    parts = ["__typename"]
-    for name, field in named.fields.items():
-        if any(isinstance(arg.type, GraphQLNonNull) and arg.default_value is None for arg in field.args.values()):
-            continue
-        inner = get_named_type(field.type)
-        if isinstance(inner, (GraphQLScalarType, GraphQLEnumType)):
-            parts.append(name)
-        elif isinstance(inner, GraphQLObjectType) and depth < 1:
-            parts.append(f"{name} {selection(inner, depth + 1)}")
-    return "{ " + " ".join(parts) + " }"
+class Operation:
+    """One request's document and variables: each argument bound to a variable, or written inline as a literal."""
+
+    def __init__(self, hostile: Hostile, *, literal: bool) -> None:
+        self.hostile = hostile
+        self.literal = literal
+        self.definitions: list[str] = []
+        self.variables: dict[str, Any] = {}
+
+    def bind(self, arguments: dict[str, Any]) -> str:
+        if not arguments:
+            return ""
+        parts = []
+        for name, spec in arguments.items():
+            value = self.hostile.value(spec.type)
+            if self.literal:
+                parts.append(f"{name}: {literal(value, spec.type)}")
+            else:
+                variable = f"v{len(self.variables)}"
+                self.definitions.append(f"${variable}: {spec.type}")
+                self.variables[variable] = value
+                parts.append(f"{name}: ${variable}")
+        return "(" + ", ".join(parts) + ")"
+
+    def selection(self, type_: Any, depth: int = 0) -> str:
+        """The fields of the answer two levels down, with arguments of their own: their resolvers run too."""
+        named = get_named_type(type_)
+        if isinstance(named, (GraphQLScalarType, GraphQLEnumType)):
+            return ""
+        if isinstance(named, (GraphQLInterfaceType, GraphQLUnionType)) or depth >= 2:
+            return "{ __typename }"
+        assert isinstance(named, GraphQLObjectType)
+        parts = ["__typename"]
+        for name, field in named.fields.items():
+            inner = get_named_type(field.type)
+            if isinstance(inner, (GraphQLScalarType, GraphQLEnumType)):
+                parts.append(name + self.bind(field.args))
+            elif isinstance(inner, GraphQLObjectType) and depth < 1:
+                parts.append(name + self.bind(field.args) + " " + self.selection(inner, depth + 1))
+        return "{ " + " ".join(parts) + " }"
+
+    def document(self, keyword: str, name: str, field: Any) -> str:
+        call = name + self.bind(field.args)
+        body = self.selection(field.type)
+        head = f"{keyword} Fuzz({', '.join(self.definitions)})" if self.definitions else f"{keyword} Fuzz"
+        return f"{head} {{ {call} {body} }}"
 
 
-def operations() -> list[tuple[str, str, Any, str]]:
-    """(root keyword, field name, field, document) for every query and mutation field of the committed SDL."""
+NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]*")
+
+
+def literal(value: Any, type_: Any) -> str:
+    """``value`` written as a GraphQL literal (a JSON string's escapes are GraphQL's: "\\ud800" stays an escape)."""
+    named = get_named_type(type_) if type_ is not None else None
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else "null"
+    if isinstance(value, str):
+        if isinstance(named, GraphQLEnumType) and value in named.values:
+            return value
+        return json.dumps(value)
+    inner = type_
+    while isinstance(inner, GraphQLNonNull):
+        inner = inner.of_type
+    if isinstance(value, list):
+        item_type = inner.of_type if isinstance(inner, GraphQLList) else None
+        return "[" + ", ".join(literal(item, item_type) for item in value) + "]"
+    fields = named.fields if isinstance(named, GraphQLInputObjectType) else {}
+    items = []
+    for index, (key, item) in enumerate(value.items()):
+        key = key if NAME.fullmatch(key) else f"k{index}"
+        items.append(f"{key}: {literal(item, fields[key].type if key in fields else None)}")
+    return "{" + ", ".join(items) + "}"
+
+
+def root_fields() -> list[tuple[str, str, Any]]:
+    """(root keyword, field name, field) for every query and mutation field of the committed SDL."""
     schema = build_schema(SDL.read_text(encoding="utf-8"))
-    out = []
-    for keyword, root in (("query", schema.query_type), ("mutation", schema.mutation_type)):
-        for name, field in root.fields.items():
-            definitions = ", ".join(f"${arg}: {spec.type}" for arg, spec in field.args.items())
-            arguments = ", ".join(f"{arg}: ${arg}" for arg in field.args)
-            head = f"{keyword} Fuzz({definitions})" if definitions else f"{keyword} Fuzz"
-            call = f"{name}({arguments})" if arguments else name
-            out.append((keyword, name, field, f"{head} {{ {call} {selection(field.type)} }}"))
-    return out
+    return [(keyword, name, field) for keyword, root in (("query", schema.query_type), ("mutation", schema.mutation_type))
+            for name, field in root.fields.items()]
 
 
 def node_types() -> list[str]:
@@ -205,12 +260,13 @@ async def test_no_input_gets_a_5xx_or_the_masked_error(client, world, caplog):
     rng = random.Random(SEED)
     hostile = Hostile(rng, await real_ids(world), node_types())
     requests: list[tuple[str, str | None, str, dict]] = []
-    for _keyword, name, field, document in operations():
+    for keyword, name, field in root_fields():
         for example in range(EXAMPLES_PER_FIELD):
             viewer = None if example % 3 == 0 or name in ANONYMOUS_ONLY else rng.choice(VIEWERS)
             hostile.typed = example % 4 != 3  # one in four also breaks the types: nulls, wrong kinds, extra fields
-            variables = {arg: hostile.value(spec.type) for arg, spec in field.args.items()}
-            requests.append((name, viewer, document, variables))
+            operation = Operation(hostile, literal=example % 5 == 4)  # one in five writes the values inline
+            document = operation.document(keyword, name, field)
+            requests.append((name, viewer, document, operation.variables))
 
     async def send(name: str, viewer: str | None, document: str, variables: dict) -> str | None:
         headers = {"content-type": "application/json"}
@@ -223,7 +279,8 @@ async def test_no_input_gets_a_5xx_or_the_masked_error(client, world, caplog):
             answer = response.json()
             masked = any(error.get("message") == MASKED_MESSAGE for error in answer.get("errors") or ())
         if response.status_code >= 500 or masked:
-            return f"{name} as {viewer or 'anonymous'}: {response.status_code} {response.text[:200]} <- {json.dumps(variables)[:600]}"
+            sent = document if not variables else json.dumps(variables)
+            return f"{name} as {viewer or 'anonymous'}: {response.status_code} {response.text[:200]} <- {sent[:700]}"
         return None
 
     failures: list[str] = []
