@@ -5,8 +5,8 @@
 - ``CheckedArguments``: every argument of every field, literal or from variables, present and future, is searched for
   a lone UTF-16 surrogate ("\\ud800" in JSON), which no UTF-8 encoder writes, and for NUL, which PostgreSQL's text
   refuses. A mutation answers it in its payload's ``errors`` (``INVALID_INPUT`` with the field), any other field with a GraphQL error of that code.
-- ``SCALAR_OVERRIDES``: a ``Date`` or ``DateTime`` must lie in the years ``FIRST_YEAR``–``LAST_YEAR``: 9999-12-31 at
-  −23:59 or 0001-01-01 at +14:00 overflow the moment they are converted to UTC or moved by a day.
+- ``SCALAR_OVERRIDES``: a ``Date`` lies in 1900-01-01…9999-01-01 (长期有效), a ``DateTime`` in 1900…2199: 9999-12-31
+  at −23:59 or 0001-01-01 at +14:00 overflow the moment they are converted to UTC or moved by a day.
 - ``log_errors``: the client's mistakes (every error we raised on purpose, syntax and validation errors) are logged at
   INFO without a traceback; only an unexpected exception — a real bug, masked for the client — keeps its traceback.
 """
@@ -104,14 +104,17 @@ def decode_request_json(data: str | bytes) -> dict[str, Any]:
 
 # -- dates --------------------------------------------------------------------------------------------------------------
 
-FIRST_YEAR, LAST_YEAR = 1900, 2199
+FIRST_DAY = dt.date(1900, 1, 1)
+LAST_DAY = dt.date(9999, 1, 1)  # the domain's own 长期有效 (NO_EXPIRY), the latest date that means anything
+LAST_MOMENT_YEAR = 2199  # a moment (DateTime) is a filter bound or an event time: far beyond is a mistake
 
 
-def _within_years(parse: Callable[[object], Any], type_name: str) -> Callable[[object], Any]:
+def _within(parse: Callable[[object], Any], type_name: str, last: dt.date) -> Callable[[object], Any]:
     def parse_value(value: object) -> Any:
         parsed = parse(value)
-        if not FIRST_YEAR <= parsed.year <= LAST_YEAR:
-            raise StrawberryInputCoercionError(f"{type_name} 应在 {FIRST_YEAR} 至 {LAST_YEAR} 年之间：{value}")
+        day = parsed.date() if isinstance(parsed, dt.datetime) else parsed
+        if not FIRST_DAY <= day <= last:
+            raise StrawberryInputCoercionError(f"{type_name} 应在 {FIRST_DAY} 至 {last} 之间：{value}")
         return parsed
 
     return parse_value
@@ -119,9 +122,10 @@ def _within_years(parse: Callable[[object], Any], type_name: str) -> Callable[[o
 
 # Same names and descriptions as Strawberry's: the SDL does not change, only what a value may be.
 SCALAR_OVERRIDES = {
-    dt.date: dataclasses.replace(DateDefinition, parse_value=_within_years(DateDefinition.parse_value, "Date")),
+    dt.date: dataclasses.replace(DateDefinition, parse_value=_within(DateDefinition.parse_value, "Date", LAST_DAY)),
     dt.datetime: dataclasses.replace(
-        DateTimeDefinition, parse_value=_within_years(DateTimeDefinition.parse_value, "DateTime")
+        DateTimeDefinition,
+        parse_value=_within(DateTimeDefinition.parse_value, "DateTime", dt.date(LAST_MOMENT_YEAR, 12, 31)),
     ),
 }
 

@@ -40,7 +40,7 @@ from api.schema import MASKED_MESSAGE
 
 SDL = Path(__file__).resolve().parents[2] / "graphql" / "schema.graphql"
 SEED = int(os.environ.get("JIANSHEN_FUZZ_SEED", "20261201"))
-EXAMPLES_PER_FIELD = 10
+EXAMPLES_PER_FIELD = 8
 BATCH = 8  # requests sent at once
 VIEWERS = ["applicant", "supervisor", "planner", "citizen", "clerk", "other_applicant"]
 ANONYMOUS_ONLY = {"logout"}  # signed in, it would end the session the later requests of that user need
