@@ -12,6 +12,7 @@ import pytest
 from tortoise import Tortoise
 
 from api.domain.ids import to_global_id
+from api.middleware import JsonFormatter
 from api.models import Complaint, Notice
 from api.schema import MASKED_MESSAGE
 from api.services.tokens import ALGORITHM, ISSUER
@@ -185,3 +186,11 @@ async def test_a_real_fault_is_still_masked_and_logged_with_its_traceback(gql, w
     response = await gql.raw("{ unreadNoticeCount }", as_user="applicant")
     assert response.status_code == 200 and masked(response)
     assert [r for r in logged if r.levelno >= logging.ERROR and r.exc_info]
+
+
+def test_a_log_line_echoing_a_lone_surrogate_is_still_written():
+    # graphql-core echoes a refused variable's value in its message, and the message is logged (at INFO).
+    record = logging.LogRecord("jianshen.graphql", logging.INFO, "", 0, "client error", (), None)
+    record.fields = {"error": "Variable '$x' got invalid value '\ud800'"}
+    line = JsonFormatter().format(record)
+    assert json.loads(line)["error"] == "Variable '$x' got invalid value '\ud800'"
