@@ -119,7 +119,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         # Unexpected errors never reach the client: no stack trace, no SQL (DESIGN.md §3).
         lambda: MaskErrors(should_mask_error=_is_unexpected, error_message=MASKED_MESSAGE),
         KeepableAnswer,
-        CheckedArguments,  # a lone surrogate in any argument is the client's mistake (api/schema/inputs.py)
+        CheckedArguments,  # a lone surrogate or NUL in any argument is the client's mistake (api/schema/inputs.py)
     ]
     return JianshenSchema(
         query=Query,
