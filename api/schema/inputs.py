@@ -18,6 +18,7 @@ import datetime as dt
 import json
 import logging
 from typing import Any, Callable, Iterable
+from zoneinfo import ZoneInfo
 
 from cross_web import HTTPException
 from graphql import ExecutionResult, GraphQLError, GraphQLNonNull, GraphQLObjectType
@@ -27,6 +28,8 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.types.base_scalars import DateDefinition, DateTimeDefinition
 from strawberry.types.graphql import OperationType
 from strawberry.utils.logging import StrawberryLogger
+
+from api.db import DB_TIMEZONE
 
 log = logging.getLogger("jianshen.graphql")
 
@@ -115,6 +118,10 @@ def _within(parse: Callable[[object], Any], type_name: str, last: dt.date) -> Ca
         day = parsed.date() if isinstance(parsed, dt.datetime) else parsed
         if not FIRST_DAY <= day <= last:
             raise StrawberryInputCoercionError(f"{type_name} 应在 {FIRST_DAY} 至 {last} 之间：{value}")
+        if isinstance(parsed, dt.datetime) and parsed.tzinfo is None:
+            # Without an offset, Beijing time — as the database reads it — and never naive: a naive moment compared
+            # with an aware one raises TypeError.
+            parsed = parsed.replace(tzinfo=ZoneInfo(DB_TIMEZONE))
         return parsed
 
     return parse_value
