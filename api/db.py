@@ -124,3 +124,13 @@ async def migrate(database_url: str) -> list[str]:
 
 class UnmigratedDatabase(RuntimeError):
     pass
+
+
+def key_max(model: Any) -> int:
+    """The largest key ``model``'s table can hold: a key beyond it names no row (and would overflow PostgreSQL's
+    int4 parameter instead of finding nothing)."""
+    from tortoise.fields import BigIntField
+
+    from api.domain.ids import BIGINT_MAX, INT_MAX
+
+    return BIGINT_MAX if isinstance(model._meta.pk, BigIntField) else INT_MAX

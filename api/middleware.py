@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import sys
@@ -46,7 +47,10 @@ class JsonFormatter(logging.Formatter):
         entry.update(getattr(record, "fields", {}))
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return orjson.dumps(entry, default=str).decode()
+        try:
+            return orjson.dumps(entry, default=str).decode()
+        except TypeError:  # a client's lone UTF-16 surrogate, echoed in a message: orjson refuses it, json escapes it
+            return json.dumps(entry, default=str)
 
 
 def configure_logging(settings: Settings) -> None:

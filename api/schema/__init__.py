@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import strawberry
-from graphql import GraphQLError
 from strawberry.types.graphql import OperationType
 from strawberry.extensions import (
     AddValidationRules,
@@ -18,6 +17,7 @@ from api.schema import types
 from api.schema.context import Context
 from api.schema.gate import GatedValidation, Limits, NoIntrospection
 from api.schema.trusted import Registry, TrustedDocuments
+from api.schema.inputs import SCALAR_OVERRIDES, CheckedArguments, is_unexpected, log_errors
 from api.schema.accounts import AccountsMutation, AccountsQuery, AgentAuthorization
 from api.schema.feedback import FeedbackMutation, FeedbackQuery, FeedbackSubscription
 from api.schema import certificates, feedback, notices
@@ -64,10 +64,13 @@ _EXTRA_TYPES = [
 MASKED_MESSAGE = "服务器内部错误，请稍后重试"
 
 
-def _is_unexpected(error: GraphQLError) -> bool:
-    """Mask what we did not mean to say: an exception that is not a GraphQLError we raised on purpose."""
-    original = error.original_error
-    return original is not None and not isinstance(original, GraphQLError)
+# Mask what we did not mean to say: an exception that is not a GraphQLError we raised on purpose.
+_is_unexpected = is_unexpected
+
+
+class JianshenSchema(strawberry.Schema):
+    def process_errors(self, errors, execution_context=None) -> None:
+        log_errors(errors, execution_context)  # the client's mistakes at INFO, bugs with their traceback
 
 
 class BusyAnswer(SchemaExtension):
@@ -146,9 +149,15 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         lambda: MaskErrors(should_mask_error=_is_unexpected, error_message=MASKED_MESSAGE),
         BusyAnswer,
         KeepableAnswer,
+        CheckedArguments,  # a lone surrogate or NUL in any argument is the client's mistake (api/schema/inputs.py)
     ]
-    return strawberry.Schema(
-        query=Query, mutation=Mutation, subscription=Subscription, types=_EXTRA_TYPES, extensions=extensions
+    return JianshenSchema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        types=_EXTRA_TYPES,
+        extensions=extensions,
+        scalar_overrides=SCALAR_OVERRIDES,
     )
 
 

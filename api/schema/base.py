@@ -9,16 +9,26 @@ import strawberry
 from graphql import GraphQLError
 
 from api import busy
+from api.db import key_max
 from api.domain.errors import DomainError
-from api.domain.ids import from_global_id, to_global_id
+from api.domain.ids import INT_MAX, from_global_id, key_of, to_global_id
+
+
+def model_key_max(type_name: str) -> int:
+    """The key range of the table behind the node type ``type_name`` (each bears its model's class name)."""
+    from api import models
+
+    model = getattr(models, type_name, None)
+    return key_max(model) if model is not None else INT_MAX
 
 
 def pk_of(global_id: str, type_name: str, field: str = "id") -> int:
-    """The integer key behind a global id of ``type_name``; a malformed id is a field-level error."""
-    kind, pk = from_global_id(global_id)
-    if kind != type_name or not pk.isdigit():
+    """The integer key behind a global id of ``type_name``; a malformed id, or one whose key no row of that table
+    can have, is a field-level error."""
+    pk = key_of(global_id, type_name, model_key_max(type_name))
+    if pk is None:
         raise DomainError("INVALID_ID", "编号格式不正确", field)
-    return int(pk)
+    return pk
 
 
 @strawberry.interface(description="An object with a global id (Relay).")

@@ -14,7 +14,8 @@ from api.models import Project as ProjectModel
 from api.services import progress
 from api.services.access import case_scope, project_scope
 from api.services.applications import check_project_code
-from api.schema.base import Node, from_global_id, graphql_error
+from api.domain.ids import key_of
+from api.schema.base import Node, from_global_id, graphql_error, model_key_max
 from api.schema.types import (
     Case,
     CaseState,
@@ -41,10 +42,10 @@ class CaseQueueFilter:
 
 async def _node(info: strawberry.Info, global_id: str):
     viewer = info.context.viewer
-    kind, pk = from_global_id(global_id)
-    if not pk.isdigit() or viewer is None:
+    kind, _ = from_global_id(global_id)
+    pk_int = key_of(global_id, kind, model_key_max(kind))  # out of range: no such row, like any missing one
+    if pk_int is None or viewer is None:
         return None
-    pk_int = int(pk)
     if kind == "Project":
         return await ProjectModel.filter(project_scope(viewer), id=pk_int).first()
     if kind == "Case":

@@ -25,6 +25,7 @@ from typing import Any, Callable, Sequence
 
 from tortoise.expressions import Q
 
+from api.db import key_max
 from api.domain.accounts import READ_ALL_ROLES, Role
 from api.domain.certificates import (
     CertificateIdentifier,
@@ -37,7 +38,7 @@ from api.domain.certificates import (
     validity_label,
 )
 from api.domain.errors import DomainError
-from api.domain.ids import from_global_id, to_global_id
+from api.domain.ids import key_of, parse_key, to_global_id
 from api.domain.timing import local_date
 from api.models import Case, CaseEvent, Certificate, Organization, Seal
 from api.models.certificates import SealStatus, StoredCertificateStatus
@@ -391,9 +392,10 @@ def download_url(settings: Settings, certificate: Certificate, now: dt.datetime)
 
 
 def download_link_valid(settings: Settings, certificate_id: int, expires: str, sig: str, now: dt.datetime) -> bool:
-    if not expires.isdigit() or int(expires) < now.timestamp():
+    expiry = parse_key(expires)  # 5,000 digits are a bad link, not Python's integer-conversion limit
+    if expiry is None or expiry < now.timestamp():
         return False
-    return hmac.compare_digest(sig.encode(), _download_mac(settings, certificate_id, int(expires)).encode())
+    return hmac.compare_digest(sig.encode(), _download_mac(settings, certificate_id, expiry).encode())
 
 
 # -- reading ----------------------------------------------------------------------------------------------------------
@@ -428,7 +430,10 @@ async def list_certificates(
     require_viewer(viewer)
     query = Certificate.filter(certificate_scope(viewer))
     if project_code:
-        query = query.filter(case__project__code=project_code.strip())
+        from api.services.applications import check_project_code  # (it imports this module)
+
+        # Checked before the filter: Tortoise validates a filter's value too and would raise, not find nothing.
+        query = query.filter(case__project__code=check_project_code(project_code))
     if status is not None:
         query = query.filter(_status_filter(status, now))
     return await page_of(query, first, after, newest_first=True)
@@ -455,10 +460,10 @@ async def cite_certificates(viewer: Viewer, global_ids: Sequence[str], now: dt.d
     missing = DomainError("NOT_FOUND", "引用的电子证照不存在或不属于本单位", "materials")
     ids = []
     for global_id in dict.fromkeys(str(g) for g in global_ids):
-        kind, pk = from_global_id(global_id)
-        if kind != "Certificate" or not pk.isdigit():
+        pk = key_of(global_id, "Certificate", key_max(Certificate))
+        if pk is None:
             raise missing
-        ids.append(int(pk))
+        ids.append(pk)
     found = {c.id: c for c in await Certificate.filter(id__in=ids, organization_id=viewer.organization_id or -1)}
     out = []
     for certificate_id in ids:

@@ -6,7 +6,6 @@ a light compute it for the candidates in the viewer's scope.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 from dataclasses import dataclass
 from typing import Generic, Iterable, Sequence, TypeVar
@@ -14,7 +13,9 @@ from typing import Generic, Iterable, Sequence, TypeVar
 from tortoise.expressions import Q
 
 from api.domain.calendar import WorkCalendar
+from api.db import key_max
 from api.domain.errors import DomainError
+from api.domain.ids import BIGINT_MAX, key_of, to_global_id
 from api.domain.lifecycle import OPEN_CLOCK_STATES
 from api.domain.timing import CaseState, Light, StateChange, Timing, compute_timing, worst
 from api.models import Case, CaseEvent, Project
@@ -34,20 +35,17 @@ class Page(Generic[T]):
 
 
 def encode_cursor(pk: int) -> str:
-    return base64.urlsafe_b64encode(f"o:{pk}".encode()).decode().rstrip("=")
+    return to_global_id("o", pk)
 
 
-def decode_cursor(cursor: str | None) -> int | None:
+def decode_cursor(cursor: str | None, max_key: int = BIGINT_MAX) -> int | None:
+    """The key a cursor points after; one that is malformed or beyond the table's key range is the client's mistake."""
     if cursor is None:
         return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        prefix, _, value = raw.partition(":")
-        if prefix != "o" or not value.isdigit():
-            raise ValueError
-        return int(value)
-    except (ValueError, UnicodeDecodeError):
-        raise DomainError("INVALID_INPUT", "分页游标无效", "after") from None
+    key = key_of(cursor, "o", max_key)
+    if key is None:
+        raise DomainError("INVALID_INPUT", "分页游标无效", "after")
+    return key
 
 
 def check_first(first: int, page_max: int) -> int:
@@ -149,7 +147,7 @@ async def case_queue(
 
 async def page_of(query, first: int, after: str | None, *, newest_first: bool) -> Page:
     total = await query.count()
-    cursor = decode_cursor(after)
+    cursor = decode_cursor(after, key_max(query.model))
     if cursor is not None:
         query = query.filter(id__lt=cursor) if newest_first else query.filter(id__gt=cursor)
     rows = await query.order_by("-id" if newest_first else "id").limit(first + 1)

@@ -13,6 +13,9 @@ import uuid
 
 import jwt
 
+from api.db import key_max
+from api.domain.ids import parse_key
+from api.models import User
 from api.settings import Settings
 
 ALGORITHM = "HS256"
@@ -51,8 +54,13 @@ def decode_access_token(settings: Settings, token: str) -> dict:
         )
     except jwt.PyJWTError as exc:
         raise InvalidToken(str(exc)) from None
-    if claims.get("typ") != "access" or not str(claims.get("sub", "")).isdigit():
+    if claims.get("typ") != "access":
         raise InvalidToken("not an access token")
+    # A subject no user row can have (19+ digits, "²") is a bad token, not an overflow when the user is read.
+    user_id = parse_key(claims.get("sub"), key_max(User))
+    if user_id is None:
+        raise InvalidToken("bad subject")
+    claims["sub"] = str(user_id)
     try:
         uuid.UUID(str(claims["sid"]))
     except ValueError:
