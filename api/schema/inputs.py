@@ -29,6 +29,7 @@ from strawberry.schema.types.base_scalars import DateDefinition, DateTimeDefinit
 from strawberry.types.graphql import OperationType
 from strawberry.utils.logging import StrawberryLogger
 
+from api import busy
 from api.db import DB_TIMEZONE
 
 log = logging.getLogger("jianshen.graphql")
@@ -214,8 +215,6 @@ def is_unexpected(error: GraphQLError) -> bool:
 
 
 def log_errors(errors: list[GraphQLError], execution_context: Any = None) -> None:
-    from api import busy
-
     for error in errors:
         if busy.is_busy(error.original_error):
             log.warning("database busy", extra={"fields": {"error": str(error.original_error)[:300], "code": busy.CODE}})
