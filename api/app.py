@@ -20,6 +20,7 @@ from api.broker import make_broker
 from api.changes import SCOPE_KEY as GENERATION, ChangeMarker, generation, marker_for
 from api.db import UnmigratedDatabase, config_from_settings, pending_migrations
 from api.domain.timing import local_date
+from api.headers import NoSniffMiddleware
 from api.metrics import PATH as METRICS_PATH, Metrics, endpoint as metrics_endpoint
 from api.middleware import AuthMiddleware, RequestLogMiddleware, configure_logging
 from api.ratelimit import RateLimiter
@@ -216,6 +217,7 @@ def create_app(
     app.state.metrics = metrics
     app.add_middleware(AuthMiddleware, settings=settings, changes=changes)
     app.add_middleware(RequestLogMiddleware, metrics=metrics)
+    app.add_middleware(NoSniffMiddleware)  # outermost: also on the 401s of AuthMiddleware
     return app
 
 
