@@ -5,6 +5,7 @@
     serve [--host H] [--port P]   run the service (uvicorn)
     export-schema [--output F]    write the GraphQL SDL
     set-password USERNAME         set a staff member's password (read from stdin; the password policy applies)
+    rotate-ingest-secret CODE...  give departments new random ingest secrets, printed once
     revoked-seals [--output F]    export the revoked seals (serial → revocation time) for `python -m esign verify --revoked`
     calendar load FILE...         load a year's holiday schedule (国务院办公厅节假日安排) from a JSON file
     calendar show                 list the years the database has
@@ -128,6 +129,30 @@ def cmd_set_password(args) -> int:
     return 0
 
 
+def cmd_rotate_ingest_secret(args) -> int:
+    """Departments' new HMAC keys for POST /ingest/events: random, printed once (``CODE SECRET`` a line) for their
+    systems' configuration. The old key stops working at once."""
+    import secrets
+
+    from api.models import Department
+
+    async def run() -> list[str]:
+        missing = []
+        for code in args.codes:
+            secret = secrets.token_urlsafe(48)  # 64 characters, within the column's 128
+            if await Department.filter(code=code).update(ingest_secret=secret):
+                print(f"{code} {secret}")
+            else:
+                missing.append(code)
+        return missing
+
+    missing = asyncio.run(_with_orm(run))
+    if missing:
+        print(f"no department with the code(s) {' '.join(missing)}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_calendar(args) -> int:
     from api.domain.calendar import CalendarDataError
     from api.services.calendar import read_year_file, store_year
@@ -172,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     password = sub.add_parser("set-password", help="set a staff member's password (from stdin)")
     password.add_argument("username")
     password.set_defaults(func=cmd_set_password)
+    rotate = sub.add_parser("rotate-ingest-secret", help="give departments new ingest secrets (printed once)")
+    rotate.add_argument("codes", nargs="+", metavar="CODE")
+    rotate.set_defaults(func=cmd_rotate_ingest_secret)
     calendar = sub.add_parser("calendar", help="holiday calendars")
     calendar_sub = calendar.add_subparsers(dest="calendar_command", required=True)
     load = calendar_sub.add_parser("load", help="load year files (JSON)")

@@ -31,6 +31,7 @@ from api.routes.ingest import ingest_events
 from api.routes.uploads import upload
 from api.schema import build_schema
 from api.schema.context import Context
+from api.services.leftovers import refuse_development_leftovers
 from api.settings import Settings, get_settings
 from miniapp import MiniProgram
 
@@ -177,6 +178,8 @@ def create_app(
                     raise UnmigratedDatabase(
                         f"database has pending migrations {pending}: run `python -m api migrate` first"
                     )
+            if settings.is_production:
+                await refuse_development_leftovers()  # published demo secrets (api/services/leftovers.py)
             async with _notice_dispatch(settings, wechat, clock, enabled=run_dispatcher), _certificate_pdfs(
                 settings, clock, enabled=produce_certificates
             ):
