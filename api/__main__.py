@@ -72,7 +72,13 @@ def cmd_serve(args) -> int:
 
     settings = get_settings()
     print(f"GraphQL: http://{args.host}:{args.port}/graphql", flush=True)
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning", access_log=False)
+    # uvicorn would believe X-Forwarded-For from 127.0.0.1 by default: anyone on the host could pick the address the
+    # rate limits count. Only the proxies the operator names are believed (JIANSHEN_FORWARDED_ALLOW_IPS).
+    forwarded = settings.forwarded_allow_ips.strip()
+    uvicorn.run(
+        create_app(settings), host=args.host, port=args.port, log_level="warning", access_log=False,
+        proxy_headers=bool(forwarded), forwarded_allow_ips=forwarded or None,
+    )
     return 0
 
 

@@ -27,7 +27,7 @@ POST = """mutation($i: PostComplaintMessageInput!) { postComplaintMessage(input:
 
 
 @contextlib.contextmanager
-def api_process(settings, redis_url: str | None = None):
+def api_process(settings, redis_url: str | None = None, extra_env: dict[str, str] | None = None):
     """One API process on a free port, on the test's database; stopped at the end whatever happens."""
     port = free_port()
     env = {
@@ -39,6 +39,7 @@ def api_process(settings, redis_url: str | None = None):
     env.pop("JIANSHEN_REDIS_URL", None)
     if redis_url:
         env["JIANSHEN_REDIS_URL"] = redis_url
+    env.update(extra_env or {})
     process = subprocess.Popen(
         [sys.executable, "-m", "api", "serve", "--host", "127.0.0.1", "--port", str(port)],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
