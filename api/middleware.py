@@ -119,7 +119,10 @@ class AuthMiddleware:
         if scope["type"] == "websocket":  # refused with 4401; the token may also come in connection_init
             resolve = functools.partial(self._viewer_for, scope)
             scope["state"]["viewer"] = viewer
-            await ws_auth.serve(self.app, scope, receive, send, resolve, refused=bool(header) and viewer is None)
+            await ws_auth.serve(
+                self.app, scope, receive, send, resolve, refused=bool(header) and viewer is None,
+                init_timeout=self.settings.ws_init_timeout_seconds,
+            )
             return
         if header and viewer is None:
             await _unauthenticated("登录已失效，请重新登录")(scope, receive, send)

@@ -14,6 +14,7 @@ the ``websocket.connect`` and the first message are replayed to it, and its own 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any, Awaitable, Callable
 
@@ -56,10 +57,13 @@ async def _refuse(send: Send, protocol: str | None) -> None:
     await send({"type": "websocket.close", "code": REFUSED, "reason": REFUSED_REASON})
 
 
-async def serve(app: ASGIApp, scope: Scope, receive: Receive, send: Send, resolve: Resolve, *, refused: bool) -> None:
+async def serve(
+    app: ASGIApp, scope: Scope, receive: Receive, send: Send, resolve: Resolve, *, refused: bool, init_timeout: float
+) -> None:
     """Run ``app`` on this WebSocket with ``scope["state"]["viewer"]`` set, or close it with 4401.
 
     ``refused``: the Authorization header carried a bad token (the header's viewer, if any, is already in the scope).
+    ``init_timeout``: how long the first message may take (JIANSHEN_WS_INIT_TIMEOUT_SECONDS).
     """
     protocol = _protocol(scope)
     connect = await receive()
@@ -72,7 +76,11 @@ async def serve(app: ASGIApp, scope: Scope, receive: Receive, send: Send, resolv
         await app(scope, _replay([connect], receive), send)
         return
     await send({"type": "websocket.accept", "subprotocol": protocol, "headers": []})
-    first = await receive()
+    try:  # a client that never speaks must not hold the socket (graphql-transport-ws: 4408 after the wait)
+        first = await asyncio.wait_for(receive(), init_timeout)
+    except asyncio.TimeoutError:
+        await send({"type": "websocket.close", "code": 4408, "reason": "Connection initialisation timeout"})
+        return
     authorization = _authorization(first)
     if authorization is not None:
         viewer = await resolve(authorization)

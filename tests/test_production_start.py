@@ -20,6 +20,7 @@ from api.models import Department, User
 from api.services.accounts import hash_password, set_password
 from api.services.leftovers import DevelopmentLeftovers, demo_staff_usernames
 from api.settings import Settings
+from tests.servers import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 NEW_PASSWORD = "Rotated-Passw0rd!"
@@ -46,6 +47,20 @@ def production(settings: Settings) -> Settings:
 async def start(settings: Settings) -> None:
     async with running(settings):
         pass
+
+
+def serve_in_production(settings: Settings) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ, "JIANSHEN_ENV": "production", "JIANSHEN_DATABASE_URL": settings.database_url,
+        "JIANSHEN_SECRET_KEY": "p" * 40, "JIANSHEN_ESIGN_KEK": "k" * 40, "JIANSHEN_CERTIFICATE_CHECK_SECRET": "c" * 40,
+        "JIANSHEN_ESIGN_DIR": str(settings.esign_dir), "JIANSHEN_CERTIFICATE_DIR": str(settings.certificate_dir),
+        "JIANSHEN_UPLOAD_DIR": str(settings.upload_dir),
+    }
+    env.pop("JIANSHEN_REDIS_URL", None)
+    return subprocess.run(
+        [sys.executable, "-m", "api", "serve", "--host", "127.0.0.1", "--port", str(free_port())],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+    )
 
 
 def rotate_ingest_secrets(settings: Settings, codes: list[str]) -> dict[str, str]:
@@ -84,6 +99,9 @@ async def test_production_refuses_the_demo_secrets_until_they_are_changed(settin
     assert f"rotate-ingest-secret {' '.join(codes)}" in message, message
     assert f"staff accounts {' '.join(staff)} still have the demo password" in message
     assert "set-password USERNAME" in message
+    # The real process, as the operator starts it: it exits, saying the same.
+    served = serve_in_production(settings)
+    assert served.returncode != 0 and message in served.stderr, served.stderr[-3000:]
 
     secrets = rotate_ingest_secrets(settings, codes)
     assert sorted(secrets) == codes and all(len(s) >= 32 and "dev" not in s for s in secrets.values())

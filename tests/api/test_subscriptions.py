@@ -246,3 +246,18 @@ async def test_the_token_may_come_in_connection_init(gql, world, settings, sqlit
             frame = await anonymous()
             errors = frame["payload"]["errors"] if isinstance(frame["payload"], dict) else frame["payload"]
             assert errors[0]["extensions"]["code"] in ("NOT_FOUND", "UNAUTHENTICATED"), frame
+
+
+async def test_a_socket_that_never_sends_connection_init_is_closed(settings, sqlite_only):
+    """The token may come in connection_init, so the socket is accepted before the viewer is known: one that then says
+    nothing is closed after JIANSHEN_WS_INIT_TIMEOUT_SECONDS (4408, as graphql-transport-ws says), not kept open."""
+    with api_process(settings, extra_env={"JIANSHEN_WS_INIT_TIMEOUT_SECONDS": "1"}) as host:
+
+        async def silent() -> tuple[int, str]:
+            async with websockets.connect(f"ws://{host}/graphql", subprotocols=["graphql-transport-ws"],
+                                          open_timeout=10) as ws:
+                with pytest.raises(websockets.ConnectionClosed) as closed:
+                    await asyncio.wait_for(ws.recv(), 30)
+            return closed.value.rcvd.code, closed.value.rcvd.reason
+
+        assert await asyncio.gather(*(silent() for _ in range(5))) == [(4408, "Connection initialisation timeout")] * 5
