@@ -35,8 +35,8 @@ def _protocol(scope: Scope) -> str | None:
 def _authorization(message: Message) -> str | None:
     """The ``Authorization`` value a ``connection_init`` message carries, if it is one and carries a token."""
     text = message.get("text")
-    if message["type"] != "websocket.receive" or text is None or "connection_init" not in text:
-        return None
+    if message["type"] != "websocket.receive" or text is None:
+        return None  # parsed whole (its size is bounded by the server's frame limit): "\u0063onnection_init" is one too
     try:
         frame = json.loads(text)
     except ValueError:
