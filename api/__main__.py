@@ -6,6 +6,7 @@
     export-schema [--output F]    write the GraphQL SDL
     export-manifest [--output F]  write graphql/operations/manifest.json (the persisted operations' ids)
     set-password USERNAME         set a staff member's password (read from stdin; the password policy applies)
+    rotate-ingest-secret CODE...  give departments new random ingest secrets, printed once
     revoked-seals [--output F]    export the revoked seals (serial → revocation time) for `python -m esign verify --revoked`
     calendar load FILE...         load a year's holiday schedule (国务院办公厅节假日安排) from a JSON file
     calendar show                 list the years the database has
@@ -73,9 +74,13 @@ def cmd_serve(args) -> int:
     settings = get_settings()
     print(f"GraphQL: http://{args.host}:{args.port}/graphql", flush=True)
     # A WebSocket frame is capped like a POST body (issue #10): uvicorn closes the connection with 1009 past it.
+    # uvicorn would believe X-Forwarded-For from 127.0.0.1 by default: anyone on the host could pick the address the
+    # rate limits count. Only the proxies the operator names are believed (JIANSHEN_FORWARDED_ALLOW_IPS).
+    forwarded = settings.forwarded_allow_ips.strip()
     uvicorn.run(
         create_app(settings), host=args.host, port=args.port, log_level="warning", access_log=False,
         ws_max_size=settings.graphql_max_body_bytes,
+        proxy_headers=bool(forwarded), forwarded_allow_ips=forwarded or None,
     )
     return 0
 
@@ -144,6 +149,30 @@ def cmd_set_password(args) -> int:
     return 0
 
 
+def cmd_rotate_ingest_secret(args) -> int:
+    """Departments' new HMAC keys for POST /ingest/events: random, printed once (``CODE SECRET`` a line) for their
+    systems' configuration. The old key stops working at once."""
+    import secrets
+
+    from api.models import Department
+
+    async def run() -> list[str]:
+        missing = []
+        for code in args.codes:
+            secret = secrets.token_urlsafe(48)  # 64 characters, within the column's 128
+            if await Department.filter(code=code).update(ingest_secret=secret):
+                print(f"{code} {secret}")
+            else:
+                missing.append(code)
+        return missing
+
+    missing = asyncio.run(_with_orm(run))
+    if missing:
+        print(f"no department with the code(s) {' '.join(missing)}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_calendar(args) -> int:
     from api.domain.calendar import CalendarDataError
     from api.services.calendar import read_year_file, store_year
@@ -191,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     password = sub.add_parser("set-password", help="set a staff member's password (from stdin)")
     password.add_argument("username")
     password.set_defaults(func=cmd_set_password)
+    rotate = sub.add_parser("rotate-ingest-secret", help="give departments new ingest secrets (printed once)")
+    rotate.add_argument("codes", nargs="+", metavar="CODE")
+    rotate.set_defaults(func=cmd_rotate_ingest_secret)
     calendar = sub.add_parser("calendar", help="holiday calendars")
     calendar_sub = calendar.add_subparsers(dest="calendar_command", required=True)
     load = calendar_sub.add_parser("load", help="load year files (JSON)")

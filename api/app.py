@@ -21,6 +21,7 @@ from api.busy import handlers as busy_handlers
 from api.changes import SCOPE_KEY as GENERATION, ChangeMarker, generation, marker_for
 from api.db import UnmigratedDatabase, config_from_settings, pending_migrations
 from api.domain.timing import local_date
+from api.headers import NoSniffMiddleware
 from api.metrics import PATH as METRICS_PATH, Metrics, endpoint as metrics_endpoint
 from api.middleware import AuthMiddleware, RequestLogMiddleware, configure_logging
 from api.ratelimit import RateLimiter
@@ -34,6 +35,7 @@ from api.schema import build_schema
 from api.schema.context import Context
 from api.schema.trusted import with_plain_id
 from api.schema.inputs import decode_request_json
+from api.services.leftovers import refuse_development_leftovers
 from api.settings import Settings, get_settings
 from miniapp import MiniProgram
 
@@ -191,6 +193,8 @@ def create_app(
                     raise UnmigratedDatabase(
                         f"database has pending migrations {pending}: run `python -m api migrate` first"
                     )
+            if settings.is_production:
+                await refuse_development_leftovers()  # published demo secrets (api/services/leftovers.py)
             async with _notice_dispatch(settings, wechat, clock, enabled=run_dispatcher), _certificate_pdfs(
                 settings, clock, enabled=produce_certificates
             ):
@@ -233,6 +237,7 @@ def create_app(
     app.state.metrics = metrics
     app.add_middleware(AuthMiddleware, settings=settings, changes=changes)
     app.add_middleware(RequestLogMiddleware, metrics=metrics)
+    app.add_middleware(NoSniffMiddleware)  # outermost: also on the 401s of AuthMiddleware
     return app
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import functools
 import logging
 import secrets
 import sys
@@ -13,6 +14,7 @@ import orjson
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api import ws_auth
 from api.changes import ChangeMarker, NoMarker, generation
 from api.metrics import PATH as METRICS_PATH, Metrics
 from api.services.access import Viewer
@@ -73,7 +75,8 @@ def _unauthenticated(message: str) -> JSONResponse:
 
 
 class AuthMiddleware:
-    """A present but bad token is refused outright (401); no token means an anonymous request.
+    """A present but bad token is refused outright (401; a WebSocket is closed with 4401, api/ws_auth.py); no token
+    means an anonymous request.
 
     The user and its login session are read with the request, so deactivation, logout and a revoked session take
     effect at once; the token's role is not trusted. An applicant's authorisation (经办人授权) is checked here too.
@@ -116,21 +119,31 @@ class AuthMiddleware:
             if name == b"authorization":
                 header = value
                 break
-        if header:
-            scheme, _, token = header.decode("latin-1").partition(" ")
-            viewer = None
-            if scheme.lower() == "bearer" and token:
-                try:
-                    claims = self.tokens.decode(token.strip())
-                    viewer = await self._viewer(scope, int(claims["sub"]), claims["sid"])
-                except InvalidToken:
-                    viewer = None
-            if viewer is None:
-                if scope["type"] == "http":
-                    await _unauthenticated("登录已失效，请重新登录")(scope, receive, send)
-                    return
+        viewer = await self._viewer_for(scope, header.decode("latin-1")) if header else None
+        if scope["type"] == "websocket":  # refused with 4401; the token may also come in connection_init
+            resolve = functools.partial(self._viewer_for, scope)
             scope["state"]["viewer"] = viewer
+            await ws_auth.serve(
+                self.app, scope, receive, send, resolve, refused=bool(header) and viewer is None,
+                init_timeout=self.settings.ws_init_timeout_seconds,
+            )
+            return
+        if header and viewer is None:
+            await _unauthenticated("登录已失效，请重新登录")(scope, receive, send)
+            return
+        scope["state"]["viewer"] = viewer
         await self.app(scope, receive, send)
+
+    async def _viewer_for(self, scope: Scope, authorization: str) -> Viewer | None:
+        """The viewer of an ``Authorization`` value (``Bearer <token>``), or None when it is refused."""
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return None
+        try:
+            claims = self.tokens.decode(token.strip())
+            return await self._viewer(scope, int(claims["sub"]), claims["sid"])
+        except InvalidToken:
+            return None
 
 
 class RequestLogMiddleware:

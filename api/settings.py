@@ -188,6 +188,15 @@ class Settings(BaseSettings):
     public_verify_per_minute: int = Field(
         30, ge=1, description="Anonymous certificate checks one client address may make a minute, per endpoint"
     )
+    forwarded_allow_ips: str = Field(
+        "", description="Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (the client address of the "
+        "per-address rate limits): comma-separated IPs or networks, `*` for any; empty = none, the connection's own "
+        "address counts",
+    )
+    ws_init_timeout_seconds: float = Field(
+        60.0, gt=0, le=600, description="How long a new /graphql WebSocket may take to send connection_init (which "
+        "may carry its token) before it is closed with 4408, seconds",
+    )
     verify_upload_max_bytes: int = Field(
         10 * 1024 * 1024, ge=1024, description="Largest PDF accepted by POST /verify, bytes"
     )

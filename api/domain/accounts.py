@@ -25,6 +25,10 @@ READ_ALL_ROLES = frozenset({Role.SUPERVISOR, Role.ADMIN})
 # Password policy for staff sign-in (issue #3): at least 8 characters from at least 3 of the 4 classes.
 PASSWORD_MIN_LENGTH = 8
 PASSWORD_MIN_CLASSES = 3
+# Every demo staff member signs in with this published password (api/demo.py, development only). No one may choose it,
+# so only the demo's own accounts can hold it, which keeps production's start-up check of it cheap
+# (api/services/leftovers.py).
+DEMO_STAFF_PASSWORD = "Jianshen-demo-2026"
 
 
 def password_problem(password: str) -> str | None:
@@ -39,4 +43,6 @@ def password_problem(password: str) -> str | None:
     )
     if len(password) < PASSWORD_MIN_LENGTH or classes < PASSWORD_MIN_CLASSES:
         return "密码至少 8 位，且须包含大写字母、小写字母、数字、符号中的至少三类"
+    if password == DEMO_STAFF_PASSWORD:
+        return "该密码是演示数据公开的密码，不能使用"
     return None

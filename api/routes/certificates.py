@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 from urllib.parse import quote
 
@@ -23,6 +25,7 @@ from api.db import key_max
 from api.domain.certificates import CertificateStatus, format_chinese_date, validity_label
 from api.domain.ids import parse_key
 from api.models import Certificate
+from api.models.certificates import StoredCertificateStatus
 from api.routes.limits import BodyTooLarge, declared_too_large, limited
 from api.services import certificates as service
 
@@ -51,20 +54,25 @@ async def download(request: Request) -> Response:
     if certificate is None:
         return _error(404, "NOT_FOUND", "证照不存在")
     certificate = await service.ensure_pdf(settings, certificate.id, now=now)
+    # The link outlives a revocation by up to JIANSHEN_CERTIFICATE_DOWNLOAD_TTL: the status is read now, not when the
+    # link was made (a revoked or superseded certificate's downloadUrl is null, so its link must not work either).
+    if certificate.status is not StoredCertificateStatus.VALID:
+        return _error(410, "CERTIFICATE_NOT_VALID", "该证照已撤销或已被新版本替代，不再提供下载")
     path = service.pdf_file(settings, certificate)
     if path is None or not path.exists():
-        reason = certificate.pdf_pending_reason or "证照文件正在生成，请稍后再试"
-        if certificate.status.value != "VALID":
-            reason = "该证照已撤销或被替代，不再提供下载"
-        return _error(409 if certificate.status.value != "VALID" else 503, "PDF_NOT_READY", reason)
+        return _error(503, "PDF_NOT_READY", certificate.pdf_pending_reason or "证照文件正在生成，请稍后再试")
     filename = f"{certificate.name}-{certificate.number}.pdf"
     return Response(
         path.read_bytes(),
         media_type="application/pdf",
         headers={
+            # Never shown inline by the browser (its text comes from applications): saved as a file, not sniffed,
+            # and sandboxed should a browser render it anyway.
             "Content-Disposition": f"attachment; filename=\"certificate-{certificate.id}.pdf\"; "
             f"filename*=UTF-8''{quote(filename)}",
             "Cache-Control": "private, no-store",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'; sandbox",
         },
     )
 
@@ -107,11 +115,11 @@ async def verify_page(request: Request) -> HTMLResponse:
     settings = request.app.state.settings
     if (wait := await _over_limit(request, "verify-page")) is not None:
         body = f'<div class="result"><h2>{RATE_LIMITED_MESSAGE}</h2><p>请约{wait}秒后重试。</p></div>'
-        return HTMLResponse(_page("电子证照核验", body), status_code=429, headers={"Retry-After": str(wait)})
+        return _html("电子证照核验", body, 429, {"Retry-After": str(wait)})
     identifier = request.path_params.get("identifier") or request.query_params.get("identifier", "")
     code = request.query_params.get("c", "")
     if not identifier and not code:
-        return HTMLResponse(_page("电子证照核验", _form("", "") + _upload_form()))
+        return _html("电子证照核验", _form("", "") + _upload_form())
     view = await service.lookup_public(settings, identifier, code, _now(request))
     if view is None:
         body = (
@@ -119,8 +127,8 @@ async def verify_page(request: Request) -> HTMLResponse:
             "<p>证照标识或校验码不正确，或本平台未签发该证照。请核对证照上印制的证照标识和校验码后重试。</p></div>"
             + _form(identifier, code)
         )
-        return HTMLResponse(_page("电子证照核验", body), status_code=404)
-    return HTMLResponse(_page("电子证照核验", _result(view)))
+        return _html("电子证照核验", body, 404)
+    return _html("电子证照核验", _result(view))
 
 
 def _result(view: service.PublicView) -> str:
@@ -171,21 +179,38 @@ def _form(identifier: str, code: str) -> str:
     )
 
 
+_STYLE = """
+body{font-family:-apple-system,"PingFang SC","Noto Sans CJK SC","Microsoft YaHei",sans-serif;margin:0;padding:16px;
+background:#f6f8fa;color:#1f2328;font-size:16px}
+h1{font-size:20px;text-align:center} .result{background:#fff;border-left:6px solid;padding:12px 16px;margin:12px 0}
+h2{margin:4px 0;font-size:22px} table{width:100%;background:#fff;border-collapse:collapse}
+th,td{text-align:left;padding:8px;border-bottom:1px solid #d0d7de;vertical-align:top;word-break:break-all}
+th{width:6em;color:#57606a;font-weight:normal} .note{color:#57606a;font-size:14px}
+form{background:#fff;padding:12px} label{display:block;margin:8px 0} input{display:block;width:100%;
+box-sizing:border-box;font-size:16px;padding:8px;margin-top:4px} button{width:100%;padding:10px;font-size:16px}
+"""
+# The page is public and shows what others typed (identifiers, names): no script at all, only its own style sheet (by
+# hash), forms posting back here, never framed (clickjacking), and no Referer carrying the check code (?c=) away.
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'sha256-"
+    + base64.b64encode(hashlib.sha256(_STYLE.encode()).digest()).decode()
+    + "'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def _html(title: str, body: str, status_code: int = 200, headers: dict[str, str] | None = None) -> HTMLResponse:
+    return HTMLResponse(_page(title, body), status_code=status_code, headers=PAGE_HEADERS | (headers or {}))
+
+
 def _page(title: str, body: str) -> str:
     return f"""<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{html.escape(title)}</title>
-<style>
-body{{font-family:-apple-system,"PingFang SC","Noto Sans CJK SC","Microsoft YaHei",sans-serif;margin:0;padding:16px;
-background:#f6f8fa;color:#1f2328;font-size:16px}}
-h1{{font-size:20px;text-align:center}} .result{{background:#fff;border-left:6px solid;padding:12px 16px;margin:12px 0}}
-h2{{margin:4px 0;font-size:22px}} table{{width:100%;background:#fff;border-collapse:collapse}}
-th,td{{text-align:left;padding:8px;border-bottom:1px solid #d0d7de;vertical-align:top;word-break:break-all}}
-th{{width:6em;color:#57606a;font-weight:normal}} .note{{color:#57606a;font-size:14px}}
-form{{background:#fff;padding:12px}} label{{display:block;margin:8px 0}} input{{display:block;width:100%;
-box-sizing:border-box;font-size:16px;padding:8px;margin-top:4px}} button{{width:100%;padding:10px;font-size:16px}}
-</style></head>
+<style>{_STYLE}</style></head>
 <body><h1>{html.escape(title)}</h1>{body}</body></html>
 """
 
@@ -227,7 +252,7 @@ async def verify_upload(request: Request) -> JSONResponse:
         return _error(413, "FILE_TOO_LARGE", too_large)
     result, view = await service.verify_upload(settings, data, _now(request))
     if "text/html" in request.headers.get("accept", ""):  # the page's upload form, in a browser
-        return HTMLResponse(_page("电子证照文件核验", _upload_result(result, view)))
+        return _html("电子证照文件核验", _upload_result(result, view))
     certificate = None
     if view is not None:
         c = view.certificate

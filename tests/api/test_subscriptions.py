@@ -27,7 +27,7 @@ POST = """mutation($i: PostComplaintMessageInput!) { postComplaintMessage(input:
 
 
 @contextlib.contextmanager
-def api_process(settings, redis_url: str | None = None):
+def api_process(settings, redis_url: str | None = None, extra_env: dict[str, str] | None = None):
     """One API process on a free port, on the test's database; stopped at the end whatever happens."""
     port = free_port()
     env = {
@@ -39,6 +39,7 @@ def api_process(settings, redis_url: str | None = None):
     env.pop("JIANSHEN_REDIS_URL", None)
     if redis_url:
         env["JIANSHEN_REDIS_URL"] = redis_url
+    env.update(extra_env or {})
     process = subprocess.Popen(
         [sys.executable, "-m", "api", "serve", "--host", "127.0.0.1", "--port", str(port)],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -60,13 +61,14 @@ def api_process(settings, redis_url: str | None = None):
 
 
 @contextlib.asynccontextmanager
-async def subscription(host: str, token: str, complaint_id: str):
-    """A graphql-transport-ws subscription; yields a function that waits (bounded) for the next message."""
+async def subscription(host: str, token: str | None, complaint_id: str, init: dict | None = None):
+    """A graphql-transport-ws subscription; yields a function that waits (bounded) for the next message.
+    ``token`` goes in the Authorization header (None: no header), ``init`` is connection_init's payload."""
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
     async with websockets.connect(
-        f"ws://{host}/graphql", subprotocols=["graphql-transport-ws"],
-        additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=10,
+        f"ws://{host}/graphql", subprotocols=["graphql-transport-ws"], additional_headers=headers, open_timeout=10,
     ) as ws:
-        await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+        await ws.send(json.dumps({"type": "connection_init", "payload": init or {}}))
         ack = json.loads(await asyncio.wait_for(ws.recv(), 10))
         assert ack["type"] == "connection_ack", ack
         await ws.send(json.dumps({"id": "1", "type": "subscribe",
@@ -176,3 +178,86 @@ async def test_a_subscription_ends_when_its_viewer_may_no_longer_read(gql, world
             await post(host, world.token("citizen"), cid, "请尽快答复")
             frame = await water_inbox()
             assert frame["type"] == "complete", frame
+
+
+async def refusal(host: str, header: str | None, init: dict, protocol: str = "graphql-transport-ws"):
+    """How the server ends a connection signed in with ``header`` / ``init``: the close code and reason."""
+    headers = {"Authorization": header} if header is not None else {}
+    async with websockets.connect(
+        f"ws://{host}/graphql", subprotocols=[protocol], additional_headers=headers, open_timeout=10,
+    ) as ws:
+        with contextlib.suppress(websockets.ConnectionClosed):
+            await ws.send(json.dumps({"type": "connection_init", "payload": init}))
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            while True:  # nothing may come before the close (no connection_ack)
+                frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                assert frame["type"] not in ("connection_ack", "next"), frame
+    return closed.value.rcvd.code, closed.value.rcvd.reason
+
+
+async def test_a_bad_token_is_refused_not_taken_for_anonymous(gql, world, settings, sqlite_only):
+    """Like HTTP's 401: a bad, expired, foreign or ended token closes the socket with 4401, whether it comes in the
+    Authorization header or in connection_init's payload (browsers cannot set headers) — many at once."""
+    import time
+
+    from api.services.tokens import issue_access_token
+    from api.settings import Settings
+
+    good = world.token("citizen")
+    citizen = world.users["citizen"]
+    expired = issue_access_token(settings, user_id=citizen.id, role=citizen.role.value,
+                                 session_id=world.sessions["citizen"], ttl=60, now=int(time.time()) - 3600)
+    tampered = good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBB")
+    foreign = issue_access_token(Settings(secret_key="f" * 40), user_id=citizen.id, role=citizen.role.value,
+                                 session_id=world.sessions["citizen"])
+    ended = world.token("water")
+    logout = (await gql.op("Logout", {}, as_user="water"))["logout"]
+    assert logout["ok"], logout
+    cases = [
+        (f"Bearer {expired}", {}),
+        (f"Bearer {tampered}", {}),
+        ("Bearer not-a-token", {}),
+        ("Basic abc", {}),
+        (None, {"Authorization": f"Bearer {foreign}"}),
+        (None, {"authorization": "Bearer not-a-token"}),
+        (None, {"token": ended}),  # signed and unexpired, but its session was logged out
+        (None, {"token": 12345}),
+        (f"Bearer {good}", {"token": "not-a-token"}),  # the payload's token wins, and it is bad
+    ]
+    with api_process(settings) as host:
+        answers = await asyncio.gather(*(refusal(host, header, init) for header, init in cases),
+                                       refusal(host, "Bearer not-a-token", {}, protocol="graphql-ws"))
+    assert answers == [(4401, "登录已失效，请重新登录")] * (len(cases) + 1)
+
+
+async def test_the_token_may_come_in_connection_init(gql, world, settings, sqlite_only):
+    cid = await assigned_complaint(gql, world)
+    with api_process(settings) as host:
+        async with subscription(host, None, cid, init={"token": world.token("citizen")}) as citizen_inbox, \
+                subscription(host, None, cid, init={"Authorization": f"Bearer {world.token('water')}"}) as water_inbox:
+            await asyncio.gather(wait_subscribed(citizen_inbox), wait_subscribed(water_inbox))
+            await post(host, world.token("water"), cid, "您好，我们已经核实情况")
+            for inbox in (citizen_inbox, water_inbox):
+                frame = await inbox()
+                assert frame["type"] == "next", frame
+                assert frame["payload"]["data"]["complaintMessages"]["text"] == "您好，我们已经核实情况"
+        # Without any token the same subscription is anonymous, and refused as if the complaint did not exist.
+        async with subscription(host, None, cid) as anonymous:
+            frame = await anonymous()
+            errors = frame["payload"]["errors"] if isinstance(frame["payload"], dict) else frame["payload"]
+            assert errors[0]["extensions"]["code"] in ("NOT_FOUND", "UNAUTHENTICATED"), frame
+
+
+async def test_a_socket_that_never_sends_connection_init_is_closed(settings, sqlite_only):
+    """The token may come in connection_init, so the socket is accepted before the viewer is known: one that then says
+    nothing is closed after JIANSHEN_WS_INIT_TIMEOUT_SECONDS (4408, as graphql-transport-ws says), not kept open."""
+    with api_process(settings, extra_env={"JIANSHEN_WS_INIT_TIMEOUT_SECONDS": "1"}) as host:
+
+        async def silent() -> tuple[int, str]:
+            async with websockets.connect(f"ws://{host}/graphql", subprotocols=["graphql-transport-ws"],
+                                          open_timeout=10) as ws:
+                with pytest.raises(websockets.ConnectionClosed) as closed:
+                    await asyncio.wait_for(ws.recv(), 30)
+            return closed.value.rcvd.code, closed.value.rcvd.reason
+
+        assert await asyncio.gather(*(silent() for _ in range(5))) == [(4408, "Connection initialisation timeout")] * 5
