@@ -129,31 +129,55 @@ def _locked(until: dt.datetime, now: dt.datetime) -> DomainError:
 
 async def staff_login(settings: Settings, username: str, password: str, *, now: dt.datetime) -> TokenPair:
     """Password sign-in of staff. Whether or not ``username`` exists, the answers and their cost are the same:
-    the password is always verified (against a dummy hash when needed) and failures lock the *username* out."""
+    the password is always verified (against a dummy hash when needed) and failures lock the *username* out.
+
+    Each attempt is counted *before* its password is checked (``_count_guess``), so however many requests arrive at
+    once, at most ``staff_login_max_failures`` passwords are ever checked per lock-out window (issue #10)."""
     username = (username or "").strip().lower()[:64]
     if not username or not password:
         raise invalid_credentials()
-    throttle = await StaffLoginThrottle.get_or_none(username=username)
-    if throttle and throttle.locked_until and throttle.locked_until > now:
-        raise _locked(throttle.locked_until, now)
+    guess = await _count_guess(settings, username, now)
     user = await User.get_or_none(username=username, is_active=True)
     stored = user.password_hash if user and user.role.is_staff and user.password_hash else _DUMMY_HASH
     ok = await asyncio.to_thread(_verify, stored, password) and stored is not _DUMMY_HASH
     if not ok:
-        await StaffLoginThrottle.get_or_create(username=username)
-        await StaffLoginThrottle.filter(username=username).update(failures=F("failures") + 1)
-        throttle = await StaffLoginThrottle.get(username=username)
-        if throttle.failures >= settings.staff_login_max_failures:
-            until = now + dt.timedelta(seconds=settings.staff_login_lockout_seconds)
-            await StaffLoginThrottle.filter(id=throttle.id).update(failures=0, locked_until=until)
-            raise _locked(until, now)
+        if guess >= settings.staff_login_max_failures:
+            raise _locked(now + dt.timedelta(seconds=settings.staff_login_lockout_seconds), now)
         raise invalid_credentials()
-    await StaffLoginThrottle.filter(username=username).delete()
+    # A success resets the count (guesses still being checked were counted before it and are forgotten with it).
+    await StaffLoginThrottle.filter(username=username).update(failures=0, locked_until=None)
     assert user is not None
     if HASHER.check_needs_rehash(user.password_hash):
         user.password_hash = await asyncio.to_thread(HASHER.hash, password)
         await user.save(update_fields=["password_hash"])
     return await start_session(settings, user, kind="STAFF", now=now)
+
+
+async def _count_guess(settings: Settings, username: str, now: dt.datetime) -> int:
+    """Take one of the username's guesses of the window, atomically; its number (1 = the first since the last
+    success or lock-out). The guess that reaches the limit locks the username at once, before its password is
+    checked, so a crash while checking cannot leave the count full and the username unlocked. A locked username
+    raises ``LOGIN_LOCKED`` here and its password is never checked.
+
+    One transaction whose first statement writes (``api/services/locks.py``): on PostgreSQL the row lock of the
+    counting UPDATE is held until the read-back, on SQLite the write lock; no other attempt counts in between."""
+    limit = settings.staff_login_max_failures
+    async with in_transaction():
+        await StaffLoginThrottle.bulk_create([StaffLoginThrottle(username=username)], ignore_conflicts=True)
+        await StaffLoginThrottle.filter(username=username, locked_until__lte=now).update(failures=0, locked_until=None)
+        counted = await StaffLoginThrottle.filter(username=username, locked_until__isnull=True).update(
+            failures=F("failures") + 1
+        )
+        throttle = await StaffLoginThrottle.get(username=username)
+        locked_until = throttle.locked_until
+        if counted and throttle.failures >= limit:
+            locked_until = now + dt.timedelta(seconds=settings.staff_login_lockout_seconds)
+            await StaffLoginThrottle.filter(id=throttle.id).update(locked_until=locked_until)
+    # Refused outside the transaction, which must commit: the count and the lock are what a refusal leaves behind.
+    if not counted or throttle.failures > limit:  # > : the limit was lowered meanwhile, this guess is over it
+        assert locked_until is not None
+        raise _locked(locked_until, now)
+    return throttle.failures
 
 
 def _verify(stored: str, password: str) -> bool:
