@@ -41,6 +41,7 @@ from api.models.feedback import Complaint, ComplaintEvent, ComplaintMessage
 from api.services.access import NOTHING, Viewer, client_key, require_viewer
 from api.services.applications import check_project_code
 from api.services.cases import resolve_uploads
+from api.services.locks import lock_row
 from api.services.progress import Page, page_of
 from api.settings import Settings
 
@@ -127,15 +128,12 @@ async def file_complaint(
         department = await Department.get_or_none(id=department_id)
         if department is None:
             raise DomainError("NOT_FOUND", "部门不存在", "departmentId")
-    # Rate limit per filer and calendar day in China (a 差 flood helps no one).
+    # Rate limit per filer and calendar day in China (a 差 flood helps no one). Checked here to spare the content
+    # check, and again, atomically with the insert, below.
     day_start = dt.datetime.combine(
         now.astimezone(SHANGHAI).date(), dt.time(0), tzinfo=SHANGHAI
     )
-    filed_today = await Complaint.filter(filer_id=viewer.user_id, created_at__gte=day_start).count()
-    if filed_today >= settings.complaint_daily_limit:
-        raise DomainError(
-            "RATE_LIMITED", f"每人每天最多提交{settings.complaint_daily_limit}条建议或投诉，请明天再试", None
-        )
+    await _check_daily_limit(viewer.user_id, day_start, settings)
     images = await resolve_uploads(viewer, image_ids, field="imageIds")
     user = await User.get(id=viewer.user_id)
     verdict = await check_text(cleaned, user.openid)
@@ -144,6 +142,12 @@ async def file_complaint(
 
     try:
         async with in_transaction():
+            # The filer's row is the lock of its daily count: simultaneous filings (also from other processes)
+            # count and insert one after the other, so the limit holds however they interleave (issue #10).
+            await lock_row(User, viewer.user_id, "display_name")
+            if key and (previous := await Complaint.get_or_none(idempotency_key=key)) is not None:
+                return FiledComplaint(previous, duplicate=True)
+            await _check_daily_limit(viewer.user_id, day_start, settings)
             complaint = await Complaint.create(
                 filer_id=viewer.user_id, kind=kind, category=category, text=cleaned, images=images,
                 project_code=code, department_id=department.id if department else None, contact_phone=phone,
@@ -153,8 +157,16 @@ async def file_complaint(
     except IntegrityError:
         if key and (previous := await Complaint.get_or_none(idempotency_key=key)) is not None:
             return FiledComplaint(previous, duplicate=True)
-        raise
+        raise DomainError("CONFLICT", "提交冲突，请稍后重试", None) from None
     return FiledComplaint(complaint, duplicate=False)
+
+
+async def _check_daily_limit(filer_id: int, day_start: dt.datetime, settings: Settings) -> None:
+    filed_today = await Complaint.filter(filer_id=filer_id, created_at__gte=day_start).count()
+    if filed_today >= settings.complaint_daily_limit:
+        raise DomainError(
+            "RATE_LIMITED", f"每人每天最多提交{settings.complaint_daily_limit}条建议或投诉，请明天再试", None
+        )
 
 
 # -- the flow -------------------------------------------------------------------------------------------------------

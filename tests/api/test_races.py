@@ -132,3 +132,54 @@ async def test_guesses_sent_to_two_processes_at_once_check_at_most_the_limit(cle
         for host in (first, second):
             refused = await post_to(host, "StaffLogin", login_input(PASSWORD))
             assert refused["staffLogin"]["errors"][0]["code"] == "LOGIN_LOCKED"
+
+
+# -- 5. ten complaints a day per filer -----------------------------------------------------------------------------
+
+DAILY_LIMIT = 4
+CITIZEN_OPENID = "o-citizen-0001"
+
+
+@pytest.fixture
+def settings(database_url, tmp_path, fake_wechat) -> Settings:
+    return Settings(
+        database_url=database_url, upload_dir=tmp_path / "uploads", complaint_daily_limit=DAILY_LIMIT,
+        **fake_wechat.settings_overrides(),
+    )
+
+
+@pytest.fixture
+async def filer(world, fake_wechat):
+    from api.models import User
+
+    await User.filter(id=world.users["citizen"].id).update(openid=CITIZEN_OPENID)
+    fake_wechat.add_openid(CITIZEN_OPENID)
+    return world.token("citizen")
+
+
+def complaint_input(n: int, **extra) -> dict:
+    return {"input": {"kind": "COMPLAINT", "category": "OVERDUE", "text": f"施工许可办理超时，第{n}次反映", **extra}}
+
+
+async def test_simultaneous_complaints_stop_at_the_daily_limit(client, filer):
+    from api.models import Complaint
+
+    answers = await asyncio.gather(*(
+        post_in_process(client, "FileComplaint", complaint_input(n), filer) for n in range(3 * DAILY_LIMIT)
+    ))
+    seen = codes([a["fileComplaint"] for a in answers])
+    assert seen == {"OK": DAILY_LIMIT, "RATE_LIMITED": 2 * DAILY_LIMIT}, seen
+    assert await Complaint.all().count() == DAILY_LIMIT
+
+
+async def test_complaints_sent_to_two_processes_at_once_stop_at_the_daily_limit(filer, settings, fake_wechat):
+    from api.models import Complaint
+
+    with api_processes(settings, complaint_daily_limit=DAILY_LIMIT, **fake_wechat.settings_overrides()) as (first, second):
+        answers = await asyncio.gather(*(
+            post_to(first if n % 2 else second, "FileComplaint", complaint_input(n), filer)
+            for n in range(3 * DAILY_LIMIT)
+        ))
+    seen = codes([a["fileComplaint"] for a in answers])
+    assert seen == {"OK": DAILY_LIMIT, "RATE_LIMITED": 2 * DAILY_LIMIT}, seen
+    assert await Complaint.all().count() == DAILY_LIMIT
