@@ -27,6 +27,7 @@ from api.domain.errors import DomainError
 from api.models import StaffLoginThrottle, User
 from api.services.access import Viewer, require_viewer
 from api.services.agents import adopt_authorization
+from api.services.locks import lock_value
 from api.services.sessions import TokenPair, start_session
 from api.settings import Settings
 from miniapp import MiniProgram, WeChatError
@@ -108,6 +109,8 @@ async def bind_phone(viewer: Viewer | None, wechat: MiniProgram, code: str, *, n
     if info.country_code != "86" or not is_valid_mobile(info.pure_phone):
         raise DomainError("INVALID_PHONE", "仅支持中国大陆手机号码", "code")
     async with in_transaction():
+        # Two accounts binding the same number at once: one after the other, so the last one keeps it (issue #10).
+        await lock_value(f"phone:{info.pure_phone}")
         await User.filter(phone=info.pure_phone).exclude(id=user.id).update(phone=None, phone_verified_at=None)
         user.phone, user.phone_verified_at = info.pure_phone, now
         await user.save(update_fields=["phone", "phone_verified_at"])

@@ -233,10 +233,8 @@ async def act(
     dedupe = f"user:{viewer.user_id}:{request_id}" if request_id else None
     if dedupe and len(request_id) > 128:
         raise DomainError("INVALID_INPUT", "请求编号不能超过128个字符", "requestId")
-    if dedupe and (previous := await ComplaintEvent.get_or_none(dedupe_key=dedupe)) is not None:
-        if previous.complaint_id != complaint_id or previous.action is not action:
-            raise DomainError("DUPLICATE_REQUEST_ID", "该请求编号已用于另一项操作", "requestId")
-        return await get_complaint(viewer, complaint_id), True
+    if dedupe and (done := await _previous_act(viewer, dedupe, complaint_id, action)) is not None:
+        return done
     from api.services.notices import record_notice
     from notifications import dispatch
     from notifications.kinds import NoticeKind
@@ -246,6 +244,10 @@ async def act(
     try:
         async with in_transaction():
             complaint = await get_complaint(viewer, complaint_id, lock=True)
+            # The same request sent twice at once: the first has acted by now; the second answers like a retry
+            # instead of being refused by the state the first left (issue #10).
+            if dedupe and (done := await _previous_act(viewer, dedupe, complaint_id, action)) is not None:
+                return done
             party = party_of(viewer, complaint)
             if party is None:
                 raise _not_found()
@@ -292,10 +294,24 @@ async def act(
                 )
                 notified = True
     except IntegrityError:
+        if dedupe and (done := await _previous_act(viewer, dedupe, complaint_id, action)) is not None:
+            return done
         raise DomainError("CONFLICT", "诉求刚被他人处理，请刷新后重试", None) from None
     if notified:
         await dispatch.wake()
     return await Complaint.get(id=complaint_id), False
+
+
+async def _previous_act(
+    viewer: Viewer, dedupe: str, complaint_id: int, action: ComplaintAction
+) -> tuple[Complaint, bool] | None:
+    """The answer to a retry of an action already done with this request id; ``None`` when it was not done."""
+    previous = await ComplaintEvent.get_or_none(dedupe_key=dedupe)
+    if previous is None:
+        return None
+    if previous.complaint_id != complaint_id or previous.action is not action:
+        raise DomainError("DUPLICATE_REQUEST_ID", "该请求编号已用于另一项操作", "requestId")
+    return await get_complaint(viewer, complaint_id), True
 
 
 def _global_id(complaint_id: int) -> str:

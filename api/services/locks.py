@@ -27,3 +27,16 @@ async def lock_row(model: type[Model], pk: Any, column: str) -> bool:
     """Lock the row ``pk`` of ``model`` until the current transaction ends; ``column`` is any column of it that is
     not the key. Call it first in the transaction. ``False`` when there is no such row (nothing is locked)."""
     return bool(await model.filter(pk=pk).update(**{column: F(column)}))
+
+
+async def lock_value(key: str) -> None:
+    """Lock a value that has no row of its own (a phone number) until the current transaction ends.
+
+    PostgreSQL: a transaction-level advisory lock on the key's hash (a collision only makes two keys wait for each
+    other). SQLite: nothing to do here — a transaction already holds the process's only connection, and between
+    processes the caller's next statement must be a write (see above), which waits for the database's write lock."""
+    from tortoise.connection import connections
+
+    connection = connections.get("default")  # inside ``in_transaction()``: the transaction's own connection
+    if connection.capabilities.dialect == "postgres":
+        await connection.execute_query("SELECT pg_advisory_xact_lock(hashtext($1))", [key])

@@ -144,6 +144,7 @@ CITIZEN_OPENID = "o-citizen-0001"
 def settings(database_url, tmp_path, fake_wechat) -> Settings:
     return Settings(
         database_url=database_url, upload_dir=tmp_path / "uploads", complaint_daily_limit=DAILY_LIMIT,
+        esign_dir=tmp_path / "esign", certificate_dir=tmp_path / "certificates", public_verify_per_minute=3,
         **fake_wechat.settings_overrides(),
     )
 
@@ -183,3 +184,197 @@ async def test_complaints_sent_to_two_processes_at_once_stop_at_the_daily_limit(
     seen = codes([a["fileComplaint"] for a in answers])
     assert seen == {"OK": DAILY_LIMIT, "RATE_LIMITED": 2 * DAILY_LIMIT}, seen
     assert await Complaint.all().count() == DAILY_LIMIT
+
+
+# -- 6. every other limit and uniqueness rule ----------------------------------------------------------------------
+
+SIMULTANEOUS = 6
+BINDERS = 20  # the binding transaction is short: enough binders that some overlap on PostgreSQL
+
+
+def gid(kind: str, pk: int) -> str:
+    from api.domain.ids import to_global_id
+
+    return to_global_id(kind, pk)
+
+
+async def all_at_once(gql, name: str, variables, user: str) -> list[dict]:
+    """The same operation ``SIMULTANEOUS`` times at once; ``variables`` may be a function of the request's number."""
+    answers = await asyncio.gather(*(
+        gql.op(name, variables(n) if callable(variables) else variables, as_user=user) for n in range(SIMULTANEOUS)
+    ))
+    return [next(iter(a.values())) for a in answers]
+
+
+async def test_one_rating_per_matter(gql, world):
+    """一事一评: the same rating sent at once gives one rating; every answer is it (the later ones as duplicates)."""
+    import datetime as dt
+
+    from api.domain.feedback import ComplaintCategory, ComplaintKind, ComplaintState
+    from api.models import Complaint, Rating
+
+    now = dt.datetime.now(dt.timezone.utc)
+    complaint = await Complaint.create(
+        filer_id=world.users["citizen"].id, kind=ComplaintKind.COMPLAINT, category=ComplaintCategory.OVERDUE,
+        text="办理超时", images=[], department_id=world.departments["water"].id, state=ComplaintState.CLOSED,
+        round_started_at=now, replied_at=now, closed_at=now, created_at=now,
+    )
+    payloads = await all_at_once(
+        gql, "RateService", {"input": {"complaintId": gid("Complaint", complaint.id), "level": 5}}, "citizen"
+    )
+    assert all(p["errors"] == [] for p in payloads), payloads
+    assert len({p["rating"]["id"] for p in payloads}) == 1
+    assert sorted(p["duplicate"] for p in payloads) == [False] + [True] * (SIMULTANEOUS - 1)
+    assert await Rating.all().count() == 1
+
+
+async def test_one_authorisation_per_phone_and_organisation(gql, world):
+    """经办人授权: the same phone authorised at once gives one active authorisation, not one per request."""
+    from api.models import AgentAuthorization
+
+    org = world.organizations["builder"]
+    payloads = await all_at_once(gql, "AuthorizeAgent", lambda n: {"input": {
+        "organizationId": gid("Organization", org.id), "phone": "13700003333", "name": f"新经办{n}",
+    }}, "applicant")
+    assert all(p["errors"] == [] for p in payloads), payloads
+    assert await AgentAuthorization.filter(organization_id=org.id, phone="13700003333",
+                                           revoked_at__isnull=True).count() == 1
+
+
+async def test_one_application_per_idempotency_key(gql, client):
+    from api.models import Application
+    from tests.api.flows import submit
+
+    payloads = await asyncio.gather(*(submit(gql, client, ["A"], idempotencyKey="submit-1") for _ in range(SIMULTANEOUS)))
+    assert all(p["errors"] == [] for p in payloads), payloads
+    assert len({p["application"]["id"] for p in payloads}) == 1
+    assert await Application.all().count() == 1
+
+
+async def test_one_open_case_per_item(gql, client):
+    """The same item applied for at once (different requests, not retries): one case, the others refused."""
+    from api.models import Case
+    from tests.api.flows import submit
+
+    payloads = await asyncio.gather(*(submit(gql, client, ["A"]) for _ in range(SIMULTANEOUS)))
+    seen = codes(payloads)
+    assert seen == {"OK": 1, "ITEM_ALREADY_HANDLED": SIMULTANEOUS - 1}, seen
+    assert await Case.all().count() == 1
+
+
+async def test_one_complaint_per_idempotency_key(gql, filer):
+    from api.models import Complaint
+
+    payloads = await all_at_once(gql, "FileComplaint", complaint_input(0, idempotencyKey="complaint-1"), "citizen")
+    assert all(p["errors"] == [] for p in payloads), payloads
+    assert len({p["complaint"]["id"] for p in payloads}) == 1
+    assert await Complaint.all().count() == 1
+
+
+async def test_one_complaint_step_per_request_id(gql, filer, world):
+    """A complaint step sent twice at once with one requestId is done once; the repeat answers as a duplicate, not
+    as a step the new state refuses."""
+    from api.models import ComplaintEvent
+
+    filed = await gql.op("FileComplaint", complaint_input(0), as_user="citizen")
+    cid = filed["fileComplaint"]["complaint"]["id"]
+    payloads = await all_at_once(gql, "AssignComplaint", {"input": {
+        "complaintId": cid, "departmentId": gid("Department", world.departments["water"].id), "requestId": "assign-1",
+    }}, "clerk")
+    assert all(p["errors"] == [] for p in payloads), payloads
+    assert sorted(p["duplicate"] for p in payloads) == [False] + [True] * (SIMULTANEOUS - 1)
+    assert await ComplaintEvent.filter(action="ASSIGN").count() == 1
+
+
+async def test_one_thread_message_per_request_id(gql, filer):
+    from api.models import ComplaintMessage
+
+    filed = await gql.op("FileComplaint", complaint_input(0), as_user="citizen")
+    cid = filed["fileComplaint"]["complaint"]["id"]
+    payloads = await all_at_once(gql, "PostComplaintMessage", {"input": {
+        "complaintId": cid, "text": "请尽快处理", "requestId": "message-1",
+    }}, "citizen")
+    assert all(p["errors"] == [] for p in payloads), payloads
+    assert len({p["message"]["id"] for p in payloads}) == 1
+    assert await ComplaintMessage.all().count() == 1
+
+
+async def test_one_case_step_per_request_id(gql, client):
+    from api.models import CaseEvent
+    from tests.api.flows import submit_ok
+
+    cid = (await submit_ok(gql, client, ["A"]))["A"]["id"]
+    payloads = await all_at_once(gql, "AcceptCase", {"input": {"caseId": cid, "requestId": "accept-1"}}, "clerk")
+    assert all(p["errors"] == [] for p in payloads), payloads
+    assert sorted(p["duplicate"] for p in payloads) == [False] + [True] * (SIMULTANEOUS - 1)
+    assert await CaseEvent.filter(action="ACCEPT").count() == 1
+
+
+async def test_one_certificate_per_case(gql, client):
+    """Approvals of one case sent at once (no request id): one approval, one certificate; the rest coded refusals."""
+    from api.models import Certificate
+    from tests.api.flows import APPROVAL_DOCUMENT, act_ok, submit_ok
+
+    cases = await submit_ok(gql, client, ["A", "B"])
+    for code in ("A", "B"):
+        await act_ok(gql, "AcceptCase", "clerk", caseId=cases[code]["id"])
+        await act_ok(gql, "StartCase", "planner", caseId=cases[code]["id"])
+    await act_ok(gql, "DecideCase", "planner", caseId=cases["A"]["id"], decision="APPROVED", document=APPROVAL_DOCUMENT)
+    payloads = await all_at_once(gql, "DecideCase", {"input": {
+        "caseId": cases["B"]["id"], "decision": "APPROVED", "document": APPROVAL_DOCUMENT,
+    }}, "planner")
+    seen = codes(payloads)
+    assert seen["OK"] == 1 and set(seen) <= {"OK", "INVALID_TRANSITION", "CONFLICT"}, seen
+    assert await Certificate.all().count() == 1
+
+
+async def test_a_replayed_refresh_token_racing_the_real_one(client, clerk):
+    """Refresh-token rotation: of two refreshes with one token at once, one wins; the other is a replay, which ends
+    the session for both (the winner's new refresh token is refused too)."""
+    signed_in = await post_in_process(client, "StaffLogin", login_input(PASSWORD))
+    token = signed_in["staffLogin"]["refreshToken"]
+    answers = await asyncio.gather(*(
+        post_in_process(client, "RefreshSession", {"input": {"refreshToken": token}}) for _ in range(2)
+    ))
+    payloads = [a["refreshSession"] for a in answers]
+    assert codes(payloads) == {"OK": 1, "SESSION_EXPIRED": 1}, payloads
+    winner = next(p for p in payloads if not p["errors"])
+    again = await post_in_process(client, "RefreshSession", {"input": {"refreshToken": winner["refreshToken"]}})
+    assert again["refreshSession"]["errors"][0]["code"] == "SESSION_EXPIRED"
+
+
+async def test_one_account_per_phone_number(client, world, fake_wechat):
+    """bindPhone: two accounts binding the same number at once — one keeps it, never both."""
+    from api.domain.accounts import Role
+    from api.models import User
+
+    for n in range(BINDERS):
+        openid = f"o-binder-{n:04d}"
+        fake_wechat.add_openid(openid)
+        await world.add_user(f"binder{n}", f"市民{n}", Role.CITIZEN, openid=openid)
+    answers = await asyncio.gather(*(
+        post_in_process(client, "BindPhone", {"input": {"code": fake_wechat.issue_phone_code("13600004444")}},
+                        world.token(f"binder{n}"))
+        for n in range(BINDERS)
+    ))
+    assert all(a["bindPhone"]["errors"] == [] for a in answers), answers
+    assert await User.filter(phone="13600004444").count() == 1
+
+
+async def test_seals_made_at_once_are_distinct(gql, world):
+    from api.domain.accounts import Role
+    from api.models import Seal
+
+    await world.add_user("admin", "管理员", Role.ADMIN)
+    payloads = await all_at_once(gql, "CreateSeal", {"input": {
+        "departmentId": gid("Department", world.departments["water"].id),
+    }}, "admin")
+    assert all(p["errors"] == [] for p in payloads), payloads
+    assert len(set(await Seal.all().values_list("serial", flat=True))) == SIMULTANEOUS
+
+
+async def test_rate_limit_without_redis_under_simultaneous_requests(client, settings):
+    """api/ratelimit.py counts in the process when there is no Redis: simultaneous requests still stop at the limit."""
+    answers = await asyncio.gather(*(client.get("/verify/1.2.156.3005.2.X?c=ABCD-2345") for _ in range(12)))
+    statuses = Counter(a.status_code for a in answers)
+    assert statuses == {404: settings.public_verify_per_minute, 429: 12 - settings.public_verify_per_minute}, statuses
