@@ -205,19 +205,40 @@ async def all_at_once(gql, name: str, variables, user: str) -> list[dict]:
     return [next(iter(a.values())) for a in answers]
 
 
-async def test_one_rating_per_matter(gql, world):
-    """一事一评: the same rating sent at once gives one rating; every answer is it (the later ones as duplicates)."""
+async def closed_complaint(world):
+    """A complaint of the citizen, handled by the water department and closed just now: ratable."""
     import datetime as dt
 
     from api.domain.feedback import ComplaintCategory, ComplaintKind, ComplaintState
-    from api.models import Complaint, Rating
+    from api.models import Complaint
 
     now = dt.datetime.now(dt.timezone.utc)
-    complaint = await Complaint.create(
+    return await Complaint.create(
         filer_id=world.users["citizen"].id, kind=ComplaintKind.COMPLAINT, category=ComplaintCategory.OVERDUE,
         text="办理超时", images=[], department_id=world.departments["water"].id, state=ComplaintState.CLOSED,
         round_started_at=now, replied_at=now, closed_at=now, created_at=now,
     )
+
+
+async def bad_rating(world, **state):
+    """A 差评 of the water department's handling of a complaint, at the given point of its follow-up."""
+    import datetime as dt
+
+    from api.models import Rating
+
+    complaint = await closed_complaint(world)
+    return await Rating.create(
+        rater_id=complaint.filer_id, complaint_id=complaint.id, matter_key=f"complaint:{complaint.id}",
+        department_id=complaint.department_id, level=1, reasons=["SLOW"], created_at=dt.datetime.now(dt.timezone.utc),
+        **state,
+    )
+
+
+async def test_one_rating_per_matter(gql, world):
+    """一事一评: the same rating sent at once gives one rating; every answer is it (the later ones as duplicates)."""
+    from api.models import Rating
+
+    complaint = await closed_complaint(world)
     payloads = await all_at_once(
         gql, "RateService", {"input": {"complaintId": gid("Complaint", complaint.id), "level": 5}}, "citizen"
     )
@@ -225,6 +246,39 @@ async def test_one_rating_per_matter(gql, world):
     assert len({p["rating"]["id"] for p in payloads}) == 1
     assert sorted(p["duplicate"] for p in payloads) == [False] + [True] * (SIMULTANEOUS - 1)
     assert await Rating.all().count() == 1
+
+
+async def test_a_follow_up_result_sent_twice_at_once_is_reported_once(gql, world):
+    """The result of a 差评's follow-up is reported once, with one notice to the rater, however often it is sent."""
+    import datetime as dt
+
+    from api.models import Notice
+
+    now = dt.datetime.now(dt.timezone.utc)
+    rating = await bad_rating(world, contacted_at=now, contact_note="已电话回访", rectified_at=now, rectification="已整改")
+    payloads = await all_at_once(gql, "RecordRatingFollowUp", {"input": {
+        "ratingId": gid("Rating", rating.id), "step": "RESULT", "note": "整改完成，已告知",
+    }}, "water")
+    assert all(p["errors"] == [] for p in payloads), payloads
+    assert await Notice.filter(recipient_id=rating.rater_id).count() == 1
+
+
+async def test_one_appeal_and_one_decision_per_rating(gql, world):
+    """申诉复核 happens once: of simultaneous appeals one is lodged, of simultaneous decisions one is taken; the
+    others are told so (INVALID_TRANSITION), not answered as if theirs had been applied."""
+    from api.models import Rating
+
+    rating = await bad_rating(world)
+    appeals = await all_at_once(gql, "AppealRating", lambda n: {"input": {
+        "ratingId": gid("Rating", rating.id), "reason": f"恶意差评，理由{n}",
+    }}, "water")
+    assert codes(appeals) == {"OK": 1, "INVALID_TRANSITION": SIMULTANEOUS - 1}, appeals
+    decisions = await all_at_once(gql, "DecideRatingAppeal", lambda n: {"input": {
+        "ratingId": gid("Rating", rating.id), "upheld": n % 2 == 0, "note": f"复核意见{n}",
+    }}, "supervisor")
+    assert codes(decisions) == {"OK": 1, "INVALID_TRANSITION": SIMULTANEOUS - 1}, decisions
+    (taken,) = [p for p in decisions if not p["errors"]]
+    assert (await Rating.get(id=rating.id)).appeal_status == taken["rating"]["appealStatus"]
 
 
 async def test_one_authorisation_per_phone_and_organisation(gql, world):
@@ -360,7 +414,7 @@ async def test_one_account_per_phone_number(client, world, fake_wechat):
     assert await User.filter(phone="13600004444").count() == 1
 
 
-async def test_seals_made_at_once_are_distinct(gql, world):
+async def test_seals_made_at_once_are_distinct_and_revoked_once(gql, world):
     from api.domain.accounts import Role
     from api.models import Seal
 
@@ -370,6 +424,10 @@ async def test_seals_made_at_once_are_distinct(gql, world):
     }}, "admin")
     assert all(p["errors"] == [] for p in payloads), payloads
     assert len(set(await Seal.all().values_list("serial", flat=True))) == SIMULTANEOUS
+    seal_id = payloads[0]["seal"]["id"]
+    revocations = await all_at_once(gql, "RevokeSeal", lambda n: {"input": {"sealId": seal_id, "reason": f"密钥泄露{n}"}},
+                                    "admin")
+    assert codes(revocations) == {"OK": 1, "CONFLICT": SIMULTANEOUS - 1}, revocations
 
 
 async def test_rate_limit_without_redis_under_simultaneous_requests(client, settings):
