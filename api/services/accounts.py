@@ -18,6 +18,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
@@ -78,7 +79,18 @@ async def login_with_wechat(settings: Settings, wechat: MiniProgram, code: str, 
     except WeChatError as error:
         raise wechat_error(error) from None
     sealed = seal_session_key(settings, session.session_key)
+    try:
+        return await _sign_in(settings, session, sealed, now)
+    except IntegrityError:
+        # The same new openid signed in by another process at the same instant (SQLite, where the lock below is
+        # the process's own): its account exists now, so this second try finds it.
+        return await _sign_in(settings, session, sealed, now)
+
+
+async def _sign_in(settings: Settings, session, sealed: str, now: dt.datetime) -> Login:
     async with in_transaction():
+        # Two logins of one new openid at once (wx.login called twice): one account, found by the second.
+        await lock_value(f"openid:{session.openid}")
         user = await User.get_or_none(openid=session.openid)
         is_new = user is None
         if user is None:

@@ -435,3 +435,17 @@ async def test_rate_limit_without_redis_under_simultaneous_requests(client, sett
     answers = await asyncio.gather(*(client.get("/verify/1.2.156.3005.2.X?c=ABCD-2345") for _ in range(12)))
     statuses = Counter(a.status_code for a in answers)
     assert statuses == {404: settings.public_verify_per_minute, 429: 12 - settings.public_verify_per_minute}, statuses
+
+
+async def test_a_new_user_signing_in_twice_at_once_gets_one_account(client, fake_wechat):
+    """The mini-program may call wx.login twice at start: two codes of one new openid at once make one account and
+    two sessions, never a unique violation answered as an internal error."""
+    from api.models import User
+
+    codes_ = [fake_wechat.issue_login_code("o-new-user-0001") for _ in range(SIMULTANEOUS)]
+    answers = await asyncio.gather(*(
+        post_in_process(client, "LoginWithWechat", {"input": {"code": code}}) for code in codes_
+    ))
+    payloads = [a["loginWithWechat"] for a in answers]
+    assert all(p["errors"] == [] for p in payloads), payloads
+    assert await User.filter(openid="o-new-user-0001").count() == 1
