@@ -449,3 +449,17 @@ async def test_a_new_user_signing_in_twice_at_once_gets_one_account(client, fake
     payloads = [a["loginWithWechat"] for a in answers]
     assert all(p["errors"] == [] for p in payloads), payloads
     assert await User.filter(openid="o-new-user-0001").count() == 1
+
+
+async def test_subscribe_consents_counted_and_spent_once_each(gql, world):
+    """订阅消息: simultaneous acceptances of one template all count (no unique violation on its first row), and each
+    consent is spent by exactly one message however many senders take one at once."""
+    from api.services.consents import take_consent
+
+    payloads = await all_at_once(gql, "RecordSubscribeConsent", {"input": {
+        "results": [{"templateId": "tmpl-case-progress", "result": "accept"}],
+    }}, "citizen")
+    assert all(p["errors"] == [] for p in payloads), payloads
+    user_id = world.users["citizen"].id
+    taken = await asyncio.gather(*(take_consent(user_id, "tmpl-case-progress") for _ in range(2 * SIMULTANEOUS)))
+    assert taken.count(True) == SIMULTANEOUS
