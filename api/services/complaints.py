@@ -355,8 +355,10 @@ async def post_message(
         )
     except IntegrityError:
         if dedupe and (previous := await ComplaintMessage.get_or_none(dedupe_key=dedupe)) is not None:
+            if previous.complaint_id != complaint.id:
+                raise DomainError("DUPLICATE_REQUEST_ID", "该请求编号已用于另一条消息", "requestId") from None
             return previous, True
-        raise
+        raise DomainError("CONFLICT", "留言提交冲突，请稍后重试", None) from None
     await broker.publish(thread_channel(complaint.id), {"messageId": message.id})
     return message, False
 

@@ -352,6 +352,21 @@ async def test_one_thread_message_per_request_id(gql, filer):
     assert await ComplaintMessage.all().count() == 1
 
 
+async def test_one_request_id_for_messages_to_two_complaints(gql, filer):
+    """The same requestId used at once for messages to two complaints: one is posted, the other is told the id is
+    taken (DUPLICATE_REQUEST_ID), as in sequence — never handed the other complaint's message as its duplicate."""
+    ids = []
+    for n in range(2):
+        filed = await gql.op("FileComplaint", complaint_input(n), as_user="citizen")
+        ids.append(filed["fileComplaint"]["complaint"]["id"])
+    answers = await asyncio.gather(*(
+        gql.op("PostComplaintMessage", {"input": {"complaintId": cid, "text": "请尽快处理", "requestId": "message-1"}},
+               as_user="citizen")
+        for cid in ids
+    ))
+    assert codes([a["postComplaintMessage"] for a in answers]) == {"OK": 1, "DUPLICATE_REQUEST_ID": 1}, answers
+
+
 async def test_one_case_step_per_request_id(gql, client):
     from api.models import CaseEvent
     from tests.api.flows import submit_ok
