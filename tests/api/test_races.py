@@ -24,6 +24,18 @@ from tests.conftest import operation
 from tests.servers import free_port, port_is_open, stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
+DAILY_LIMIT = 4
+CITIZEN_OPENID = "o-citizen-0001"
+
+
+@pytest.fixture
+def settings(database_url, tmp_path, fake_wechat) -> Settings:
+    """For every test here: the fake WeChat server, a small daily complaint limit and verification rate limit."""
+    return Settings(
+        database_url=database_url, upload_dir=tmp_path / "uploads", complaint_daily_limit=DAILY_LIMIT,
+        esign_dir=tmp_path / "esign", certificate_dir=tmp_path / "certificates", public_verify_per_minute=3,
+        **fake_wechat.settings_overrides(),
+    )
 
 
 # -- helpers -------------------------------------------------------------------------------------------------------
@@ -122,19 +134,6 @@ async def test_the_right_password_among_simultaneous_guesses(client, clerk, sett
 
 
 # -- 5. ten complaints a day per filer -----------------------------------------------------------------------------
-
-DAILY_LIMIT = 4
-CITIZEN_OPENID = "o-citizen-0001"
-
-
-@pytest.fixture
-def settings(database_url, tmp_path, fake_wechat) -> Settings:
-    return Settings(
-        database_url=database_url, upload_dir=tmp_path / "uploads", complaint_daily_limit=DAILY_LIMIT,
-        esign_dir=tmp_path / "esign", certificate_dir=tmp_path / "certificates", public_verify_per_minute=3,
-        **fake_wechat.settings_overrides(),
-    )
-
 
 @pytest.fixture
 async def filer(world, fake_wechat):
