@@ -90,7 +90,14 @@ async def submit_application(
         raise DomainError("STAGE_NOT_IN_TEMPLATE", f"{name}没有“{stage_enum.label}”阶段", "stage")
 
     entries = await _chosen_items(template_stage, item_codes)
-    await _check_open_cases(project, entries)
+    try:
+        await _check_open_cases(project, entries)
+    except DomainError:
+        # A retry racing its own first attempt: the first may have committed its cases since the key was looked up
+        # (reads do not wait for writes), and then the retry is answered with it, not refused for the cases it made.
+        if key is not None and (previous := await _previous(key)) is not None:
+            return previous
+        raise
     await _check_predecessors_present(project, entries)
     clean_form = _check_form(template_stage.form_fields or [], form or {})
     clean_materials = await _check_materials(viewer, project, template_stage.materials or [], materials, now)

@@ -133,7 +133,13 @@ async def file_complaint(
     day_start = dt.datetime.combine(
         now.astimezone(SHANGHAI).date(), dt.time(0), tzinfo=SHANGHAI
     )
-    await _check_daily_limit(viewer.user_id, day_start, settings)
+    try:
+        await _check_daily_limit(viewer.user_id, day_start, settings)
+    except DomainError:
+        # A retry racing its own first attempt, which may have committed since the key was looked up: answer with it.
+        if key and (previous := await Complaint.get_or_none(idempotency_key=key)) is not None:
+            return FiledComplaint(previous, duplicate=True)
+        raise
     images = await resolve_uploads(viewer, image_ids, field="imageIds")
     user = await User.get(id=viewer.user_id)
     verdict = await check_text(cleaned, user.openid)
