@@ -18,7 +18,7 @@ from api.domain.catalog import Stage
 from api.domain.codes import is_valid_project_code
 from api.domain.errors import DomainError
 from api.domain.lifecycle import APPROVED_STATES, CLOSED_STATES, STATE_BLZT, Action, Party, plan_transition
-from api.models import Application, Case, CaseEvent, ProcessTemplate, Project, TemplateItem, TemplateStage
+from api.models import Application, Case, CaseEvent, ItemGuide, ProcessTemplate, Project, TemplateItem, TemplateStage
 from api.services.access import Viewer, client_key, not_found, project_scope
 from api.services.cases import resolve_uploads
 from api.services.certificates import cite_certificates
@@ -76,6 +76,25 @@ async def submit_application(
     project = await Project.filter(project_scope(viewer), code=code).first()
     if project is None or project.organization_id != viewer.organization_id:
         raise DomainError("NOT_FOUND", "项目不存在或您无权申报", "projectCode")
+    stage_enum, template_stage = await _template_stage(project, stage)
+
+    entries = await _chosen_items(template_stage, item_codes)
+    await _check_open_cases(project, entries)
+    await _check_predecessors_present(project, entries)
+    known = await known_values(project, stage_enum.value, template_stage.form_fields or [])
+    clean_form = _check_form(template_stage.form_fields or [], form or {}, known)
+    clean_materials = await _check_materials(viewer, project, template_stage.materials or [], materials, now)
+
+    try:
+        async with in_transaction():
+            return await _create(viewer, project, stage_enum, entries, clean_form, clean_materials, key, now)
+    except IntegrityError:
+        if key is not None and (previous := await _previous(key)) is not None:
+            return previous
+        raise DomainError("CONFLICT", "申报提交冲突，请稍后重试", None) from None
+
+
+async def _template_stage(project: Project, stage: int) -> tuple[Stage, TemplateStage]:
     try:
         stage_enum = Stage(stage)
     except ValueError:
@@ -87,20 +106,41 @@ async def submit_application(
         template = await ProcessTemplate.get_or_none(process_type=project.process_type)
         name = template.name if template else "该项目的审批流程"
         raise DomainError("STAGE_NOT_IN_TEMPLATE", f"{name}没有“{stage_enum.label}”阶段", "stage")
+    return stage_enum, template_stage
 
-    entries = await _chosen_items(template_stage, item_codes)
-    await _check_open_cases(project, entries)
-    await _check_predecessors_present(project, entries)
-    clean_form = _check_form(template_stage.form_fields or [], form or {})
-    clean_materials = await _check_materials(viewer, project, template_stage.materials or [], materials, now)
 
-    try:
-        async with in_transaction():
-            return await _create(viewer, project, stage_enum, entries, clean_form, clean_materials, key, now)
-    except IntegrityError:
-        if key is not None and (previous := await _previous(key)) is not None:
-            return previous
-        raise DomainError("CONFLICT", "申报提交冲突，请稍后重试", None) from None
+@dataclass(frozen=True)
+class StageForm:
+    """What ``submit_application`` checks for one stage of one project, as the applicant sees it beforehand."""
+
+    project: Project
+    stage: Stage
+    template_stage: TemplateStage
+    fields: list[dict[str, Any]]  # the field spec plus "known": the value already known (or None)
+    materials: list[dict[str, Any]]  # the material spec plus "reused_from" / "certificates" when already on file
+
+
+async def stage_form(viewer: Viewer, *, project_code: str, stage: int) -> StageForm | None:
+    """The stage's one form and materials for a project the viewer may see (None when it may not): each field with
+    the value already known (最多填一次), each material with the earlier application that already holds it, by upload
+    or by a cited certificate (不重复提交). ``submit_application`` validates against exactly this."""
+    code = check_project_code(project_code)
+    if viewer is None:
+        return None
+    project = await Project.filter(project_scope(viewer), code=code).first()
+    if project is None:
+        return None
+    stage_enum, template_stage = await _template_stage(project, stage)
+    specs = template_stage.form_fields or []
+    known = await known_values(project, stage_enum.value, specs)
+    on_file = await _materials_on_file(project, with_entries=True)
+    materials = []
+    for m in template_stage.materials or []:
+        held = on_file.get(m["code"])
+        materials.append(
+            dict(m, reused_from=held[0] if held else None, certificates=list(held[1].get("certificates") or []) if held else [])
+        )
+    return StageForm(project, stage_enum, template_stage, [dict(f, known=known.get(f["name"])) for f in specs], materials)
 
 
 async def _previous(key: str) -> SubmittedApplication | None:
@@ -158,18 +198,48 @@ async def _check_predecessors_present(project: Project, entries: list[TemplateIt
         )
 
 
-def _check_form(fields_spec: list[dict], form: Mapping[str, Any]) -> dict[str, Any]:
-    """The stage's one form (一张表单): required fields present, types right, nothing unknown."""
+async def known_values(project: Project, stage: int, fields_spec: list[dict]) -> dict[str, Any]:
+    """The form values already known for the project (最多填一次): a field's ``known_from`` (``project.<attr>`` or
+    ``stage<N>.<name>``, the latest application of that stage), else the field's value in the project's latest
+    application of this stage (a new application after a failed one)."""
+    forms: dict[int, dict[str, Any]] = {}
+    for app in await Application.filter(project_id=project.id).order_by("id").only("stage", "form"):
+        forms[app.stage] = app.form or {}  # the latest application of each stage wins
+    known: dict[str, Any] = {}
+    for spec in fields_spec:
+        name, source = spec["name"], spec.get("known_from") or ""
+        value = None
+        if source.startswith("project."):
+            value = getattr(project, source.removeprefix("project."), None)
+            if value is not None and spec.get("type") == "number":
+                value = float(value)
+            elif value is not None:
+                value = str(value)
+        elif source.startswith("stage"):
+            stage_text, _, field_name = source.removeprefix("stage").partition(".")
+            value = forms.get(int(stage_text), {}).get(field_name)
+        if value is None:
+            value = forms.get(stage, {}).get(name)
+        if value is not None and value != "":
+            known[name] = value
+    return known
+
+
+def _check_form(fields_spec: list[dict], form: Mapping[str, Any], known: Mapping[str, Any] = {}) -> dict[str, Any]:
+    """The stage's one form (一张表单): required fields present, types right, nothing unknown. A field left empty
+    whose value is already known (``known_values``) takes that value: the applicant fills it at most once."""
     if not isinstance(form, Mapping):
         raise DomainError("FORM_INVALID", "申报表单格式不正确", "form")
-    known = {f["name"]: f for f in fields_spec}
-    unknown = [k for k in form if k not in known]
+    specs = {f["name"]: f for f in fields_spec}
+    unknown = [k for k in form if k not in specs]
     if unknown:
         raise DomainError("FORM_INVALID", f"申报表单中没有“{unknown[0]}”这一项", f"form.{unknown[0]}")
     out: dict[str, Any] = {}
     for spec in fields_spec:
         name, label, kind = spec["name"], spec.get("label", spec["name"]), spec.get("type", "string")
         value = form.get(name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            value = known.get(name)
         if value is None or (isinstance(value, str) and not value.strip()):
             if spec.get("required"):
                 raise DomainError("FORM_INVALID", f"请填写“{label}”", f"form.{name}")
@@ -222,12 +292,13 @@ async def _check_materials(
     return out
 
 
-async def _materials_on_file(project: Project) -> dict[str, str]:
-    found: dict[str, str] = {}
+async def _materials_on_file(project: Project, *, with_entries: bool = False) -> dict[str, Any]:
+    """Material code → the parallel instance code of the latest application holding it (with its stored entry)."""
+    found: dict[str, Any] = {}
     for app in await Application.filter(project_id=project.id).order_by("id").only("parallel_instance_code", "materials"):
         for m in app.materials or []:
             if m.get("uploads") or m.get("certificates"):
-                found[m["code"]] = app.parallel_instance_code
+                found[m["code"]] = (app.parallel_instance_code, m) if with_entries else app.parallel_instance_code
     return found
 
 
@@ -253,6 +324,9 @@ async def _create(
         submitted_at=now,
     )
     local_day = now.astimezone(dt.timezone(dt.timedelta(hours=8))).strftime("%Y%m%d")
+    guide_versions: dict[int, int] = {}
+    for row in await ItemGuide.filter(item_id__in=[e.item.id for e in entries]).values("item_id", "version"):
+        guide_versions[row["item_id"]] = max(row["version"], guide_versions.get(row["item_id"], 0))
     application.parallel_instance_code = f"BL{project.region_code}{local_day}{application.id:08d}"
     await application.save(update_fields=["parallel_instance_code"])
     cases = []
@@ -269,6 +343,7 @@ async def _create(
             warning_days=entry.warning_days,
             predecessor_codes=list(entry.predecessor_codes or []),
             certificate_type=entry.certificate_type,
+            guide_version=guide_versions.get(entry.item.id),
             state=receive.target,
             blzt=STATE_BLZT[receive.target],
             last_seq=1,
