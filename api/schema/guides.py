@@ -166,9 +166,12 @@ class FormField:
 @strawberry.type(description="One material of a stage, and whether it is already on file (不重复提交).")
 class StageMaterial:
     material: GuideMaterial
-    on_file: bool = strawberry.field(description="Already submitted for the project: may be left out")
+    on_file: bool = strawberry.field(
+        description="Already satisfied, by an earlier application's upload or a certificate the project holds: "
+        "may be left out of submitApplication (不重复提交)"
+    )
     reused_from: str | None = strawberry.field(description="并联审批实例编码 of the application that holds it")
-    certificate_names: list[str] = strawberry.field(description="Held certificates cited for it there")
+    certificate_names: list[str] = strawberry.field(description="The certificates that satisfy it (电子证照复用)")
 
 
 @strawberry.type(description="What submitApplication checks for one stage of one project, before applying.")
@@ -258,7 +261,8 @@ class GuideQuery:
             ],
             materials=[
                 StageMaterial(
-                    material=_material(m), on_file=m["reused_from"] is not None, reused_from=m["reused_from"],
+                    material=_material(m), on_file=m["reused_from"] is not None or bool(m["certificates"]),
+                    reused_from=m["reused_from"],
                     certificate_names=[c.get("name", "") for c in m["certificates"]],
                 )
                 for m in form.materials

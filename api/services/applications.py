@@ -16,6 +16,7 @@ from tortoise.transactions import in_transaction
 from api.domain.accounts import Role
 from api.domain.catalog import Stage
 from api.domain.codes import is_valid_project_code
+from api.domain.ids import to_global_id
 from api.domain.errors import DomainError
 from api.domain.lifecycle import APPROVED_STATES, CLOSED_STATES, STATE_BLZT, Action, Party, plan_transition
 from api.models import Application, Case, CaseEvent, ItemGuide, ProcessTemplate, Project, TemplateItem, TemplateStage
@@ -137,9 +138,13 @@ async def stage_form(viewer: Viewer, *, project_code: str, stage: int) -> StageF
     materials = []
     for m in template_stage.materials or []:
         held = on_file.get(m["code"])
-        materials.append(
-            dict(m, reused_from=held[0] if held else None, certificates=list(held[1].get("certificates") or []) if held else [])
-        )
+        if held:
+            entry = dict(m, reused_from=held[0], certificates=list(held[1].get("certificates") or []))
+        else:
+            certificates = await _held_certificates(project, m.get("certificate_types") or [])
+            entry = dict(m, reused_from=None, certificates=[{"certificateId": to_global_id("Certificate", c.id),
+                                                              "name": c.name, "number": c.number} for c in certificates])
+        materials.append(entry)
     return StageForm(project, stage_enum, template_stage, [dict(f, known=known.get(f["name"])) for f in specs], materials)
 
 
@@ -287,9 +292,31 @@ async def _check_materials(
         elif m["code"] in already:
             # 不重复提交: the material is on file from an earlier application of the project.
             out.append({"code": m["code"], "name": m["name"], "uploads": [], "reusedFrom": already[m["code"]]})
+        elif held := await _held_certificates(project, m.get("certificate_types") or [], now):
+            # A certificate the project holds satisfies it (电子证照复用): cited as if the applicant had.
+            cited = await cite_certificates(viewer, [to_global_id("Certificate", c.id) for c in held], now)
+            out.append({"code": m["code"], "name": m["name"], "uploads": [], "certificates": cited, "reusedFrom": None})
         elif m.get("required"):
             raise DomainError("MATERIAL_MISSING", f"缺少申报材料“{m['name']}”", "materials")
     return out
+
+
+async def _held_certificates(project: Project, types: Sequence[str], now: dt.datetime | None = None) -> list[Any]:
+    """The project's valid certificates of these types, held by its organisation (newest of each type)."""
+    if not types:
+        return []
+    from api.domain.certificates import CertificateStatus
+    from api.models import Certificate
+    from api.services.certificates import status_of
+
+    now = now or dt.datetime.now(dt.timezone.utc)
+    newest: dict[str, Any] = {}
+    for c in await Certificate.filter(
+        organization_id=project.organization_id, case__project_id=project.id, type_code__in=list(types)
+    ).order_by("id"):
+        if status_of(c, now) is CertificateStatus.VALID:
+            newest[c.type_code] = c
+    return list(newest.values())
 
 
 async def _materials_on_file(project: Project, *, with_entries: bool = False) -> dict[str, Any]:

@@ -223,6 +223,8 @@ class _Checker:
             for key in ("notes", "blank_form", "sample"):
                 if key in m:
                     entry[key] = self.text(m, key, where)
+            if "certificate_types" in m:  # held certificates of these types satisfy the material
+                entry["certificate_types"] = self.texts(m, "certificate_types", where) or []
             out.append(entry)
         return out
 

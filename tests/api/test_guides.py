@@ -186,8 +186,8 @@ async def test_item_guide_has_every_section(gql, catalogue):
     assert {"law": "《中华人民共和国建筑法》", "articles": ["第七条", "第八条"],
             "text": "《中华人民共和国建筑法》第七条、第八条"} in guide["basis"]
     assert guide["resultName"] == "建筑工程施工许可证" and guide["visits"] == 0
-    assert [m["code"] for m in guide["materials"]] == ["M00", "M31", "M32", "M33"]
-    assert guide["materials"][3]["required"] is False and guide["materials"][3]["when"]
+    assert [m["code"] for m in guide["materials"]] == ["M00", "M31", "M32", "M34", "M33"]
+    assert guide["materials"][4]["required"] is False and guide["materials"][4]["when"]
     assert [s["name"] for s in guide["steps"]] == ["申请", "受理", "审查", "决定", "送达"]
     assert guide["faq"] and all(q["question"] and q["answer"] for q in guide["faq"])
     assert guide["demo"] is True and "演示" in guide["notice"] and guide["version"] == 1
