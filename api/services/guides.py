@@ -8,6 +8,7 @@ conversation (issue #11 §2) reuses these. Everything runs in-process; the index
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import re
@@ -15,6 +16,7 @@ import threading
 import tomllib
 from collections import Counter
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -24,6 +26,8 @@ from api.services.catalog import DEFAULT_ROOT
 K1, B = 1.5, 0.75
 FIELD_WEIGHTS = {"name": 4, "result": 3, "department": 1, "conditions": 1, "materials": 1, "faq": 1, "basis": 1}
 PHRASE_BONUS = 10.0  # a catalogue phrase of the question (or a synonym's target) found whole in the item's name/result
+SHARED_RUN = 5  # a run of at least this many characters shared by the question and an item's name/result …
+RUN_BONUS = 2.0  # … adds this much per character (项目建议书 → 政府投资项目建议书审批)
 MIN_SCORE = 1.0  # below this nothing matched well enough to name an item
 AMBIGUITY_RATIO = 0.75  # a runner-up scoring at least this share of the best makes the question ambiguous
 _WORD = re.compile(r"[\w\u4e00-\u9fff]+")
@@ -157,7 +161,7 @@ class GuideIndex:
         n = len(self.docs)
         self.idf = {t: math.log(1 + (n - f + 0.5) / (f + 0.5)) for t, f in df.items()}
 
-    def _score(self, terms: list[str], phrases: Iterable[str] = ()) -> list[tuple[str, float]]:
+    def _score(self, terms: list[str], phrases: Iterable[str] = (), text: str = "") -> list[tuple[str, float]]:
         phrases = list(phrases)
         scores = []
         for code, tf, length in zip(self.codes, self.docs, self.lengths):
@@ -167,6 +171,11 @@ class GuideIndex:
                 if f:
                     score += self.idf[term] * f * (K1 + 1) / (f + K1 * (1 - B + B * length / self.avg_length))
             score += PHRASE_BONUS * sum(1 for p in phrases if p in self.titles[code])
+            if len(text) >= SHARED_RUN:
+                title = self.titles[code]
+                run = SequenceMatcher(None, text, title, autojunk=False).find_longest_match(0, len(text), 0, len(title))
+                if run.size >= SHARED_RUN:
+                    score += RUN_BONUS * run.size
             if score > 0:
                 scores.append((code, score))
         scores.sort(key=lambda pair: (-pair[1], pair[0]))
@@ -174,7 +183,10 @@ class GuideIndex:
 
     def search(self, text: str) -> Search:
         own, expanded, alternatives, phrases = self.analyzer.query_terms(text or "", self.phrases)
-        ranked = [Hit(code, round(score, 4)) for code, score in self._score(own + expanded, phrases) if score >= MIN_SCORE]
+        text = (text or "")[:200]
+        ranked = [
+            Hit(code, round(score, 4)) for code, score in self._score(own + expanded, phrases, text) if score >= MIN_SCORE
+        ]
         if not ranked:
             return Search([], False, [])
         top = ranked[0].score
@@ -184,7 +196,7 @@ class GuideIndex:
         fixed = [p for p in phrases if not any(p in group for group in alternatives)]
         for group in alternatives:
             for target in group:
-                best = self._score(own + self.analyzer.terms(target), [*fixed, target])
+                best = self._score(own + self.analyzer.terms(target), [*fixed, target], text)
                 if best and best[0][0] not in picked:
                     picked.append(best[0][0])
         if len(picked) > 1:
@@ -212,7 +224,8 @@ async def guide_index() -> GuideIndex:
     guides: dict[str, dict[str, Any]] = {}
     for row in await ItemGuide.all().order_by("version").values("item__code", "content"):
         guides[row["item__code"]] = row["content"]  # the latest version wins
-    index = GuideIndex(guides, Vocabulary.read())
+    # Segmenting every guide takes a second or two the first time (jieba loads its dictionary): not on the loop.
+    index = await asyncio.to_thread(GuideIndex, guides, Vocabulary.read())
     with _index_lock:
         _index = (stamp, index)
     return index
