@@ -260,3 +260,12 @@ async def list_items(
     ranked = (await search_items(search)).hits
     by_code = {item.code: item for item in items}
     return [by_code[hit.code] for hit in ranked if hit.code in by_code]
+
+
+async def ranked_items(text: str) -> list[tuple[Any, float]]:
+    """The items a question matches, best first, as (ApprovalItem, score) pairs."""
+    from api.models import ApprovalItem
+
+    hits = (await search_items(text)).hits
+    by_code = {item.code: item for item in await ApprovalItem.filter(code__in=[h.code for h in hits])}
+    return [(by_code[h.code], h.score) for h in hits if h.code in by_code]

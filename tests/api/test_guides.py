@@ -13,7 +13,7 @@ import pytest
 
 from api.models import ApprovalItem, Case, ItemGuide, TemplateItem, TemplateStage
 from api.services.catalog import DEFAULT_ROOT, CatalogInvalid, load_catalog, read_catalog
-from api.services.guides import search_items
+from api.services.guides import ranked_items, search_items
 from tests.api.flows import upload
 from tests.factories import PROJECT_CODE
 
@@ -234,6 +234,8 @@ async def test_search_understands_chinese(gql, catalogue):
         if not ok:
             wrong.append((text, expected, found.candidates))
     assert wrong == []
+    ranked = await ranked_items("供水报装")
+    assert ranked[0][0].code == "WS-GSBZ" and ranked[0][1] > ranked[1][1]
     # The same through GraphQL, ordered by relevance; concurrently.
     pages = await asyncio.gather(*(_items(gql, {"search": text}, first=3) for text, _ in SEARCHES))
     for (text, expected), page in zip(SEARCHES, pages):
