@@ -81,7 +81,13 @@ def cmd_load_catalog(args) -> int:
         print(f"catalogue valid: {len(catalog.departments)} departments, {len(catalog.items)} items, "
               f"{len(catalog.templates)} templates")
         return 0
-    report = asyncio.run(_with_orm(lambda: load_catalog(catalog)))
+    from tortoise.exceptions import IntegrityError
+
+    try:
+        report = asyncio.run(_with_orm(lambda: load_catalog(catalog)))
+    except IntegrityError:  # another load committed the same rows first; this one changed nothing
+        print("another load-catalog ran at the same time; nothing loaded by this one: run it again", file=sys.stderr)
+        return 1
     print(f"loaded: {report.departments} departments, {report.items} items, {report.templates} templates; "
           f"{report.new_guide_versions} new guide version(s)")
     return 0

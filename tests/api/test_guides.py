@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tortoise.exceptions import IntegrityError
 
 from api.models import ApprovalItem, Case, ItemGuide, TemplateItem, TemplateStage
 from api.services.catalog import DEFAULT_ROOT, CatalogInvalid, load_catalog, read_catalog
@@ -339,5 +340,19 @@ async def test_concurrent_searches_and_loads_agree(gql, catalogue):
     pages = await asyncio.gather(*(_items(gql, {"search": t}, first=1) for t in texts))
     assert [p["edges"][0]["node"]["code"] for p in pages] == ["WS-GSBZ", "HC-SGXK", "EE-HPSP", "WA-PSXK"] * 5
     # Loading the same catalogue twice at once makes no new guide version and no duplicate row.
-    await asyncio.gather(load_catalog(catalogue), load_catalog(catalogue), return_exceptions=True)
+    results = await asyncio.gather(load_catalog(catalogue), load_catalog(catalogue), return_exceptions=True)
+    assert not [r for r in results if isinstance(r, BaseException) and not isinstance(r, IntegrityError)], results
     assert await ItemGuide.all().count() == 28
+
+
+async def test_concurrent_loads_of_a_changed_guide_make_one_new_version(catalogue, tmp_path):
+    root = _copy(tmp_path)
+    _edit(root / "departments/ZH-EE.toml", '{ q = "环评要多久？"', '{ q = "环评审批要多久？"')
+    changed = read_catalog(root)
+    results = await asyncio.gather(*(load_catalog(changed) for _ in range(4)), return_exceptions=True)
+    # Each load commits whole or not at all: a loser of the race is refused (run it again), never half-applied.
+    assert not [r for r in results if isinstance(r, BaseException) and not isinstance(r, IntegrityError)], results
+    assert any(not isinstance(r, BaseException) for r in results)
+    versions = await ItemGuide.filter(item__code="EE-HPSP").order_by("version").values_list("version", flat=True)
+    assert versions == [1, 2]
+    assert await ItemGuide.all().count() == 29
