@@ -2,6 +2,7 @@
 
     migrate                       apply pending migrations, seed the shipped holiday calendars the database lacks
     load-demo [--tokens FILE]     load the demo data (idempotent) and write a ready token per demo role
+    load-catalog [--dir D] [--check]  validate the catalogue files (api/data/catalog) and load them (idempotent)
     serve [--host H] [--port P]   run the service (uvicorn)
     export-schema [--output F]    write the GraphQL SDL
     export-manifest [--output F]  write graphql/operations/manifest.json (the persisted operations' ids)
@@ -63,6 +64,32 @@ def cmd_load_demo(args) -> int:
         print(f"demo tokens written to {path}")
     for role, token in tokens.items():
         print(f"{role:12} {token}")
+    return 0
+
+
+def cmd_load_catalog(args) -> int:
+    from api.services.catalog import CatalogInvalid, load_catalog, read_catalog
+
+    try:
+        catalog = read_catalog(args.dir)
+    except CatalogInvalid as invalid:
+        for error in invalid.errors:
+            print(f"error: {error}", file=sys.stderr)
+        print(f"{len(invalid.errors)} error(s); nothing loaded", file=sys.stderr)
+        return 1
+    if args.check:
+        print(f"catalogue valid: {len(catalog.departments)} departments, {len(catalog.items)} items, "
+              f"{len(catalog.templates)} templates")
+        return 0
+    from tortoise.exceptions import IntegrityError
+
+    try:
+        report = asyncio.run(_with_orm(lambda: load_catalog(catalog)))
+    except IntegrityError:  # another load committed the same rows first; this one changed nothing
+        print("another load-catalog ran at the same time; nothing loaded by this one: run it again", file=sys.stderr)
+        return 1
+    print(f"loaded: {report.departments} departments, {report.items} items, {report.templates} templates; "
+          f"{report.new_guide_versions} new guide version(s)")
     return 0
 
 
@@ -204,6 +231,10 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("load-demo", help="load demo data and write demo tokens")
     demo.add_argument("--tokens", help="write the tokens to this JSON file")
     demo.set_defaults(func=cmd_load_demo)
+    catalog = sub.add_parser("load-catalog", help="validate and load the catalogue files")
+    catalog.add_argument("--dir", help="the catalogue folder (default: the shipped api/data/catalog)")
+    catalog.add_argument("--check", action="store_true", help="only validate, write nothing")
+    catalog.set_defaults(func=cmd_load_catalog)
     serve = sub.add_parser("serve", help="run the service")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)

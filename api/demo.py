@@ -3,8 +3,9 @@
 What is loaded:
 
 - the city's approval departments and three utility companies, each with a valid USCC (GB 32100-2015);
-- an item catalogue (事项清单) and the process templates of the five common process types (SPLCLX 1–5), four stages
-  each, with committed time limits, 前后时序 and the certificate types of DOMAIN.md §6;
+- the catalogue of api/data/catalog (``api.services.catalog``): the city's departments, the item catalogue (事项清单)
+  with each item's 办事指南, and the process templates of the five common process types (SPLCLX 1–5), four stages
+  each, with committed time limits, 前后时序, the certificate types of DOMAIN.md §6 and each stage's one form;
 - two builders (建设单位) with their applicants (WeChat users with verified phones the builders authorise as agents,
   经办人授权), a window clerk, one approver per government department, a supervisor,
   an administrator and a citizen; staff sign in with ``staffLogin`` and ``DEMO_STAFF_PASSWORD``, WeChat users with the
@@ -37,10 +38,9 @@ from tortoise.transactions import in_transaction
 from api.demo_feedback import load_feedback_demo
 from api.domain.accounts import DEMO_STAFF_PASSWORD, Role
 from api.domain.calendar import WorkCalendar
-from api.domain.catalog import ItemKind
 from api.domain.codes import make_uscc
 from api.domain.lifecycle import Action, SpecialProcedureKind
-from api.domain.timing import SHANGHAI, LimitUnit
+from api.domain.timing import SHANGHAI
 from api.models import (
     AgentAuthorization,
     ApprovalItem,
@@ -48,10 +48,7 @@ from api.models import (
     Department,
     LoginSession,
     Organization,
-    ProcessTemplate,
     Project,
-    TemplateItem,
-    TemplateStage,
     User,
 )
 from api.services.access import Viewer
@@ -59,174 +56,19 @@ from api.services.accounts import HASHER
 from api.services.applications import MaterialInput, submit_application
 from api.services.calendar import get_calendar, seed_bundled_years
 from api.services.cases import Actor, apply_case_action
+from api.services.catalog import Catalog, load_catalog, read_catalog
 from api.services.tokens import issue_access_token
 from api.services.uploads import store_upload
 from api.settings import DEV_INGEST_SECRET_PREFIX, Settings
 
 CITY = "440400"  # 珠海市
 
-# ---------------------------------------------------------------------------------------------------------------------
-# Departments: (key, code, name, 9 characters of the USCC body, pushes events from its own system)
-# Government bodies' USCCs start with 11 (机关), the utility companies' with 91 (企业). Bodies are demo values.
-# ---------------------------------------------------------------------------------------------------------------------
-DEPARTMENTS = [
-    ("DR", "ZH-DR", "珠海市发展和改革局", "11", "007031240", False),
-    ("NR", "ZH-NR", "珠海市自然资源局", "11", "MB2C12843", False),
-    ("HC", "ZH-HC", "珠海市住房和城乡建设局", "11", "007031574", False),
-    ("EE", "ZH-EE", "珠海市生态环境局", "11", "MB2C13078", False),
-    ("WA", "ZH-WA", "珠海市水务局", "11", "007031988", False),
-    ("TR", "ZH-TR", "珠海市交通运输局", "11", "007032146", False),
-    ("EM", "ZH-EM", "珠海市应急管理局", "11", "MB2C13553", False),
-    ("MA", "ZH-MA", "珠海市气象局", "11", "456086517", False),
-    ("CA", "ZH-CA", "珠海市人民防空办公室", "11", "007032621", False),
-    ("UM", "ZH-UM", "珠海市城市管理和综合执法局", "11", "MB2C14222", False),
-    # Utilities (市政公用服务): their own systems push the events of their cases [规程 7.12].
-    ("PG", "ZH-PG", "广东电网有限责任公司珠海供电局", "91", "892381256", True),
-    ("WS", "ZH-WS", "珠海水务环境控股集团有限公司", "91", "MA4UJ8KX2", True),
-    ("GAS", "ZH-GAS", "珠海港华燃气有限公司", "91", "617487093", True),
-]
+# The catalogue (departments, items and their guides, process templates, stage forms) is data: api/data/catalog/*.toml,
+# loaded by ``python -m api load-catalog`` and, here, by the demo itself. Demo users name departments by their key, the
+# department code without the city prefix (``ZH-HC`` → ``HC``).
+def _dept_key(code: str) -> str:
+    return code.removeprefix("ZH-")
 
-# 证照类型代码 = the issuing ministry's USCC + 3 digits (DOMAIN.md §6). 住建部's USCC is the one of DOMAIN.md; the other
-# two ministries' codes and every 3-digit suffix are demo values, not taken from the national catalogue.
-MOHURD = "11100000000013338W"  # 住房和城乡建设部
-MNR = "11100000MB0341032Y"  # 自然资源部 (demo value)
-NDRC = "11100000000013127D"  # 国家发展和改革委员会 (demo value)
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Item catalogue: code → (name, kind, department, certificate type, document number, document title, years valid)
-# ``{y}`` = year, ``{n}`` = the department's running number that year, ``{p}`` = project name. None = 长期有效.
-# ---------------------------------------------------------------------------------------------------------------------
-L, T, F, U = (ItemKind.ADMINISTRATIVE_LICENSE, ItemKind.TECHNICAL_REVIEW, ItemKind.FILING, ItemKind.UTILITY_SERVICE)
-ITEMS: dict[str, tuple] = {
-    # stage 1 立项用地规划许可
-    "DR-XMJYS": ("政府投资项目建议书审批", L, "DR", NDRC + "001", "珠发改审批〔{y}〕{n}号", "关于{p}项目建议书的批复", None),
-    "DR-KXXYJ": ("政府投资项目可行性研究报告审批", L, "DR", NDRC + "002", "珠发改审批〔{y}〕{n}号", "关于{p}可行性研究报告的批复", None),
-    "DR-XMBA": ("企业投资项目备案", F, "DR", NDRC + "003", "珠发改备〔{y}〕{n}号", "广东省企业投资项目备案证", None),
-    "NR-YDYS": ("建设项目用地预审与选址意见书核发", L, "NR", MNR + "001", "用字第440400{y}{n:05d}号", "建设项目用地预审与选址意见书", 3),
-    "NR-YDGH": ("建设用地规划许可证核发", L, "NR", MNR + "002", "地字第440400{y}{n:05d}号", "建设用地规划许可证", None),
-    # stage 2 工程建设许可
-    "DR-CBSJ": ("政府投资项目初步设计及概算审批", L, "DR", NDRC + "004", "珠发改审批〔{y}〕{n}号", "关于{p}初步设计及概算的批复", None),
-    "NR-FASC": ("建设工程设计方案审查", L, "NR", MNR + "003", "珠自然资方审〔{y}〕{n}号", "关于{p}建设工程设计方案审查意见的复函", 2),
-    "NR-GCGH": ("建设工程规划许可证核发", L, "NR", MNR + "004", "建字第440400{y}{n:05d}号", "建设工程规划许可证", None),
-    "CA-RFSJ": ("结合民用建筑修建防空地下室审批", L, "CA", None, "珠人防审〔{y}〕{n}号", "关于{p}防空地下室建设的批复", None),
-    "EE-HPSP": ("建设项目环境影响评价文件审批", L, "EE", None, "珠环建〔{y}〕{n}号", "关于{p}环境影响报告表的批复", 5),
-    "WA-SBFA": ("生产建设项目水土保持方案审批", L, "WA", None, "珠水审批〔{y}〕{n}号", "关于{p}水土保持方案的批复", None),
-    # stage 3 施工许可
-    "HC-SGTSC": ("施工图设计文件审查", T, "HC", None, "珠施审〔{y}〕{n}号", "施工图设计文件审查合格书", None),
-    "HC-XFSJ": ("特殊建设工程消防设计审查", L, "HC", MOHURD + "021", "珠住建消审字〔{y}〕第{n}号", "特殊建设工程消防设计审查意见书", None),
-    "HC-SGXK": ("建筑工程施工许可证核发", L, "HC", MOHURD + "001", "440400{y}{n:04d}0101", "建筑工程施工许可证", None),
-    "UM-ZDWJ": ("占用、挖掘城市道路审批", L, "UM", MOHURD + "031", "珠城管占挖〔{y}〕{n}号", "关于{p}占用、挖掘城市道路的批复", 1),
-    "WA-PSXK": ("城镇污水排入排水管网许可证核发", L, "WA", MOHURD + "041", "珠水排证〔{y}〕{n}号", "城镇污水排入排水管网许可证", 5),
-    "MA-FLSJ": ("防雷装置设计审核", L, "MA", None, "珠气防设〔{y}〕{n}号", "防雷装置设计核准意见书", None),
-    "TR-SLSG": ("公路涉路施工许可", L, "TR", None, "珠交路许〔{y}〕{n}号", "公路涉路施工许可决定书", 1),
-    # stage 4 竣工验收
-    "NR-GHHS": ("建设工程规划条件核实", L, "NR", None, "珠自然资规核〔{y}〕{n}号", "建设工程规划条件核实合格证", None),
-    "HC-XFYS": ("特殊建设工程消防验收", L, "HC", None, "珠住建消验字〔{y}〕第{n}号", "特殊建设工程消防验收意见书", None),
-    "CA-RFBA": ("人防工程竣工验收备案", F, "CA", None, "珠人防备〔{y}〕{n}号", "人防工程竣工验收备案表", None),
-    "MA-FLYS": ("防雷装置竣工验收", L, "MA", None, "珠气防验〔{y}〕{n}号", "防雷装置验收意见书", None),
-    "HC-LHYS": ("竣工联合验收", L, "HC", MOHURD + "051", "珠联验〔{y}〕{n}号", "竣工联合验收意见书", None),
-    "HC-JGBA": ("房屋建筑和市政基础设施工程竣工验收备案", F, "HC", None, "珠建竣备〔{y}〕{n}号", "建设工程竣工验收备案表", None),
-    "PG-GDBZ": ("供电报装", U, "PG", None, "珠供电接〔{y}〕{n}号", "供电方案答复单", None),
-    "WS-GSBZ": ("供水报装", U, "WS", None, "珠水务接〔{y}〕{n}号", "供水接入答复意见", None),
-    "GAS-RQBZ": ("燃气报装", U, "GAS", None, "珠燃接〔{y}〕{n}号", "燃气接入答复意见", None),
-    # In the city's catalogue, but in none of the five templates (危险化学品 projects are 工业类).
-    "EM-AQTJ": ("危险化学品建设项目安全条件审查", L, "EM", None, "珠应急危化项目审字〔{y}〕{n}号", "危险化学品建设项目安全条件审查意见书", None),
-}
-del L, T, F, U
-
-# Committed limits (承诺时限, WD unless ND) and predecessors (前后时序) of each item, as templates use them.
-LIMITS: dict[str, tuple[int, LimitUnit]] = {
-    "DR-XMJYS": (10, LimitUnit.WD), "DR-KXXYJ": (15, LimitUnit.WD), "DR-XMBA": (3, LimitUnit.WD),
-    "NR-YDYS": (10, LimitUnit.WD), "NR-YDGH": (10, LimitUnit.WD),
-    "DR-CBSJ": (15, LimitUnit.WD), "NR-FASC": (10, LimitUnit.WD), "NR-GCGH": (10, LimitUnit.WD),
-    "CA-RFSJ": (10, LimitUnit.WD), "EE-HPSP": (15, LimitUnit.WD), "WA-SBFA": (15, LimitUnit.WD),
-    "HC-SGTSC": (15, LimitUnit.WD), "HC-XFSJ": (15, LimitUnit.WD), "HC-SGXK": (5, LimitUnit.WD),
-    "UM-ZDWJ": (10, LimitUnit.WD), "WA-PSXK": (10, LimitUnit.WD), "MA-FLSJ": (10, LimitUnit.WD),
-    "TR-SLSG": (10, LimitUnit.WD),
-    "NR-GHHS": (10, LimitUnit.WD), "HC-XFYS": (12, LimitUnit.WD), "CA-RFBA": (5, LimitUnit.WD),
-    "MA-FLYS": (5, LimitUnit.WD), "HC-LHYS": (10, LimitUnit.WD), "HC-JGBA": (5, LimitUnit.WD),
-    "PG-GDBZ": (10, LimitUnit.WD), "WS-GSBZ": (15, LimitUnit.ND), "GAS-RQBZ": (10, LimitUnit.WD),
-}
-# An item's predecessors, kept only when the template's stage has them.
-PREDECESSORS = {
-    "DR-KXXYJ": ["DR-XMJYS"],  # 可研 after 项目建议书
-    "NR-YDGH": ["NR-YDYS"],  # 用地规划许可 after 用地预审与选址
-    "NR-GCGH": ["NR-FASC"],  # 工程规划许可 after 设计方案审查
-    "HC-LHYS": ["NR-GHHS", "HC-XFYS"],  # 联合验收 after 规划核实 and 消防验收
-    "HC-JGBA": ["HC-LHYS"],  # 竣工验收备案 after 联合验收
-}
-
-# Process types: stage → (lead department, items). Smaller types have fewer items.
-TEMPLATES: dict[int, tuple[str, dict[int, tuple[str, list[str]]]]] = {
-    1: ("政府投资房屋建筑类项目", {
-        1: ("DR", ["DR-XMJYS", "DR-KXXYJ", "NR-YDYS", "NR-YDGH"]),
-        2: ("DR", ["DR-CBSJ", "NR-FASC", "NR-GCGH", "CA-RFSJ", "EE-HPSP"]),
-        3: ("HC", ["HC-SGTSC", "HC-XFSJ", "HC-SGXK", "WA-PSXK", "MA-FLSJ"]),
-        4: ("HC", ["NR-GHHS", "HC-XFYS", "CA-RFBA", "MA-FLYS", "HC-LHYS", "HC-JGBA", "PG-GDBZ", "WS-GSBZ", "GAS-RQBZ"]),
-    }),
-    2: ("政府投资线性工程类项目", {
-        1: ("DR", ["DR-XMJYS", "DR-KXXYJ", "NR-YDYS", "NR-YDGH"]),
-        2: ("DR", ["DR-CBSJ", "NR-GCGH", "EE-HPSP", "WA-SBFA"]),
-        3: ("HC", ["HC-SGTSC", "HC-SGXK", "UM-ZDWJ", "TR-SLSG"]),
-        4: ("HC", ["NR-GHHS", "HC-LHYS", "HC-JGBA"]),
-    }),
-    3: ("一般社会投资项目", {
-        1: ("NR", ["DR-XMBA", "NR-YDYS", "NR-YDGH"]),
-        2: ("NR", ["NR-FASC", "NR-GCGH", "CA-RFSJ", "EE-HPSP", "WA-SBFA"]),
-        3: ("HC", ["HC-SGTSC", "HC-XFSJ", "HC-SGXK", "UM-ZDWJ", "WA-PSXK", "MA-FLSJ"]),
-        4: ("HC", ["NR-GHHS", "HC-XFYS", "CA-RFBA", "MA-FLYS", "HC-LHYS", "HC-JGBA", "PG-GDBZ", "WS-GSBZ", "GAS-RQBZ"]),
-    }),
-    4: ("小型社会投资项目", {
-        1: ("NR", ["DR-XMBA", "NR-YDGH"]),
-        2: ("NR", ["NR-GCGH"]),
-        3: ("HC", ["HC-SGXK", "WA-PSXK"]),
-        4: ("HC", ["HC-LHYS", "HC-JGBA", "PG-GDBZ", "WS-GSBZ"]),
-    }),
-    5: ("带方案出让用地项目", {
-        1: ("NR", ["DR-XMBA", "NR-YDGH"]),
-        2: ("NR", ["NR-GCGH", "CA-RFSJ"]),
-        3: ("HC", ["HC-SGTSC", "HC-XFSJ", "HC-SGXK", "MA-FLSJ"]),
-        4: ("HC", ["NR-GHHS", "HC-XFYS", "CA-RFBA", "MA-FLYS", "HC-LHYS", "HC-JGBA", "PG-GDBZ", "WS-GSBZ", "GAS-RQBZ"]),
-    }),
-}
-
-# One form (一张表单) and one set of materials per stage. Material codes are unique across stages, except M00, asked
-# in every stage and so reused from the project's first application (不重复提交, DOMAIN.md §4).
-LAND_USES = ["居住用地", "商业服务业用地", "公共管理与公共服务用地", "工业用地", "物流仓储用地", "道路与交通设施用地",
-             "公用设施用地", "绿地与广场用地"]
-STAGE_FORMS: dict[int, list[dict[str, Any]]] = {
-    1: [{"name": "landArea", "label": "用地面积(平方米)", "type": "number", "required": True},
-        {"name": "landUse", "label": "用地性质", "type": "choice", "choices": LAND_USES, "required": True},
-        {"name": "constructionScale", "label": "建设规模及内容", "type": "string", "required": True}],
-    2: [{"name": "buildingArea", "label": "总建筑面积(平方米)", "type": "number", "required": True},
-        {"name": "floorsAbove", "label": "地上层数", "type": "number", "required": False},
-        {"name": "designUnit", "label": "设计单位", "type": "string", "required": True}],
-    3: [{"name": "contractPrice", "label": "合同价格(万元)", "type": "number", "required": True},
-        {"name": "constructionUnit", "label": "施工单位", "type": "string", "required": True},
-        {"name": "supervisionUnit", "label": "监理单位", "type": "string", "required": True},
-        {"name": "projectManager", "label": "项目经理", "type": "string", "required": True},
-        {"name": "contractDays", "label": "合同工期(日历天)", "type": "number", "required": True}],
-    4: [{"name": "completionDate", "label": "竣工日期", "type": "date", "required": True},
-        {"name": "acceptanceContact", "label": "验收联系人", "type": "string", "required": False}],
-}
-STAGE_MATERIALS: dict[int, list[dict[str, Any]]] = {
-    1: [{"code": "M00", "name": "授权委托书及经办人身份证明", "required": True},
-        {"code": "M11", "name": "立项用地规划许可申请表", "required": True},
-        {"code": "M12", "name": "用地红线图及界址坐标", "required": True},
-        {"code": "M13", "name": "项目建议书或可行性研究报告", "required": False}],
-    2: [{"code": "M00", "name": "授权委托书及经办人身份证明", "required": True},
-        {"code": "M21", "name": "建设工程设计方案(含总平面图)", "required": True},
-        {"code": "M22", "name": "建设工程规划许可申请表", "required": True},
-        {"code": "M23", "name": "环境影响报告表", "required": False}],
-    3: [{"code": "M00", "name": "授权委托书及经办人身份证明", "required": True},
-        {"code": "M31", "name": "施工图设计文件", "required": True},
-        {"code": "M32", "name": "施工合同及监理合同", "required": True},
-        {"code": "M33", "name": "消防设计文件", "required": False}],
-    4: [{"code": "M00", "name": "授权委托书及经办人身份证明", "required": True},
-        {"code": "M41", "name": "工程竣工验收报告", "required": True},
-        {"code": "M42", "name": "竣工图及竣工测绘成果", "required": True},
-        {"code": "M43", "name": "消防验收申请表", "required": False}],
-}
 
 # ---------------------------------------------------------------------------------------------------------------------
 # People and builders
@@ -700,6 +542,7 @@ async def _seal_certificates(settings: Settings, limit: int | None) -> int:
 class _Builder:
     def __init__(self, settings: Settings, now: dt.datetime, calendar: WorkCalendar) -> None:
         self.settings = settings
+        self.catalog: Catalog = read_catalog()
         self.now = now
         self.calendar = calendar
         self.departments: dict[str, Department] = {}
@@ -723,38 +566,26 @@ class _Builder:
 
     # -- reference data -------------------------------------------------------------------------------------------
     async def _catalogue(self) -> None:
-        for key, code, name, kind, body, system in DEPARTMENTS:
-            self.departments[key] = await Department.create(
-                code=code, name=name, uscc=make_uscc(f"{kind}440400{body}"), region_code=CITY,
-                ingest_secret=f"{DEV_INGEST_SECRET_PREFIX}-{code.lower()}",
-            )
-            if system:
-                self.system_departments.add(key)
-        for code, (name, kind, dept, *_rest) in ITEMS.items():
-            item = await ApprovalItem.create(code=code, name=name, kind=kind, department=self.departments[dept])
-            self.items[code] = item
-            self.item_codes[item.id] = code
+        await load_catalog(self.catalog, now=self.now)
+        for code, spec in self.catalog.departments.items():
+            department = await Department.get(code=code)
+            if department.ingest_secret is None:
+                department.ingest_secret = f"{DEV_INGEST_SECRET_PREFIX}-{code.lower()}"
+                await department.save(update_fields=["ingest_secret"])
+            self.departments[_dept_key(code)] = department
+            if spec["pushes_events"]:
+                self.system_departments.add(_dept_key(code))
+        for item in await ApprovalItem.filter(code__in=list(self.catalog.items)):
+            self.items[item.code] = item
+            self.item_codes[item.id] = item.code
         await self._seals()
-        for process_type, (name, stages) in TEMPLATES.items():
-            template = await ProcessTemplate.create(process_type=process_type, name=name)
-            for stage, (lead, codes) in stages.items():
-                template_stage = await TemplateStage.create(
-                    template=template, stage=stage, lead_department=self.departments[lead],
-                    form_fields=STAGE_FORMS[stage], materials=STAGE_MATERIALS[stage],
-                )
-                for sort, code in enumerate(codes, start=1):
-                    limit, unit = LIMITS[code]
-                    await TemplateItem.create(
-                        template_stage=template_stage, item=self.items[code], limit_days=limit, limit_unit=unit,
-                        warning_days=2, sort=sort, certificate_type=ITEMS[code][3],
-                        predecessor_codes=[p for p in PREDECESSORS.get(code, []) if p in codes],
-                    )
 
     async def _seals(self) -> None:
         """电子印章 for every department whose items yield certificates (DOMAIN.md §7)."""
         from api.services.seals import DEFAULT_SEAL_TYPE, make_seal
 
-        for dept in sorted({spec[2] for spec in ITEMS.values() if spec[3]}):
+        issuing = {item["department"] for item in self.catalog.items.values() if item.get("certificate_type")}
+        for dept in sorted(_dept_key(code) for code in issuing):
             department = self.departments[dept]
             await make_seal(
                 self.settings, department, name=f"{department.name}{DEFAULT_SEAL_TYPE}", seal_type=DEFAULT_SEAL_TYPE,
@@ -851,12 +682,12 @@ class _Builder:
 
     async def _apply(self, spec: DemoProject, project: Project, app: Apply) -> None:
         applicant = self.applicants[spec.org]
-        stage_codes = TEMPLATES[spec.process_type][1][app.stage][1]
+        stage_codes = self.catalog.templates[spec.process_type]["stages"][app.stage]["items"]
         chosen = list(app.only or stage_codes)
         unknown = set(app.cases) - set(chosen)
         assert not unknown, f"{spec.name}: scripts for items not applied for: {unknown}"
         materials = []
-        for material in STAGE_MATERIALS[app.stage]:
+        for material in self.catalog.stages[app.stage]["materials"]:
             if material["code"] not in self.on_file[project.id]:  # else reused from an earlier application
                 materials.append(MaterialInput(material["code"], [await self._upload(applicant, material["name"])]))
                 self.on_file[project.id].add(material["code"])
@@ -871,8 +702,8 @@ class _Builder:
             await self._run(spec, project, case, code, app.cases.get(code, app.default), app.ago, decided)
 
     async def _run(self, spec, project, case, code: str, script: Script, ago: int, decided: dict[str, int]) -> None:
-        limit, _unit = LIMITS[code]
-        dept = ITEMS[code][2]
+        limit = self.catalog.items[code]["limit"]["days"]
+        dept = _dept_key(self.catalog.items[code]["department"])
         last = self.moment(ago, Action.RECEIVE)
         for step in script:
             day = step.day
@@ -892,7 +723,9 @@ class _Builder:
             await self._act(spec, case, dept, step.action, data, at)
 
     def _document(self, code: str, project: Project, at: dt.datetime) -> dict[str, str]:
-        _name, _kind, dept, _cert, number, title, years = ITEMS[code]
+        item = self.catalog.items[code]
+        dept, number, title = _dept_key(item["department"]), item["document_number"], item["document_title"]
+        years = item.get("valid_years")  # None: 长期有效
         day = at.date()
         self.numbers[(dept, day.year)] += 1
         n = 100 + self.numbers[(dept, day.year)]

@@ -13,7 +13,7 @@ from api.models.accounts import (
 from api.models.calendar import CalendarYear
 from api.models.cases import Application, Case, CaseEvent
 from api.models.certificates import Certificate, Seal
-from api.models.catalog import ApprovalItem, ProcessTemplate, TemplateItem, TemplateStage
+from api.models.catalog import ApprovalItem, ItemGuide, ProcessTemplate, TemplateItem, TemplateStage
 from api.models.feedback import Complaint, ComplaintEvent, ComplaintMessage, Rating
 from api.models.notices import Delivery, DeliveryAttempt, Notice
 from api.models.projects import Building, Project
@@ -34,6 +34,7 @@ __all__ = [
     "Delivery",
     "DeliveryAttempt",
     "Department",
+    "ItemGuide",
     "LoginSession",
     "Notice",
     "Organization",

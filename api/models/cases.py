@@ -40,6 +40,7 @@ class Case(Model):
     warning_days = fields.IntField()
     predecessor_codes = fields.JSONField(default=list)
     certificate_type = fields.CharField(max_length=64, null=True)
+    guide_version = fields.IntField(null=True)  # the item's 办事指南 version the case was received under
     # Projection of the events.
     state = fields.CharEnumField(CaseState, max_length=24)
     blzt = fields.IntField()

@@ -60,3 +60,21 @@ class TemplateItem(Model):
     class Meta:
         table = "template_item"
         unique_together = (("template_stage", "item"),)
+
+
+class ItemGuide(Model):
+    """One version of an item's 办事指南 (DOMAIN.md §12), as ``load-catalog`` resolved it from the data files.
+
+    A version is never changed: a changed guide is a new version, and a case keeps the version (and the limit and
+    materials) it was received under."""
+
+    id = fields.IntField(primary_key=True)
+    item = fields.ForeignKeyField("models.ApprovalItem", related_name="guides", on_delete=fields.CASCADE)
+    version = fields.IntField()
+    digest = fields.CharField(max_length=64)  # sha256 of the canonical JSON of ``content``
+    content = fields.JSONField()
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "item_guide"
+        unique_together = (("item", "version"),)

@@ -26,11 +26,12 @@ from api.schema.certificates import CertificateMutation, CertificateQuery
 from api.schema.notices import NoticeMutation, NoticeQuery
 from api.schema.mutations import ProgressMutation
 from api.schema.queries import ProgressQuery
+from api.schema.guides import GuideQuery
 from api.settings import Settings
 
 
 @strawberry.type
-class Query(ProgressQuery, AccountsQuery, NoticeQuery, FeedbackQuery, CertificateQuery):
+class Query(ProgressQuery, AccountsQuery, NoticeQuery, FeedbackQuery, CertificateQuery, GuideQuery):
     pass
 
 

@@ -57,6 +57,15 @@ def _grouped(fetch: Callable[[list[Any]], Awaitable[Iterable[Any]]], key: Callab
     return load
 
 
+async def _latest_guides(item_ids: list[int]) -> list[Any]:
+    from api.models import ItemGuide
+
+    latest: dict[int, Any] = {}
+    for row in await ItemGuide.filter(item_id__in=list(set(item_ids))).order_by("version"):
+        latest[row.item_id] = row
+    return [latest.get(i) for i in item_ids]
+
+
 @dataclass
 class Loaders:
     viewer: Viewer | None
@@ -90,6 +99,7 @@ class Loaders:
         self.buildings_by_project = DataLoader(
             _grouped(lambda ids: Building.filter(project_id__in=ids).order_by("id"), lambda b: b.project_id)
         )
+        self.guide_by_item = DataLoader(_latest_guides)  # 办事指南, latest version (api/schema/guides.py)
         self.stages_by_process_type = DataLoader(
             _grouped(
                 lambda types: TemplateStage.filter(template__process_type__in=types)

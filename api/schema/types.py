@@ -61,6 +61,14 @@ class ApprovalItem(Node):
     async def department(self, info: strawberry.Info) -> Department:
         return await _ctx(info).loaders.department.load(self.department_id)
 
+    @strawberry.field(description="办事指南: the latest version; null when none was loaded")
+    async def guide(
+        self, info: strawberry.Info
+    ) -> Annotated["ServiceGuide", strawberry.lazy("api.schema.guides")] | None:
+        from api.schema.guides import guide_of
+
+        return await guide_of(info, self.id)
+
 
 @strawberry.type
 class ProcessTypeInfo:
@@ -299,6 +307,7 @@ class Case(Node):
     blzt: int = strawberry.field(description="BLZT code of the current state")
     state: CaseState
     limit_unit: LimitUnit
+    guide_version: int | None = strawberry.field(description="Version of the item's guide the case was received under")
 
     @strawberry.field
     def state_label(self) -> str:

@@ -16,9 +16,10 @@ from tortoise.transactions import in_transaction
 from api.domain.accounts import Role
 from api.domain.catalog import Stage
 from api.domain.codes import is_valid_project_code
+from api.domain.ids import to_global_id
 from api.domain.errors import DomainError
 from api.domain.lifecycle import APPROVED_STATES, CLOSED_STATES, STATE_BLZT, Action, Party, plan_transition
-from api.models import Application, Case, CaseEvent, ProcessTemplate, Project, TemplateItem, TemplateStage
+from api.models import Application, Case, CaseEvent, ItemGuide, ProcessTemplate, Project, TemplateItem, TemplateStage
 from api.services.access import Viewer, client_key, not_found, project_scope
 from api.services.cases import resolve_uploads
 from api.services.certificates import cite_certificates
@@ -77,17 +78,7 @@ async def submit_application(
     project = await Project.filter(project_scope(viewer), code=code).first()
     if project is None or project.organization_id != viewer.organization_id:
         raise DomainError("NOT_FOUND", "项目不存在或您无权申报", "projectCode")
-    try:
-        stage_enum = Stage(stage)
-    except ValueError:
-        raise DomainError("STAGE_NOT_IN_TEMPLATE", "审批阶段应为1至5", "stage") from None
-    template_stage = await TemplateStage.filter(
-        template__process_type=project.process_type, stage=stage_enum.value
-    ).first()
-    if template_stage is None:
-        template = await ProcessTemplate.get_or_none(process_type=project.process_type)
-        name = template.name if template else "该项目的审批流程"
-        raise DomainError("STAGE_NOT_IN_TEMPLATE", f"{name}没有“{stage_enum.label}”阶段", "stage")
+    stage_enum, template_stage = await _template_stage(project, stage)
 
     entries = await _chosen_items(template_stage, item_codes)
     try:
@@ -99,7 +90,8 @@ async def submit_application(
             return previous
         raise
     await _check_predecessors_present(project, entries)
-    clean_form = _check_form(template_stage.form_fields or [], form or {})
+    known = await known_values(project, stage_enum.value, template_stage.form_fields or [])
+    clean_form = _check_form(template_stage.form_fields or [], form or {}, known)
     clean_materials = await _check_materials(viewer, project, template_stage.materials or [], materials, now)
 
     try:
@@ -115,6 +107,59 @@ async def submit_application(
         if key is not None and (previous := await _previous(key)) is not None:
             return previous
         raise DomainError("CONFLICT", "申报提交冲突，请稍后重试", None) from None
+
+
+async def _template_stage(project: Project, stage: int) -> tuple[Stage, TemplateStage]:
+    try:
+        stage_enum = Stage(stage)
+    except ValueError:
+        raise DomainError("STAGE_NOT_IN_TEMPLATE", "审批阶段应为1至5", "stage") from None
+    template_stage = await TemplateStage.filter(
+        template__process_type=project.process_type, stage=stage_enum.value
+    ).first()
+    if template_stage is None:
+        template = await ProcessTemplate.get_or_none(process_type=project.process_type)
+        name = template.name if template else "该项目的审批流程"
+        raise DomainError("STAGE_NOT_IN_TEMPLATE", f"{name}没有“{stage_enum.label}”阶段", "stage")
+    return stage_enum, template_stage
+
+
+@dataclass(frozen=True)
+class StageForm:
+    """What ``submit_application`` checks for one stage of one project, as the applicant sees it beforehand."""
+
+    project: Project
+    stage: Stage
+    template_stage: TemplateStage
+    fields: list[dict[str, Any]]  # the field spec plus "known": the value already known (or None)
+    materials: list[dict[str, Any]]  # the material spec plus "reused_from" / "certificates" when already on file
+
+
+async def stage_form(viewer: Viewer, *, project_code: str, stage: int) -> StageForm | None:
+    """The stage's one form and materials for a project the viewer may see (None when it may not): each field with
+    the value already known (最多填一次), each material with the earlier application that already holds it, by upload
+    or by a cited certificate (不重复提交). ``submit_application`` validates against exactly this."""
+    code = check_project_code(project_code)
+    if viewer is None:
+        return None
+    project = await Project.filter(project_scope(viewer), code=code).first()
+    if project is None:
+        return None
+    stage_enum, template_stage = await _template_stage(project, stage)
+    specs = template_stage.form_fields or []
+    known = await known_values(project, stage_enum.value, specs)
+    on_file = await _materials_on_file(project, with_entries=True)
+    materials = []
+    for m in template_stage.materials or []:
+        held = on_file.get(m["code"])
+        if held:
+            entry = dict(m, reused_from=held[0], certificates=list(held[1].get("certificates") or []))
+        else:
+            certificates = await _held_certificates(project, m.get("certificate_types") or [])
+            entry = dict(m, reused_from=None, certificates=[{"certificateId": to_global_id("Certificate", c.id),
+                                                              "name": c.name, "number": c.number} for c in certificates])
+        materials.append(entry)
+    return StageForm(project, stage_enum, template_stage, [dict(f, known=known.get(f["name"])) for f in specs], materials)
 
 
 async def _previous(key: str) -> SubmittedApplication | None:
@@ -172,18 +217,48 @@ async def _check_predecessors_present(project: Project, entries: list[TemplateIt
         )
 
 
-def _check_form(fields_spec: list[dict], form: Mapping[str, Any]) -> dict[str, Any]:
-    """The stage's one form (一张表单): required fields present, types right, nothing unknown."""
+async def known_values(project: Project, stage: int, fields_spec: list[dict]) -> dict[str, Any]:
+    """The form values already known for the project (最多填一次): a field's ``known_from`` (``project.<attr>`` or
+    ``stage<N>.<name>``, the latest application of that stage), else the field's value in the project's latest
+    application of this stage (a new application after a failed one)."""
+    forms: dict[int, dict[str, Any]] = {}
+    for app in await Application.filter(project_id=project.id).order_by("id").only("stage", "form"):
+        forms[app.stage] = app.form or {}  # the latest application of each stage wins
+    known: dict[str, Any] = {}
+    for spec in fields_spec:
+        name, source = spec["name"], spec.get("known_from") or ""
+        value = None
+        if source.startswith("project."):
+            value = getattr(project, source.removeprefix("project."), None)
+            if value is not None and spec.get("type") == "number":
+                value = float(value)
+            elif value is not None:
+                value = str(value)
+        elif source.startswith("stage"):
+            stage_text, _, field_name = source.removeprefix("stage").partition(".")
+            value = forms.get(int(stage_text), {}).get(field_name)
+        if value is None:
+            value = forms.get(stage, {}).get(name)
+        if value is not None and value != "":
+            known[name] = value
+    return known
+
+
+def _check_form(fields_spec: list[dict], form: Mapping[str, Any], known: Mapping[str, Any] = {}) -> dict[str, Any]:
+    """The stage's one form (一张表单): required fields present, types right, nothing unknown. A field left empty
+    whose value is already known (``known_values``) takes that value: the applicant fills it at most once."""
     if not isinstance(form, Mapping):
         raise DomainError("FORM_INVALID", "申报表单格式不正确", "form")
-    known = {f["name"]: f for f in fields_spec}
-    unknown = [k for k in form if k not in known]
+    specs = {f["name"]: f for f in fields_spec}
+    unknown = [k for k in form if k not in specs]
     if unknown:
         raise DomainError("FORM_INVALID", f"申报表单中没有“{unknown[0]}”这一项", f"form.{unknown[0]}")
     out: dict[str, Any] = {}
     for spec in fields_spec:
         name, label, kind = spec["name"], spec.get("label", spec["name"]), spec.get("type", "string")
         value = form.get(name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            value = known.get(name)
         if value is None or (isinstance(value, str) and not value.strip()):
             if spec.get("required"):
                 raise DomainError("FORM_INVALID", f"请填写“{label}”", f"form.{name}")
@@ -231,17 +306,40 @@ async def _check_materials(
         elif m["code"] in already:
             # 不重复提交: the material is on file from an earlier application of the project.
             out.append({"code": m["code"], "name": m["name"], "uploads": [], "reusedFrom": already[m["code"]]})
+        elif held := await _held_certificates(project, m.get("certificate_types") or [], now):
+            # A certificate the project holds satisfies it (电子证照复用): cited as if the applicant had.
+            cited = await cite_certificates(viewer, [to_global_id("Certificate", c.id) for c in held], now)
+            out.append({"code": m["code"], "name": m["name"], "uploads": [], "certificates": cited, "reusedFrom": None})
         elif m.get("required"):
             raise DomainError("MATERIAL_MISSING", f"缺少申报材料“{m['name']}”", "materials")
     return out
 
 
-async def _materials_on_file(project: Project) -> dict[str, str]:
-    found: dict[str, str] = {}
+async def _held_certificates(project: Project, types: Sequence[str], now: dt.datetime | None = None) -> list[Any]:
+    """The project's valid certificates of these types, held by its organisation (newest of each type)."""
+    if not types:
+        return []
+    from api.domain.certificates import CertificateStatus
+    from api.models import Certificate
+    from api.services.certificates import status_of
+
+    now = now or dt.datetime.now(dt.timezone.utc)
+    newest: dict[str, Any] = {}
+    for c in await Certificate.filter(
+        organization_id=project.organization_id, case__project_id=project.id, type_code__in=list(types)
+    ).order_by("id"):
+        if status_of(c, now) is CertificateStatus.VALID:
+            newest[c.type_code] = c
+    return list(newest.values())
+
+
+async def _materials_on_file(project: Project, *, with_entries: bool = False) -> dict[str, Any]:
+    """Material code → the parallel instance code of the latest application holding it (with its stored entry)."""
+    found: dict[str, Any] = {}
     for app in await Application.filter(project_id=project.id).order_by("id").only("parallel_instance_code", "materials"):
         for m in app.materials or []:
             if m.get("uploads") or m.get("certificates"):
-                found[m["code"]] = app.parallel_instance_code
+                found[m["code"]] = (app.parallel_instance_code, m) if with_entries else app.parallel_instance_code
     return found
 
 
@@ -267,6 +365,9 @@ async def _create(
         submitted_at=now,
     )
     local_day = now.astimezone(dt.timezone(dt.timedelta(hours=8))).strftime("%Y%m%d")
+    guide_versions: dict[int, int] = {}
+    for row in await ItemGuide.filter(item_id__in=[e.item.id for e in entries]).values("item_id", "version"):
+        guide_versions[row["item_id"]] = max(row["version"], guide_versions.get(row["item_id"], 0))
     application.parallel_instance_code = f"BL{project.region_code}{local_day}{application.id:08d}"
     await application.save(update_fields=["parallel_instance_code"])
     cases = []
@@ -283,6 +384,7 @@ async def _create(
             warning_days=entry.warning_days,
             predecessor_codes=list(entry.predecessor_codes or []),
             certificate_type=entry.certificate_type,
+            guide_version=guide_versions.get(entry.item.id),
             state=receive.target,
             blzt=STATE_BLZT[receive.target],
             last_seq=1,
