@@ -291,6 +291,9 @@ class CaseEvent:
         ]
 
 
+_IN_LIMIT_UNIT = "Use `{}`: the figure is in `limitUnit`, which may be natural days, not working days."
+
+
 @strawberry.type(description="办件: one item handled for one application.")
 class Case(Node):
     is_type_of = _backed_by(models.Case)
@@ -304,15 +307,30 @@ class Case(Node):
     def state_label(self) -> str:
         return STATE_LABELS[timing.CaseState(self.state)]
 
-    @strawberry.field(description="承诺时限 (in `limitUnit`: working days, or natural days)")
+    limit_days: int = strawberry.field(description="承诺时限, in `limitUnit` (working days or natural days)")
+
+    @strawberry.field(description="Days used so far, in `limitUnit`; null before acceptance.")
+    def used_days(self, info: strawberry.Info) -> int | None:
+        return _ctx(info).timing_field(self, "used")
+
+    @strawberry.field(description="limitDays − usedDays, in `limitUnit`; negative when overdue; null before acceptance.")
+    def remaining_days(self, info: strawberry.Info) -> int | None:
+        return _ctx(info).timing_field(self, "remaining")
+
+    # The first names said "working days" also for items whose limit is in natural days (issue #12).
+    @strawberry.field(
+        description="承诺时限 (in `limitUnit`)", deprecation_reason=_IN_LIMIT_UNIT.format("limitDays")
+    )
     def limit_working_days(self) -> int:
         return self.limit_days
 
-    @strawberry.field(description="Days used so far; null before acceptance.")
+    @strawberry.field(description="Days used so far; null before acceptance.",
+                      deprecation_reason=_IN_LIMIT_UNIT.format("usedDays"))
     def used_working_days(self, info: strawberry.Info) -> int | None:
         return _ctx(info).timing_field(self, "used")
 
-    @strawberry.field(description="limit − used; negative when overdue; null before acceptance.")
+    @strawberry.field(description="limit − used; negative when overdue; null before acceptance.",
+                      deprecation_reason=_IN_LIMIT_UNIT.format("remainingDays"))
     def remaining_working_days(self, info: strawberry.Info) -> int | None:
         return _ctx(info).timing_field(self, "remaining")
 
