@@ -113,7 +113,7 @@ class NoticeDelivery(Node):
 class DeliveryFilter:
     status: DeliveryStatus | None = None
     kind: NoticeKind | None = None
-    recipient_id: strawberry.ID | None = strawberry.field(default=None, description="A user's global id")
+    recipient_id: strawberry.ID | None = strawberry.field(default=None, description="A user's global id (its `Viewer.id`)")
 
 
 @strawberry.input
