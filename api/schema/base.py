@@ -14,35 +14,53 @@ from api.domain.errors import DomainError
 from api.domain.ids import INT_MAX, from_global_id, key_of, to_global_id
 
 
+# Node types whose ids were first issued under another name (the model's): those ids are still accepted (issue #12).
+FORMER_NAMES: dict[str, tuple[str, ...]] = {"NoticeDelivery": ("Delivery",), "Viewer": ("User",)}
+CURRENT_NAME = {old: new for new, olds in FORMER_NAMES.items() for old in olds}
+_MODEL_OF = {"NoticeDelivery": "Delivery", "Viewer": "User"}  # node types not named like their model
+
+
 def model_key_max(type_name: str) -> int:
-    """The key range of the table behind the node type ``type_name`` (each bears its model's class name)."""
+    """The key range of the table behind the node type ``type_name`` (most bear their model's class name)."""
     from api import models
 
-    model = getattr(models, type_name, None)
+    model = getattr(models, _MODEL_OF.get(type_name, type_name), None)
     return key_max(model) if model is not None else INT_MAX
+
+
+def node_key(global_id: object, type_name: str) -> int | None:
+    """The key of a global id of the node type ``type_name``, or of one issued under its former name; None for a
+    malformed id, another type's, or a key no row of that table can have."""
+    for name in (type_name, *FORMER_NAMES.get(type_name, ())):
+        pk = key_of(global_id, name, model_key_max(type_name))
+        if pk is not None:
+            return pk
+    return None
 
 
 def pk_of(global_id: str, type_name: str, field: str = "id") -> int:
     """The integer key behind a global id of ``type_name``; a malformed id, or one whose key no row of that table
     can have, is a field-level error."""
-    pk = key_of(global_id, type_name, model_key_max(type_name))
+    pk = node_key(global_id, type_name)
     if pk is None:
         raise DomainError("INVALID_ID", "编号格式不正确", field)
     return pk
 
 
-@strawberry.interface(description="An object with a global id (Relay).")
+@strawberry.interface(description="An object with a global id (Relay): `node(id:)` fetches it again.")
 class Node:
     @strawberry.field(description="Global id: the type name and the key, base64url-encoded.")
-    def id(self) -> strawberry.ID:
-        # ``self`` is the Tortoise model instance; each GraphQL node type bears its model's class name.
-        return strawberry.ID(to_global_id(type(self).__name__, self.pk))
+    def id(self, info: strawberry.Info) -> strawberry.ID:
+        # ``self`` is the Tortoise model instance; the id names the GraphQL type it is resolved as (``node()`` reads it).
+        return strawberry.ID(to_global_id(info.path.typename, self.pk))
 
 
-@strawberry.type
+@strawberry.type(description="Where a page of a connection lies in the list (Relay).")
 class PageInfo:
     has_next_page: bool
-    end_cursor: str | None
+    has_previous_page: bool = strawberry.field(description="Whether the list has items before this page's first")
+    start_cursor: str | None = strawberry.field(description="The cursor of this page's first item; null when empty")
+    end_cursor: str | None = strawberry.field(description="The cursor of this page's last item; null when empty")
 
 
 @strawberry.enum(description="Stable codes of expected failures; the message says it in Chinese for the user.")
@@ -87,6 +105,7 @@ class ErrorCode(Enum):
     RATE_LIMITED = "RATE_LIMITED"
     NOT_RATABLE_YET = "NOT_RATABLE_YET"
     RATING_WINDOW_CLOSED = "RATING_WINDOW_CLOSED"
+    ALREADY_RATED = "ALREADY_RATED"
     CERTIFICATE_NOT_VALID = "CERTIFICATE_NOT_VALID"
     REQUEST_TOO_LARGE = "REQUEST_TOO_LARGE"
     QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"

@@ -89,6 +89,7 @@ class Loaders:
             )
         )
         self.certificate_by_case = DataLoader(self._certificates_by_case)
+        self.visible_subject = DataLoader(self._visible_subjects)
         self.notice = DataLoader(_by_pk(Notice))
         self.attempts_by_delivery = DataLoader(
             _grouped(
@@ -109,6 +110,25 @@ class Loaders:
             )
         )
 
+
+    async def _visible_subjects(self, keys: list[tuple[str, int]]) -> list[Any]:
+        """Objects by (node type, key) among those the viewer may see now: one statement per type (notice subjects)."""
+        from api.models import Certificate, Complaint, Rating
+        from api.services.certificates import certificate_scope
+        from api.services.complaints import complaint_scope
+        from api.services.ratings import rating_scope
+
+        scoped = {"Case": (Case, case_scope), "Certificate": (Certificate, certificate_scope),
+                  "Complaint": (Complaint, complaint_scope), "Rating": (Rating, rating_scope)}
+        wanted: dict[str, set[int]] = defaultdict(set)
+        for kind, pk in keys:
+            wanted[kind].add(pk)
+        found: dict[tuple[str, int], Any] = {}
+        for kind, pks in wanted.items():
+            model, scope = scoped[kind]
+            for row in await model.filter(scope(self.viewer), id__in=list(pks)):
+                found[(kind, row.pk)] = row
+        return [found.get(key) for key in keys]
 
     async def _certificates_by_case(self, case_ids: list[int]) -> list[Any]:
         """The newest certificate of each case, among those the viewer may see."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Annotated
 
 import strawberry
 
@@ -11,8 +12,10 @@ from api.domain.errors import DomainError
 from api.models.notices import DeliveryStatus as DeliveryStatusModel
 from api.services import notices as service
 from api.services.progress import check_first
-from api.schema.base import Node, UserError, graphql_error, payload_or_errors, pk_of
-from api.schema.types import Connection, connection_of
+from api.schema.base import Node, UserError, graphql_error, node_key, payload_or_errors, pk_of
+from api.schema.certificates import Certificate
+from api.schema.feedback import Complaint, Rating
+from api.schema.types import Case, Connection, connection_of
 from notifications.channels.base import mask_phone
 
 DeliveryStatus = strawberry.enum(
@@ -20,6 +23,15 @@ DeliveryStatus = strawberry.enum(
     description="PENDING 待发送 · SENDING 发送中 · DELIVERED 已送达 · DEAD 发送失败(可重发) · IN_APP_ONLY 仅站内通知",
 )
 NoticeKind = strawberry.enum(service.NoticeKind, name="NoticeKind", description="What a notice is about.")
+
+
+NoticeSubject = Annotated[
+    Case | Certificate | Complaint | Rating,
+    strawberry.union("NoticeSubject", description="What a notice is about: a case, a certificate, a complaint, a rating."),
+]
+# The most specific first: a certificate's notice also names its case.
+SUBJECT_VARIABLES = (("certificate_id", "Certificate"), ("rating_id", "Rating"), ("complaint_id", "Complaint"),
+                     ("case_id", "Case"))
 
 
 @strawberry.type(description="An in-app notice (站内通知); the same notice is also sent by WeChat or SMS.")
@@ -39,6 +51,18 @@ class Notice(Node):
         for name in ("case_id", "complaint_id", "rating_id", "certificate_id"):
             if self.variables.get(name):
                 return strawberry.ID(str(self.variables[name]))
+        return None
+
+    @strawberry.field(
+        description="What it is about, to render without a node() call: the certificate issued, the rating followed "
+        "up, the complaint or the case; null when it is gone or you may no longer see it."
+    )
+    async def subject(self, info: strawberry.Info) -> NoticeSubject | None:
+        for name, kind in SUBJECT_VARIABLES:
+            if self.variables.get(name):
+                pk = node_key(self.variables[name], kind)
+                # Loaded with every other notice's of the list: one statement per kind (tests/api/test_query_count.py).
+                return None if pk is None else await info.context.loaders.visible_subject.load((kind, pk))
         return None
 
 
@@ -89,7 +113,7 @@ class NoticeDelivery(Node):
 class DeliveryFilter:
     status: DeliveryStatus | None = None
     kind: NoticeKind | None = None
-    recipient_id: strawberry.ID | None = strawberry.field(default=None, description="A user's global id")
+    recipient_id: strawberry.ID | None = strawberry.field(default=None, description="A user's global id (its `Viewer.id`)")
 
 
 @strawberry.input
@@ -154,7 +178,7 @@ class NoticeQuery:
         ctx = info.context
         f = filter or DeliveryFilter()
         try:
-            recipient = pk_of(f.recipient_id, "User", "filter.recipientId") if f.recipient_id else None
+            recipient = pk_of(f.recipient_id, "Viewer", "filter.recipientId") if f.recipient_id else None
             page = await service.list_deliveries(
                 ctx.viewer,
                 first=check_first(first, ctx.settings.page_max),
@@ -188,7 +212,7 @@ class NoticeMutation:
         ctx = info.context
 
         async def action() -> dict:
-            delivery_id = pk_of(input.delivery_id, "Delivery", "deliveryId")
+            delivery_id = pk_of(input.delivery_id, "NoticeDelivery", "deliveryId")
             return {"delivery": await service.resend_delivery(ctx.viewer, delivery_id, ctx.now)}
 
         return await payload_or_errors(ResendNotificationPayload, action)

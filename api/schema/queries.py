@@ -14,8 +14,7 @@ from api.models import Project as ProjectModel
 from api.services import progress
 from api.services.access import case_scope, project_scope
 from api.services.applications import check_project_code
-from api.domain.ids import key_of
-from api.schema.base import Node, from_global_id, graphql_error, model_key_max
+from api.schema.base import CURRENT_NAME, Node, from_global_id, graphql_error, node_key
 from api.schema.types import (
     Case,
     CaseState,
@@ -41,11 +40,16 @@ class CaseQueueFilter:
 
 
 async def _node(info: strawberry.Info, global_id: str):
+    """The object of any node type, under the viewer's permissions: the same it could reach another way, else None.
+    A test walks the schema and checks that every type with an ``id`` is here (tests/api/test_relay.py)."""
     viewer = info.context.viewer
     kind, _ = from_global_id(global_id)
-    pk_int = key_of(global_id, kind, model_key_max(kind))  # out of range: no such row, like any missing one
+    kind = CURRENT_NAME.get(kind, kind)  # an id issued under a node type's former name
+    pk_int = node_key(global_id, kind)  # out of range: no such row, like any missing one
     if pk_int is None or viewer is None:
         return None
+    if kind == "Viewer":  # a person is a node to itself only
+        return viewer if pk_int == viewer.user_id else None
     if kind == "Project":
         return await ProjectModel.filter(project_scope(viewer), id=pk_int).first()
     if kind == "Case":
@@ -62,16 +66,33 @@ async def _node(info: strawberry.Info, global_id: str):
         from api.models import Notice
 
         return await Notice.get_or_none(id=pk_int, recipient_id=viewer.user_id)
-    if kind == "Delivery":
+    if kind == "NoticeDelivery":
         from api.domain.accounts import READ_ALL_ROLES
         from api.models import Delivery
 
         return await Delivery.get_or_none(id=pk_int) if viewer.role in READ_ALL_ROLES else None
-    if kind == "Complaint":
-        from api.models import Complaint
+    if kind in ("Complaint", "ComplaintMessage"):
+        from api.models import Complaint, ComplaintMessage
         from api.services.complaints import complaint_scope
 
-        return await Complaint.filter(complaint_scope(viewer), id=pk_int).first()
+        if kind == "Complaint":
+            return await Complaint.filter(complaint_scope(viewer), id=pk_int).first()
+        # A message of a thread the viewer may read.
+        message = await ComplaintMessage.get_or_none(id=pk_int)
+        if message is None or not await Complaint.filter(complaint_scope(viewer), id=message.complaint_id).exists():
+            return None
+        return message
+    if kind == "AgentAuthorization":
+        from api.models import AgentAuthorization
+        from api.services.agents import may_manage
+
+        # The organisation's managers (organizationAgents), and the person whose phone it authorises.
+        grant = await AgentAuthorization.get_or_none(id=pk_int)
+        if grant is None:
+            return None
+        if viewer.phone is not None and viewer.phone == grant.phone:
+            return grant
+        return grant if await may_manage(viewer, grant.organization_id) else None
     if kind == "Rating":
         from api.models import Rating
         from api.services.ratings import rating_scope

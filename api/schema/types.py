@@ -12,7 +12,8 @@ from api.domain import accounts, catalog, lifecycle, timing
 from api.domain.catalog import PROCESS_TYPE_NAMES, STAGE_NAMES, ProcessType
 from api.domain.lifecycle import ACTION_LABELS, OPEN_CLOCK_STATES, SPECIAL_PROCEDURE_LABELS, STATE_LABELS
 from api.domain.timing import worst
-from api.schema.base import Node, PageInfo
+from api.schema.base import Node, PageInfo, to_global_id
+from api.services.access import Viewer as AccessViewer
 
 CaseState = strawberry.enum(timing.CaseState, description="办理状态 (BLZT); see `blzt` for the national code.")
 Light = strawberry.enum(timing.Light, description="亮灯: GREEN 正常, YELLOW 预警, RED 逾期.")
@@ -299,6 +300,9 @@ class CaseEvent:
         ]
 
 
+_IN_LIMIT_UNIT = "Use `{}`: the figure is in `limitUnit`, which may be natural days, not working days."
+
+
 @strawberry.type(description="办件: one item handled for one application.")
 class Case(Node):
     is_type_of = _backed_by(models.Case)
@@ -313,15 +317,30 @@ class Case(Node):
     def state_label(self) -> str:
         return STATE_LABELS[timing.CaseState(self.state)]
 
-    @strawberry.field(description="承诺时限 (in `limitUnit`: working days, or natural days)")
+    limit_days: int = strawberry.field(description="承诺时限, in `limitUnit` (working days or natural days)")
+
+    @strawberry.field(description="Days used so far, in `limitUnit`; null before acceptance.")
+    def used_days(self, info: strawberry.Info) -> int | None:
+        return _ctx(info).timing_field(self, "used")
+
+    @strawberry.field(description="limitDays − usedDays, in `limitUnit`; negative when overdue; null before acceptance.")
+    def remaining_days(self, info: strawberry.Info) -> int | None:
+        return _ctx(info).timing_field(self, "remaining")
+
+    # The first names said "working days" also for items whose limit is in natural days (issue #12).
+    @strawberry.field(
+        description="承诺时限 (in `limitUnit`)", deprecation_reason=_IN_LIMIT_UNIT.format("limitDays")
+    )
     def limit_working_days(self) -> int:
         return self.limit_days
 
-    @strawberry.field(description="Days used so far; null before acceptance.")
+    @strawberry.field(description="Days used so far; null before acceptance.",
+                      deprecation_reason=_IN_LIMIT_UNIT.format("usedDays"))
     def used_working_days(self, info: strawberry.Info) -> int | None:
         return _ctx(info).timing_field(self, "used")
 
-    @strawberry.field(description="limit − used; negative when overdue; null before acceptance.")
+    @strawberry.field(description="limit − used; negative when overdue; null before acceptance.",
+                      deprecation_reason=_IN_LIMIT_UNIT.format("remainingDays"))
     def remaining_working_days(self, info: strawberry.Info) -> int | None:
         return _ctx(info).timing_field(self, "remaining")
 
@@ -376,16 +395,16 @@ class Case(Node):
         return await _ctx(info).loaders.certificate_by_case.load(self.id)
 
 
-@strawberry.type(description="The person signed in.")
-class Viewer:
+@strawberry.type(description="The person signed in; `node()` gives it to that person only.")
+class Viewer(Node):
     display_name: str
     role: Role
 
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        from api.schema.base import to_global_id
+    is_type_of = _backed_by(AccessViewer)
 
-        return strawberry.ID(to_global_id("User", self.user_id))
+    @strawberry.field(description="Global id: the type name and the key, base64url-encoded.")
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(to_global_id("Viewer", self.user_id))
 
     @strawberry.field
     async def organization(self, info: strawberry.Info) -> Organization | None:
@@ -444,6 +463,11 @@ def connection_of(page: Any) -> Any:
     edges = [Edge(cursor=page.cursor(item), node=item) for item in page.items]
     return Connection(
         edges=edges,
-        page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=edges[-1].cursor if edges else None),
+        page_info=PageInfo(
+            has_next_page=page.has_next_page,
+            has_previous_page=page.has_previous_page,
+            start_cursor=edges[0].cursor if edges else None,
+            end_cursor=edges[-1].cursor if edges else None,
+        ),
         total_count=page.total_count,
     )

@@ -29,6 +29,7 @@ class Page(Generic[T]):
     items: list[T]
     has_next_page: bool
     total_count: int
+    has_previous_page: bool = False  # items come before the ``after`` cursor
 
     def cursor(self, item) -> str:
         return encode_cursor(item.id)
@@ -148,7 +149,10 @@ async def case_queue(
 async def page_of(query, first: int, after: str | None, *, newest_first: bool) -> Page:
     total = await query.count()
     cursor = decode_cursor(after, key_max(query.model))
+    earlier = False
     if cursor is not None:
+        # One more statement, only when paging on: is anything of the list before the cursor (Relay's PageInfo)?
+        earlier = await (query.filter(id__gte=cursor) if newest_first else query.filter(id__lte=cursor)).exists()
         query = query.filter(id__lt=cursor) if newest_first else query.filter(id__gt=cursor)
     rows = await query.order_by("-id" if newest_first else "id").limit(first + 1)
-    return Page(items=list(rows[:first]), has_next_page=len(rows) > first, total_count=total)
+    return Page(items=list(rows[:first]), has_next_page=len(rows) > first, total_count=total, has_previous_page=earlier)

@@ -21,6 +21,7 @@ from api.domain.feedback import (
     ComplaintState,
     FollowUpStep,
     RatingFacts,
+    RatingLevel,
     RatingStats,
     check_complaint_text,
     check_rating,
@@ -99,7 +100,7 @@ async def rate_service(
         decided_at = complaint.closed_at if complaint.state is ComplaintState.CLOSED else None
     previous = await Rating.get_or_none(rater_id=viewer.user_id, matter_key=matter_key)
     if previous is not None:
-        return previous, True
+        return _resent(previous, level, reasons, comment), True
     rating_level, chosen, text = check_rating(
         level=level, reasons=reasons, comment=comment, rater_is_served=True, decided_at=decided_at, now=now,
         window_days=settings.rating_window_days,
@@ -115,8 +116,17 @@ async def rate_service(
         values |= {"contact_due": contact_due, "rectify_due": rectify_due, "deadline_provisional": p1 or p2}
     try:
         return await Rating.create(**values), False
-    except IntegrityError:  # the same rating sent twice at once
-        return await Rating.get(rater_id=viewer.user_id, matter_key=matter_key), True
+    except IntegrityError:  # a rating of the same matter sent at the same time won
+        return _resent(await Rating.get(rater_id=viewer.user_id, matter_key=matter_key), level, reasons, comment), True
+
+
+def _resent(previous: Rating, level: int, reasons: Sequence[str], comment: str | None) -> Rating:
+    """The first rating of a matter again: a resend of the same content is a duplicate (the first rating answers);
+    different content is a second rating of the matter, refused (一事一评), so the user is not told it was taken."""
+    sent_reasons = set(reasons) if level == previous.level and RatingLevel(level).is_bad else set()
+    if level == previous.level and sent_reasons == set(previous.reasons) and (comment or "").strip() == previous.comment:
+        return previous
+    raise DomainError("ALREADY_RATED", "您已评价过该事项，不能重复评价", None)
 
 
 async def get_rating(viewer: Viewer | None, rating_id: int) -> Rating:

@@ -80,3 +80,44 @@ async def test_case_detail_timeline_query_count_is_fixed(gql, world, count_queri
     with count_queries() as single:
         await gql(many.replace("first: 10", "first: 1"), as_user="supervisor")
     assert _data_statements(counter) == _data_statements(single), (counter.statements, single.statements)
+
+
+async def add_notices(world, count: int) -> None:
+    """``count`` notices to the applicant, each about a case, a rating or a complaint of its own (issue #12 item 7)."""
+    from api.domain.feedback import ComplaintCategory, ComplaintKind, ComplaintState
+    from api.domain.ids import to_global_id
+    from api.models import Complaint, Notice, Rating
+
+    await add_cases(world, count)
+    user = world.users["applicant"]
+    at = shanghai(2026, 11, 5)
+    cases = await Case.filter(code__startswith=f"SPQC{count}-").order_by("id")
+    for n, case in enumerate(cases):
+        if n % 3 == 0:
+            variables = {"case_id": to_global_id("Case", case.id)}
+        elif n % 3 == 1:
+            rating = await Rating.create(rater=user, case=case, matter_key=f"case:{case.id}",
+                                         department_id=case.department_id, level=5, created_at=at)
+            variables = {"rating_id": to_global_id("Rating", rating.id)}
+        else:
+            complaint = await Complaint.create(
+                filer=user, kind=ComplaintKind.COMPLAINT, category=ComplaintCategory.OVERDUE, text=f"诉求{n}",
+                state=ComplaintState.SUBMITTED, round_started_at=at, created_at=at,
+            )
+            variables = {"complaint_id": to_global_id("Complaint", complaint.id)}
+        await Notice.create(recipient=user, kind="case_accepted", source_key=f"test:{count}:{n}", variables=variables,
+                            title="通知", body="通知", created_at=at)
+
+
+async def test_notice_subjects_are_loaded_in_a_bounded_number_of_statements(gql, world, count_queries, clock):
+    clock.set(shanghai(2026, 11, 20))
+    counts = []
+    for count in (3, 30):
+        await add_notices(world, count)
+        with count_queries() as counter:
+            data = await gql(operation("Notices"), {"first": 50}, as_user="applicant")
+        nodes = data["notices"]["nodes"]
+        assert all(n["subject"] is not None for n in nodes)
+        counts.append((counter.count, {n["subject"]["__typename"] for n in nodes}, len(nodes)))
+    assert counts[0][1] == counts[1][1] == {"Case", "Rating", "Complaint"} and (counts[0][2], counts[1][2]) == (3, 33)
+    assert counts[0][0] == counts[1][0], counts

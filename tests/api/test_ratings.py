@@ -3,6 +3,8 @@ working days, appeals, statistics, and masking (issue #6, DOMAIN.md §8)."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from api.models import Notice
@@ -34,8 +36,8 @@ async def test_one_rating_per_matter_by_the_person_served(gql, client, world, cl
     first = await rate(gql, caseId=case_id, level=5, comment="很快")
     assert first["errors"] == [] and first["rating"]["levelLabel"] == "非常满意"
     assert first["rating"]["contactDue"] is None  # only a 差评 is followed up
-    again = await rate(gql, caseId=case_id, level=1, reasons=["SLOW"])
-    assert again["duplicate"] is True and again["rating"]["level"] == 5  # 一事一评: the first stands
+    again = await rate(gql, caseId=case_id, level=5, comment=" 很快 ")  # the same rating resent
+    assert again["errors"] == [] and again["duplicate"] is True and again["rating"]["id"] == first["rating"]["id"]
     for user in ("other_applicant", "citizen", "planner"):
         refused = await rate(gql, user, caseId=case_id, level=3)
         assert refused["errors"][0]["code"] == "NOT_FOUND", user
@@ -51,6 +53,36 @@ async def test_not_before_the_decision_nor_after_the_window(gql, client, world, 
     clock.set(shanghai(2026, 10, 29, 11))  # 30 days and an hour after the decision
     late = await rate(gql, caseId=case["id"], level=4)
     assert late["errors"][0]["code"] == "RATING_WINDOW_CLOSED"
+
+
+async def test_a_second_rating_of_a_matter_with_other_content_is_refused(gql, client, world, clock):
+    """一事一评: a different level or comment is not a duplicate to report as 评价成功 but ALREADY_RATED, and the first
+    rating stands."""
+    case_id = await decided_case(gql, client, clock)
+    clock.set(shanghai(2026, 9, 30))
+    first = await rate(gql, caseId=case_id, level=5, comment="很快")
+    for fields in ({"level": 1, "reasons": ["SLOW"]}, {"level": 4, "comment": "很快"}, {"level": 5, "comment": "还行"}):
+        again = await rate(gql, caseId=case_id, **fields)
+        assert again["rating"] is None and again["duplicate"] is False, fields
+        assert [e["code"] for e in again["errors"]] == ["ALREADY_RATED"], fields
+    assert (await rate(gql, caseId=case_id, level=5, comment="很快"))["rating"] == first["rating"]
+
+
+async def test_simultaneous_ratings_of_one_matter_with_different_levels(gql, client, world, clock):
+    """Sent at once: one rating is kept; each answer is that rating (its own content) or ALREADY_RATED (another)."""
+    case_id = await decided_case(gql, client, clock)
+    clock.set(shanghai(2026, 9, 30))
+    levels = [5, 4, 5, 3, 4, 5, 3, 4]
+    payloads = await asyncio.gather(*(rate(gql, caseId=case_id, level=level) for level in levels))
+    kept = {p["rating"]["id"]: p["rating"]["level"] for p in payloads if p["rating"]}
+    assert len(kept) == 1
+    (level,) = kept.values()
+    for sent, payload in zip(levels, payloads):
+        if sent == level:
+            assert payload["errors"] == [] and payload["rating"]["level"] == level
+        else:
+            assert payload["rating"] is None and [e["code"] for e in payload["errors"]] == ["ALREADY_RATED"]
+    assert sum(not p["duplicate"] for p in payloads if p["rating"]) == 1
 
 
 @pytest.mark.parametrize(

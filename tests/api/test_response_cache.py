@@ -129,8 +129,8 @@ async def test_the_date_is_part_of_it(client, world, accepted, clock, count_quer
     assert evening == morning and marker_statements(counter) == []  # the same day: the same answer
     clock.set(shanghai(2026, 11, 4, 0, 1))
     next_day = cases_of(await progress(client, world))["A"]
-    assert (morning["usedWorkingDays"], next_day["usedWorkingDays"]) == (1, 2)
-    assert next_day["remainingWorkingDays"] == morning["remainingWorkingDays"] - 1
+    assert (morning["usedDays"], next_day["usedDays"]) == (1, 2)
+    assert next_day["remainingDays"] == morning["remainingDays"] - 1
 
 
 async def test_who_asks_is_part_of_it(gql, client, world, accepted):

@@ -10,8 +10,8 @@ from tests.factories import PROJECT_CODE, shanghai
 async def figures(gql, cid):
     node = await detail(gql, cid, "applicant")
     return (
-        node["usedWorkingDays"],
-        node["remainingWorkingDays"],
+        node["usedDays"],
+        node["remainingDays"],
         node["dueDate"],
         node["light"],
         node["provisional"],
@@ -57,13 +57,13 @@ async def test_special_procedure_stops_the_clock(gql, client, clock):
     )
     clock.set(shanghai(2026, 11, 6, 15))
     node = await detail(gql, cid, "applicant")
-    assert (node["usedWorkingDays"], node["remainingWorkingDays"], node["clockRunning"]) == (1, 4, False)
+    assert (node["usedDays"], node["remainingDays"], node["clockRunning"]) == (1, 4, False)
     assert node["dueDate"] == "2026-11-12"  # if it resumed now: 11-09, 10, 11, 12
     assert node["state"] == "SPECIAL_PROCEDURE"
     clock.set(shanghai(2026, 11, 9, 10))  # Monday: resumes, and the day counts
     await act_ok(gql, "EndSpecialProcedure", "planner", caseId=cid, result="公示期满无异议")
     node = await detail(gql, cid, "applicant")
-    assert (node["usedWorkingDays"], node["remainingWorkingDays"], node["dueDate"], node["clockRunning"]) == (
+    assert (node["usedDays"], node["remainingDays"], node["dueDate"], node["clockRunning"]) == (
         2, 3, "2026-11-12", True
     )
 
@@ -75,9 +75,23 @@ async def test_natural_day_limit_counts_holidays(gql, client, clock):
     await act_ok(gql, "AcceptCase", "clerk", caseId=cid)
     clock.set(shanghai(2026, 10, 5, 9))
     node = await detail(gql, cid, "applicant")
-    assert (node["limitUnit"], node["usedWorkingDays"], node["remainingWorkingDays"], node["dueDate"]) == (
-        "ND", 3, 0, "2026-10-05"
+    assert (node["limitUnit"], node["limitDays"], node["usedDays"], node["remainingDays"], node["dueDate"]) == (
+        "ND", 3, 3, 0, "2026-10-05"
     )
+    # The old names, deprecated because they say "working days" for natural days too, keep answering the same.
+    old = await gql("query($id: ID!) { node(id: $id) { ... on Case { limitWorkingDays usedWorkingDays "
+                    "remainingWorkingDays } } }", {"id": cid}, as_user="applicant")
+    assert old["node"] == {"limitWorkingDays": 3, "usedWorkingDays": 3, "remainingWorkingDays": 0}
+
+
+async def test_the_working_day_names_are_deprecated_for_the_unit_neutral_ones(gql):
+    fields = (await gql('{ __type(name: "Case") { fields(includeDeprecated: true) { name isDeprecated '
+                        'deprecationReason } } }'))["__type"]["fields"]
+    by_name = {f["name"]: f for f in fields}
+    for old, new in [("limitWorkingDays", "limitDays"), ("usedWorkingDays", "usedDays"),
+                     ("remainingWorkingDays", "remainingDays")]:
+        assert by_name[old]["isDeprecated"] and new in by_name[old]["deprecationReason"], old
+        assert not by_name[new]["isDeprecated"], new
 
 
 async def test_a_year_without_holiday_data_is_provisional(gql, client, clock):
