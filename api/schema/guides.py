@@ -217,7 +217,12 @@ class GuideQuery:
         edges = [Edge(cursor=progress.encode_cursor(offset + i + 1), node=item) for i, item in enumerate(page)]
         return Connection(
             edges=edges,
-            page_info=PageInfo(has_next_page=offset + first < len(items), end_cursor=edges[-1].cursor if edges else None),
+            page_info=PageInfo(
+                has_next_page=offset + first < len(items),
+                end_cursor=edges[-1].cursor if edges else None,
+                has_previous_page=offset > 0,
+                start_cursor=edges[0].cursor if edges else None,
+            ),
             total_count=len(items),
         )
 
