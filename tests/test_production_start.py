@@ -41,6 +41,7 @@ def production(settings: Settings) -> Settings:
         env="production", database_url=settings.database_url, upload_dir=settings.upload_dir,
         esign_dir=settings.esign_dir, certificate_dir=settings.certificate_dir,
         secret_key="p" * 40, esign_kek="k" * 40, certificate_check_secret="c" * 40,
+        public_base_url="https://js.example",
     )
 
 
@@ -53,6 +54,7 @@ def serve_in_production(settings: Settings) -> subprocess.CompletedProcess:
     env = {
         **os.environ, "JIANSHEN_ENV": "production", "JIANSHEN_DATABASE_URL": settings.database_url,
         "JIANSHEN_SECRET_KEY": "p" * 40, "JIANSHEN_ESIGN_KEK": "k" * 40, "JIANSHEN_CERTIFICATE_CHECK_SECRET": "c" * 40,
+        "JIANSHEN_PUBLIC_BASE_URL": "https://js.example",
         "JIANSHEN_ESIGN_DIR": str(settings.esign_dir), "JIANSHEN_CERTIFICATE_DIR": str(settings.certificate_dir),
         "JIANSHEN_UPLOAD_DIR": str(settings.upload_dir),
     }
