@@ -79,6 +79,7 @@ def test_make_demo_on_another_port_links_accounts_and_console(tmp_path):
             line = server.stdout.readline()
             assert line, f"the server stopped: {(tmp_path / 'console.txt').read_text(encoding='utf-8')[-3000:]}"
             banner.append(line)
+        banner.append(server.stdout.readline())  # the closing rule
         base = f"http://127.0.0.1:{port}"
         text = "".join(banner)
         assert f"{base}/graphql" in text and f"{base}/verify" in text and "demo-tokens.json" in text, text
