@@ -694,9 +694,14 @@ async def load_demo(
     return tokens
 
 
-# An approval needs its 批复文件 (decideCase's document); a decision that is not an approval needs a reason instead.
-DECIDE_EXAMPLE = (', decision: APPROVED, document: {{approvalDate: "{today}", documentNumber: "珠建审〔2026〕1号", '
-                  'documentTitle: "同意批复", validUntil: "9999-01-01"}}')
+# What each listed action needs besides the case: an approval its 批复文件 (a refusal a reason instead), a withdrawal
+# its reason, a correction the ids of the files uploaded with POST /uploads.
+TRY_EXTRA = {
+    "decideCase": ', decision: APPROVED, document: {{approvalDate: "{today}", documentNumber: "珠建审〔2026〕1号", '
+                  'documentTitle: "同意批复", validUntil: "9999-01-01"}}',
+    "withdrawCase": ', reason: "申请材料需调整，撤回申请"',
+    "submitCorrection": ', uploadIds: ["<id from POST /uploads>"]',
+}
 
 
 @dataclass(frozen=True)
@@ -721,13 +726,13 @@ async def demo_accounts() -> list[DemoAccount]:
     by_name = {user.username: user for user in users}
     holders = set(TOKEN_USERS.values())
 
-    async def cases(action: str, states: list[CaseState], user: User | None = None, n: int = 2):
+    async def cases(action: str, states: list[CaseState], user: User | None = None, n: int = 2, order: str = "id"):
         query = Case.filter(state__in=states)
         if user is not None and user.role is Role.APPROVER:
             query = query.filter(department_id=user.department_id)
         elif user is not None and user.role is Role.APPLICANT:
             query = query.filter(project__organization_id=user.organization_id)
-        found = await query.order_by("id").limit(n).prefetch_related("project", "item")
+        found = await query.order_by(order).limit(n).prefetch_related("project", "item")
         return [(action, to_global_id("Case", case.pk), case.project.code, case.item.code) for case in found]
 
     accounts = []
@@ -750,7 +755,8 @@ async def demo_accounts() -> list[DemoAccount]:
                 tries += await cases("decideCase", [CaseState.IN_PROGRESS], user)
             elif role is Role.APPLICANT:
                 tries = await cases("submitCorrection", [CaseState.CORRECTION], user, 1)
-                tries += await cases("withdrawCase", [CaseState.RECEIVED, CaseState.ACCEPTED], user, 1)
+                # The last waiting case: the window's first ones are listed for acceptCase.
+                tries += await cases("withdrawCase", [CaseState.RECEIVED], user, 1, "-id")
         accounts.append(DemoAccount(role, username, name, where, CAN_DO[role], username in holders, tuple(tries)))
     return accounts
 
@@ -767,7 +773,7 @@ def demo_accounts_text(accounts: list[DemoAccount]) -> str:
         if account.token:
             lines.append(f"      can: {account.can_do}")
         for action, case_id, project, item in account.try_cases:
-            extra = DECIDE_EXAMPLE.format(today=dt.datetime.now(SHANGHAI).date()) if action == "decideCase" else ""
+            extra = TRY_EXTRA.get(action, "").format(today=dt.datetime.now(SHANGHAI).date())
             lines.append(f"      try: {action}(input: {{caseId: \"{case_id}\"{extra}}})   project {project}, item {item}")
     lines.append("A case goes acceptCase (window) → startCase (approver) → decideCase (approver).")
     return "\n".join(lines)

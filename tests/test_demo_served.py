@@ -116,6 +116,11 @@ def test_make_demo_on_another_port_links_accounts_and_console(tmp_path):
             "APPROVER", f"mutation {{ decideCase({arguments[decide[0]]}) {{ errors {{ code message }} case {{ state }} }} }}"
         )["decideCase"]
         assert decided["errors"] == [] and decided["case"]["state"] == "APPROVED", decided
+        withdraw = [case_id for action, case_id in tries if action == "withdrawCase"]
+        withdrawn = gql(
+            "APPLICANT", f"mutation {{ withdrawCase({arguments[withdraw[0]]}) {{ errors {{ code message }} case {{ state }} }} }}"
+        )["withdrawCase"]
+        assert withdrawn["errors"] == [] and withdrawn["case"]["state"] == "WITHDRAWN", withdrawn
     finally:
         stop_process(server)
         rest = server.stdout.read()

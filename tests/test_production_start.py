@@ -69,7 +69,7 @@ def rotate_ingest_secrets(settings: Settings, codes: list[str]) -> dict[str, str
     """The real command line, as an operator runs it."""
     env = {**os.environ, "JIANSHEN_DATABASE_URL": settings.database_url}
     done = subprocess.run(
-        [sys.executable, "-m", "api", "rotate-ingest-secret", *codes],
+        [sys.executable, "-m", "api", "department", "secret", *codes, "--rotate"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
     )
     assert done.returncode == 0, done.stderr
@@ -98,7 +98,7 @@ async def test_production_refuses_the_demo_secrets_until_they_are_changed(settin
     with pytest.raises(DevelopmentLeftovers) as refused:
         await start(production(settings))
     message = str(refused.value)
-    assert f"rotate-ingest-secret {' '.join(codes)}" in message, message
+    assert f"department secret {' '.join(codes)} --rotate" in message, message
     assert f"staff accounts {' '.join(staff)} still have the demo password" in message
     assert "set-password USERNAME" in message
     # The real process, as the operator starts it: it exits, saying the same.
