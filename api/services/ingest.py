@@ -110,10 +110,11 @@ async def authenticate(
     expected = sign(secret or "unknown-department", timestamp, body)  # same work either way
     expected_before = sign(previous or "no-previous-secret", timestamp, body)
     given = signature.strip().lower()
+    # compare_digest takes ASCII only: a malformed signature is refused before it is compared.
     valid = SIGNATURE.fullmatch(given) is not None
-    current_ok = hmac.compare_digest(expected, given)
-    previous_ok = hmac.compare_digest(expected_before, given)
-    if secret is None or not valid or not (current_ok or (previous is not None and previous_ok)):
+    current_ok = valid and hmac.compare_digest(expected, given)
+    previous_ok = valid and hmac.compare_digest(expected_before, given)
+    if secret is None or not (current_ok or (previous is not None and previous_ok)):
         raise IngestRefused(401, "BAD_SIGNATURE", "签名无效")
     return department
 
