@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.types.graphql import OperationType
 from strawberry.extensions import (
     AddValidationRules,

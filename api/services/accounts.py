@@ -18,6 +18,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
@@ -27,6 +28,7 @@ from api.domain.errors import DomainError
 from api.models import StaffLoginThrottle, User
 from api.services.access import Viewer, require_viewer
 from api.services.agents import adopt_authorization
+from api.services.locks import lock_value
 from api.services.sessions import TokenPair, start_session
 from api.settings import Settings
 from miniapp import MiniProgram, WeChatError
@@ -77,7 +79,18 @@ async def login_with_wechat(settings: Settings, wechat: MiniProgram, code: str, 
     except WeChatError as error:
         raise wechat_error(error) from None
     sealed = seal_session_key(settings, session.session_key)
+    try:
+        return await _sign_in(settings, session, sealed, now)
+    except IntegrityError:
+        # The same new openid signed in by another process at the same instant (SQLite, where the lock below is
+        # the process's own): its account exists now, so this second try finds it.
+        return await _sign_in(settings, session, sealed, now)
+
+
+async def _sign_in(settings: Settings, session, sealed: str, now: dt.datetime) -> Login:
     async with in_transaction():
+        # Two logins of one new openid at once (wx.login called twice): one account, found by the second.
+        await lock_value(f"openid:{session.openid}")
         user = await User.get_or_none(openid=session.openid)
         is_new = user is None
         if user is None:
@@ -108,6 +121,8 @@ async def bind_phone(viewer: Viewer | None, wechat: MiniProgram, code: str, *, n
     if info.country_code != "86" or not is_valid_mobile(info.pure_phone):
         raise DomainError("INVALID_PHONE", "仅支持中国大陆手机号码", "code")
     async with in_transaction():
+        # Two accounts binding the same number at once: one after the other, so the last one keeps it (issue #10).
+        await lock_value(f"phone:{info.pure_phone}")
         await User.filter(phone=info.pure_phone).exclude(id=user.id).update(phone=None, phone_verified_at=None)
         user.phone, user.phone_verified_at = info.pure_phone, now
         await user.save(update_fields=["phone", "phone_verified_at"])
@@ -129,31 +144,55 @@ def _locked(until: dt.datetime, now: dt.datetime) -> DomainError:
 
 async def staff_login(settings: Settings, username: str, password: str, *, now: dt.datetime) -> TokenPair:
     """Password sign-in of staff. Whether or not ``username`` exists, the answers and their cost are the same:
-    the password is always verified (against a dummy hash when needed) and failures lock the *username* out."""
+    the password is always verified (against a dummy hash when needed) and failures lock the *username* out.
+
+    Each attempt is counted *before* its password is checked (``_count_guess``), so however many requests arrive at
+    once, at most ``staff_login_max_failures`` passwords are ever checked per lock-out window (issue #10)."""
     username = (username or "").strip().lower()[:64]
     if not username or not password:
         raise invalid_credentials()
-    throttle = await StaffLoginThrottle.get_or_none(username=username)
-    if throttle and throttle.locked_until and throttle.locked_until > now:
-        raise _locked(throttle.locked_until, now)
+    guess = await _count_guess(settings, username, now)
     user = await User.get_or_none(username=username, is_active=True)
     stored = user.password_hash if user and user.role.is_staff and user.password_hash else _DUMMY_HASH
     ok = await asyncio.to_thread(_verify, stored, password) and stored is not _DUMMY_HASH
     if not ok:
-        await StaffLoginThrottle.get_or_create(username=username)
-        await StaffLoginThrottle.filter(username=username).update(failures=F("failures") + 1)
-        throttle = await StaffLoginThrottle.get(username=username)
-        if throttle.failures >= settings.staff_login_max_failures:
-            until = now + dt.timedelta(seconds=settings.staff_login_lockout_seconds)
-            await StaffLoginThrottle.filter(id=throttle.id).update(failures=0, locked_until=until)
-            raise _locked(until, now)
+        if guess >= settings.staff_login_max_failures:
+            raise _locked(now + dt.timedelta(seconds=settings.staff_login_lockout_seconds), now)
         raise invalid_credentials()
-    await StaffLoginThrottle.filter(username=username).delete()
+    # A success resets the count (guesses still being checked were counted before it and are forgotten with it).
+    await StaffLoginThrottle.filter(username=username).update(failures=0, locked_until=None)
     assert user is not None
     if HASHER.check_needs_rehash(user.password_hash):
         user.password_hash = await asyncio.to_thread(HASHER.hash, password)
         await user.save(update_fields=["password_hash"])
     return await start_session(settings, user, kind="STAFF", now=now)
+
+
+async def _count_guess(settings: Settings, username: str, now: dt.datetime) -> int:
+    """Take one of the username's guesses of the window, atomically; its number (1 = the first since the last
+    success or lock-out). The guess that reaches the limit locks the username at once, before its password is
+    checked, so a crash while checking cannot leave the count full and the username unlocked. A locked username
+    raises ``LOGIN_LOCKED`` here and its password is never checked.
+
+    One transaction whose first statement writes (``api/services/locks.py``): on PostgreSQL the row lock of the
+    counting UPDATE is held until the read-back, on SQLite the write lock; no other attempt counts in between."""
+    limit = settings.staff_login_max_failures
+    async with in_transaction():
+        await StaffLoginThrottle.bulk_create([StaffLoginThrottle(username=username)], ignore_conflicts=True)
+        await StaffLoginThrottle.filter(username=username, locked_until__lte=now).update(failures=0, locked_until=None)
+        counted = await StaffLoginThrottle.filter(username=username, locked_until__isnull=True).update(
+            failures=F("failures") + 1
+        )
+        throttle = await StaffLoginThrottle.get(username=username)
+        locked_until = throttle.locked_until
+        if counted and throttle.failures >= limit:
+            locked_until = now + dt.timedelta(seconds=settings.staff_login_lockout_seconds)
+            await StaffLoginThrottle.filter(id=throttle.id).update(locked_until=locked_until)
+    # Refused outside the transaction, which must commit: the count and the lock are what a refusal leaves behind.
+    if not counted or throttle.failures > limit:  # > : the limit was lowered meanwhile, this guess is over it
+        assert locked_until is not None
+        raise _locked(locked_until, now)
+    return throttle.failures
 
 
 def _verify(stored: str, password: str) -> bool:

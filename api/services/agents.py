@@ -17,6 +17,7 @@ from api.domain.codes import is_valid_mobile
 from api.domain.errors import DomainError
 from api.models import AgentAuthorization, Organization, User
 from api.services.access import Viewer, not_found, require_viewer
+from api.services.locks import lock_row
 
 
 def active(**filters) -> "object":
@@ -103,6 +104,9 @@ async def authorize_agent(
     if not name or len(name) > 100:
         raise DomainError("REQUIRED", "请填写经办人姓名", "name")
     async with in_transaction():
+        # The organisation's row is the lock of "one authorisation per phone": two grants of the same phone at once
+        # find the first one's row instead of both creating one (issue #10, api/services/locks.py).
+        await lock_row(Organization, organization.id, "name")
         existing = await active(organization_id=organization.id, phone=phone).first()
         if existing is not None:
             existing.agent_name, existing.is_admin = name, is_admin

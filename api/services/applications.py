@@ -22,6 +22,7 @@ from api.models import Application, Case, CaseEvent, ProcessTemplate, Project, T
 from api.services.access import Viewer, client_key, not_found, project_scope
 from api.services.cases import resolve_uploads
 from api.services.certificates import cite_certificates
+from api.services.locks import lock_row
 
 MAX_ITEMS = 50
 MAX_FORM_TEXT = 2000
@@ -96,6 +97,12 @@ async def submit_application(
 
     try:
         async with in_transaction():
+            # The project's row is the lock of "one open case per item": two submissions at once (or a retry with
+            # its idempotency key) check and create one after the other (issue #10, api/services/locks.py).
+            await lock_row(Project, project.id, "name")
+            if key is not None and (previous := await _previous(key)) is not None:
+                return previous
+            await _check_open_cases(project, entries)
             return await _create(viewer, project, stage_enum, entries, clean_form, clean_materials, key, now)
     except IntegrityError:
         if key is not None and (previous := await _previous(key)) is not None:

@@ -171,6 +171,12 @@ async def _apply(
     now: dt.datetime,
 ) -> ActionResult:
     case = await _load_case(actor, case_id, case_code)
+    if dedupe_key is not None:
+        # The same request sent twice at once: the first has applied it by now (the case row is locked); the second
+        # answers like a retry instead of being refused by the state the first left (issue #10).
+        previous = await _previous_result(dedupe_key, action, case_id, case_code)
+        if previous is not None:
+            return previous
     party = _party(actor, action)
     try:
         plan = plan_transition(

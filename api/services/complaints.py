@@ -41,6 +41,7 @@ from api.models.feedback import Complaint, ComplaintEvent, ComplaintMessage
 from api.services.access import NOTHING, Viewer, client_key, require_viewer
 from api.services.applications import check_project_code
 from api.services.cases import resolve_uploads
+from api.services.locks import lock_row
 from api.services.progress import Page, page_of
 from api.settings import Settings
 
@@ -127,15 +128,12 @@ async def file_complaint(
         department = await Department.get_or_none(id=department_id)
         if department is None:
             raise DomainError("NOT_FOUND", "部门不存在", "departmentId")
-    # Rate limit per filer and calendar day in China (a 差 flood helps no one).
+    # Rate limit per filer and calendar day in China (a 差 flood helps no one). Checked here to spare the content
+    # check, and again, atomically with the insert, below.
     day_start = dt.datetime.combine(
         now.astimezone(SHANGHAI).date(), dt.time(0), tzinfo=SHANGHAI
     )
-    filed_today = await Complaint.filter(filer_id=viewer.user_id, created_at__gte=day_start).count()
-    if filed_today >= settings.complaint_daily_limit:
-        raise DomainError(
-            "RATE_LIMITED", f"每人每天最多提交{settings.complaint_daily_limit}条建议或投诉，请明天再试", None
-        )
+    await _check_daily_limit(viewer.user_id, day_start, settings)
     images = await resolve_uploads(viewer, image_ids, field="imageIds")
     user = await User.get(id=viewer.user_id)
     verdict = await check_text(cleaned, user.openid)
@@ -144,6 +142,12 @@ async def file_complaint(
 
     try:
         async with in_transaction():
+            # The filer's row is the lock of its daily count: simultaneous filings (also from other processes)
+            # count and insert one after the other, so the limit holds however they interleave (issue #10).
+            await lock_row(User, viewer.user_id, "display_name")
+            if key and (previous := await Complaint.get_or_none(idempotency_key=key)) is not None:
+                return FiledComplaint(previous, duplicate=True)
+            await _check_daily_limit(viewer.user_id, day_start, settings)
             complaint = await Complaint.create(
                 filer_id=viewer.user_id, kind=kind, category=category, text=cleaned, images=images,
                 project_code=code, department_id=department.id if department else None, contact_phone=phone,
@@ -153,8 +157,16 @@ async def file_complaint(
     except IntegrityError:
         if key and (previous := await Complaint.get_or_none(idempotency_key=key)) is not None:
             return FiledComplaint(previous, duplicate=True)
-        raise
+        raise DomainError("CONFLICT", "提交冲突，请稍后重试", None) from None
     return FiledComplaint(complaint, duplicate=False)
+
+
+async def _check_daily_limit(filer_id: int, day_start: dt.datetime, settings: Settings) -> None:
+    filed_today = await Complaint.filter(filer_id=filer_id, created_at__gte=day_start).count()
+    if filed_today >= settings.complaint_daily_limit:
+        raise DomainError(
+            "RATE_LIMITED", f"每人每天最多提交{settings.complaint_daily_limit}条建议或投诉，请明天再试", None
+        )
 
 
 # -- the flow -------------------------------------------------------------------------------------------------------
@@ -221,10 +233,8 @@ async def act(
     dedupe = f"user:{viewer.user_id}:{request_id}" if request_id else None
     if dedupe and len(request_id) > 128:
         raise DomainError("INVALID_INPUT", "请求编号不能超过128个字符", "requestId")
-    if dedupe and (previous := await ComplaintEvent.get_or_none(dedupe_key=dedupe)) is not None:
-        if previous.complaint_id != complaint_id or previous.action is not action:
-            raise DomainError("DUPLICATE_REQUEST_ID", "该请求编号已用于另一项操作", "requestId")
-        return await get_complaint(viewer, complaint_id), True
+    if dedupe and (done := await _previous_act(viewer, dedupe, complaint_id, action)) is not None:
+        return done
     from api.services.notices import record_notice
     from notifications import dispatch
     from notifications.kinds import NoticeKind
@@ -234,6 +244,10 @@ async def act(
     try:
         async with in_transaction():
             complaint = await get_complaint(viewer, complaint_id, lock=True)
+            # The same request sent twice at once: the first has acted by now; the second answers like a retry
+            # instead of being refused by the state the first left (issue #10).
+            if dedupe and (done := await _previous_act(viewer, dedupe, complaint_id, action)) is not None:
+                return done
             party = party_of(viewer, complaint)
             if party is None:
                 raise _not_found()
@@ -280,10 +294,24 @@ async def act(
                 )
                 notified = True
     except IntegrityError:
+        if dedupe and (done := await _previous_act(viewer, dedupe, complaint_id, action)) is not None:
+            return done
         raise DomainError("CONFLICT", "诉求刚被他人处理，请刷新后重试", None) from None
     if notified:
         await dispatch.wake()
     return await Complaint.get(id=complaint_id), False
+
+
+async def _previous_act(
+    viewer: Viewer, dedupe: str, complaint_id: int, action: ComplaintAction
+) -> tuple[Complaint, bool] | None:
+    """The answer to a retry of an action already done with this request id; ``None`` when it was not done."""
+    previous = await ComplaintEvent.get_or_none(dedupe_key=dedupe)
+    if previous is None:
+        return None
+    if previous.complaint_id != complaint_id or previous.action is not action:
+        raise DomainError("DUPLICATE_REQUEST_ID", "该请求编号已用于另一项操作", "requestId")
+    return await get_complaint(viewer, complaint_id), True
 
 
 def _global_id(complaint_id: int) -> str:
@@ -327,8 +355,10 @@ async def post_message(
         )
     except IntegrityError:
         if dedupe and (previous := await ComplaintMessage.get_or_none(dedupe_key=dedupe)) is not None:
+            if previous.complaint_id != complaint.id:
+                raise DomainError("DUPLICATE_REQUEST_ID", "该请求编号已用于另一条消息", "requestId") from None
             return previous, True
-        raise
+        raise DomainError("CONFLICT", "留言提交冲突，请稍后重试", None) from None
     await broker.publish(thread_channel(complaint.id), {"messageId": message.id})
     return message, False
 

@@ -150,19 +150,23 @@ async def record_follow_up(
         if step is FollowUpStep.CONTACT:
             if rating.contacted_at is not None:
                 return rating  # recorded already: a retry changes nothing
-            await Rating.filter(id=rating.id).update(contacted_at=now, contact_note=text)
+            # Each step is recorded once, also when sent twice at once: the update is conditional (issue #10).
+            await Rating.filter(id=rating.id, contacted_at__isnull=True).update(contacted_at=now, contact_note=text)
         elif step is FollowUpStep.RECTIFY:
             if rating.contacted_at is None:
                 raise DomainError("INVALID_TRANSITION", "请先回访评价人，再记录整改情况", None)
             if rating.rectified_at is not None:
                 return rating
-            await Rating.filter(id=rating.id).update(rectified_at=now, rectification=text)
+            await Rating.filter(id=rating.id, rectified_at__isnull=True).update(rectified_at=now, rectification=text)
         else:
             if rating.rectified_at is None:
                 raise DomainError("INVALID_TRANSITION", "请先记录整改情况，再反馈整改结果", None)
             if rating.result_reported_at is not None:
                 return rating
-            await Rating.filter(id=rating.id).update(result=text, result_reported_at=now)
+            if not await Rating.filter(id=rating.id, result_reported_at__isnull=True).update(
+                result=text, result_reported_at=now
+            ):
+                return await Rating.get(id=rating.id)  # reported by a simultaneous twin: one notice only
             department = await Department.get(id=rating.department_id)
             item_name = "建议和投诉"
             if rating.item_code:
@@ -197,7 +201,8 @@ async def appeal(viewer: Viewer | None, rating_id: int, reason: str) -> Rating:
     rating = await _department_rating(viewer, rating_id)
     if rating.appeal_status != "NONE":
         raise DomainError("INVALID_TRANSITION", "该评价已申诉过", None)
-    await Rating.filter(id=rating.id, appeal_status="NONE").update(appeal_status="PENDING", appeal_reason=text)
+    if not await Rating.filter(id=rating.id, appeal_status="NONE").update(appeal_status="PENDING", appeal_reason=text):
+        raise DomainError("INVALID_TRANSITION", "该评价已申诉过", None)  # a simultaneous appeal came first
     return await Rating.get(id=rating_id)
 
 
@@ -209,9 +214,11 @@ async def decide_appeal(viewer: Viewer | None, rating_id: int, upheld: bool, not
     rating = await get_rating(viewer, rating_id)
     if rating.appeal_status != "PENDING":
         raise DomainError("INVALID_TRANSITION", "该评价没有待复核的申诉", None)
-    await Rating.filter(id=rating.id, appeal_status="PENDING").update(
+    decided = await Rating.filter(id=rating.id, appeal_status="PENDING").update(
         appeal_status="UPHELD" if upheld else "REJECTED", appeal_decided_at=now, appeal_decision_note=text
     )
+    if not decided:  # a simultaneous decision came first: this one was not applied, say so
+        raise DomainError("INVALID_TRANSITION", "该评价没有待复核的申诉", None)
     return await Rating.get(id=rating_id)
 
 

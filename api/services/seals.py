@@ -164,9 +164,11 @@ async def revoke_seal(viewer: Viewer | None, *, seal_id: int, reason: str, now: 
         raise DomainError("CONFLICT", "该印章已被吊销", "sealId")
     # A PDF signature's signingTime has whole seconds: the revocation counts from the start of its second, so a
     # signature made in that same second is on the safe side (invalid), never the other way round.
-    await Seal.filter(id=seal_id, status=SealStatus.ACTIVE).update(
+    revoked = await Seal.filter(id=seal_id, status=SealStatus.ACTIVE).update(
         status=SealStatus.REVOKED, revoked_at=now.replace(microsecond=0), revoke_reason=reason[:500]
     )
+    if not revoked:  # a simultaneous revocation came first (its reason and time stand)
+        raise DomainError("CONFLICT", "该印章已被吊销", "sealId")
     return await Seal.get(id=seal_id)
 
 
