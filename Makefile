@@ -26,11 +26,14 @@ install: $(VENV)/.installed ## create .venv and install the package with its tes
 system-deps: ## install redis-server, pdfsig, CJK fonts, PostgreSQL (apt; root)
 	bash scripts/install-system-deps.sh
 
-demo: install ## migrate the SQLite database, load demo data (prints tokens), serve on 127.0.0.1:PORT
+# The demo's console shows warnings and the banner; requests and notices go to var/log/ (override either variable).
+demo: export JIANSHEN_LOG_FILE ?= var/log/jianshen.log
+demo: export JIANSHEN_CONSOLE_LOG_LEVEL ?= WARNING
+demo: install ## migrate the SQLite database, load demo data (prints accounts, tokens), serve on 127.0.0.1:PORT
 	@mkdir -p var
 	$(PY) -m api migrate
-	$(PY) -m api load-demo --tokens var/demo-tokens.json
-	$(PY) -m api serve --host 127.0.0.1 --port $(PORT)
+	$(PY) -m api load-demo --tokens var/demo-tokens.json --host 127.0.0.1 --port $(PORT)
+	$(PY) -m api serve --host 127.0.0.1 --port $(PORT) --demo-tokens var/demo-tokens.json
 
 test: install system-deps ## run the test suite (PYTEST_ARGS=...)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -1,13 +1,20 @@
 """Command line: ``python -m api <command>``.
 
     migrate                       apply pending migrations, seed the shipped holiday calendars the database lacks
-    load-demo [--tokens FILE]     load the demo data (idempotent) and write a ready token per demo role
+    load-demo [--tokens FILE] [--host H] [--port P]
+                                  load the demo data (idempotent), write a ready token per demo role, list the
+                                  demo accounts; H:P is where `serve` will listen (the sealed PDFs' links)
     load-catalog [--dir D] [--check]  validate the catalogue files (api/data/catalog) and load them (idempotent)
-    serve [--host H] [--port P]   run the service (uvicorn)
+    serve [--host H] [--port P] [--demo-tokens FILE]
+                                  run the service (uvicorn); a banner says where, once it listens
     export-schema [--output F]    write the GraphQL SDL
     export-manifest [--output F]  write graphql/operations/manifest.json (the persisted operations' ids)
     set-password USERNAME         set a staff member's password (read from stdin; the password policy applies)
-    rotate-ingest-secret CODE...  give departments new random ingest secrets, printed once
+    department list               the departments' codes and names
+    department secret CODE... [--rotate]
+                                  whether a department has an ingest secret; --rotate: a new random one, printed
+                                  once, the old one valid for JIANSHEN_INGEST_SECRET_GRACE_SECONDS
+    rotate-ingest-secret CODE...  the same as department secret CODE... --rotate
     revoked-seals [--output F]    export the revoked seals (serial → revocation time) for `python -m esign verify --revoked`
     calendar load FILE...         load a year's holiday schedule (国务院办公厅节假日安排) from a JSON file
     calendar show                 list the years the database has
@@ -56,7 +63,17 @@ def cmd_load_demo(args) -> int:
     if settings.is_production:
         print("refusing to load demo data in production mode", file=sys.stderr)
         return 2
-    tokens = asyncio.run(_with_orm(lambda: load_demo(settings)))
+    from api.demo import demo_accounts, demo_accounts_text
+
+    # The sealed PDFs made now print the address `serve` will listen on (issue #12: links follow the port).
+    settings = settings.served_at(args.host, args.port)
+
+    async def load() -> tuple[dict[str, str], str]:
+        tokens = await load_demo(settings)
+        return tokens, demo_accounts_text(await demo_accounts())
+
+    tokens, accounts = asyncio.run(_with_orm(load))
+    print(accounts)
     if args.tokens:
         path = Path(args.tokens)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -98,18 +115,54 @@ def cmd_serve(args) -> int:
 
     from api.app import create_app
 
-    settings = get_settings()
-    print(f"GraphQL: http://{args.host}:{args.port}/graphql", flush=True)
+    # Unset in development, the public base URL is the address served (issue #12); production must set it.
+    settings = get_settings().served_at(args.host, args.port)
     # A WebSocket frame is capped like a POST body (issue #10): uvicorn closes the connection with 1009 past it.
     # uvicorn would believe X-Forwarded-For from 127.0.0.1 by default: anyone on the host could pick the address the
     # rate limits count. Only the proxies the operator names are believed (JIANSHEN_FORWARDED_ALLOW_IPS).
     forwarded = settings.forwarded_allow_ips.strip()
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings), host=args.host, port=args.port, log_level="warning", access_log=False,
         ws_max_size=settings.graphql_max_body_bytes,
         proxy_headers=bool(forwarded), forwarded_allow_ips=forwarded or None,
     )
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets=None) -> None:
+            await super().startup(sockets)
+            if self.started:  # listening: the banner is the last thing the console shows (issue #12)
+                print(banner(settings, args), flush=True)
+
+    Server(config).run()
     return 0
+
+
+def banner(settings, args) -> str:
+    base = settings.base_url
+    lines = [
+        "",
+        "=" * 72,
+        f"  Jianshen is serving on {args.host}:{args.port}",
+        f"  GraphQL{' and GraphiQL' if settings.graphiql_enabled else ''}: {base}/graphql",
+        f"  Certificate check (核验): {base}/verify",
+    ]
+    if args.demo_tokens:
+        lines += [
+            f"  Tokens, one per role: {args.demo_tokens} (header Authorization: Bearer <token>)",
+            "  Sign in as: staff demo.clerk, demo.approver, demo.supervisor (staffLogin, password "
+            f"{_demo_password()}); WeChat dev:demo.applicant, dev:demo.citizen (loginWithWechat)",
+            "  Every account and the cases worth trying: printed by load-demo above, and in README.md",
+        ]
+    if settings.log_file is not None:
+        lines.append(f"  Logs: {settings.log_file} (console: {settings.console_log_level or settings.log_level} and up)")
+    lines += ["  Stop with Ctrl+C", "=" * 72]
+    return "\n".join(lines)
+
+
+def _demo_password() -> str:
+    from api.domain.accounts import DEMO_STAFF_PASSWORD
+
+    return DEMO_STAFF_PASSWORD
 
 
 def cmd_export_manifest(args) -> int:
@@ -176,21 +229,41 @@ def cmd_set_password(args) -> int:
     return 0
 
 
-def cmd_rotate_ingest_secret(args) -> int:
-    """Departments' new HMAC keys for POST /ingest/events: random, printed once (``CODE SECRET`` a line) for their
-    systems' configuration. The old key stops working at once."""
-    import secrets
+def cmd_department_secret(args) -> int:
+    """A department's HMAC key for POST /ingest/events. ``--rotate``: a new random key, printed once (``CODE SECRET``
+    a line) for its system's configuration; the old one stays valid for JIANSHEN_INGEST_SECRET_GRACE_SECONDS.
+    Without ``--rotate``: whether a key is set and until when the previous one is accepted (never the keys)."""
+    import datetime as dt
 
     from api.models import Department
+    from api.services.ingest import rotate_ingest_secret
+
+    settings = get_settings()
 
     async def run() -> list[str]:
         missing = []
+        now = dt.datetime.now(dt.timezone.utc)
         for code in args.codes:
-            secret = secrets.token_urlsafe(48)  # 64 characters, within the column's 128
-            if await Department.filter(code=code).update(ingest_secret=secret):
+            if args.rotate:
+                secret = await rotate_ingest_secret(code, now=now, grace_seconds=settings.ingest_secret_grace_seconds)
+                if secret is None:
+                    missing.append(code)
+                    continue
                 print(f"{code} {secret}")
-            else:
+                department = await Department.get(code=code)
+                until = department.previous_ingest_secret_until
+                print(f"{code}: the previous secret " + (f"is accepted until {until.isoformat()}" if until else
+                      "no longer works"), file=sys.stderr)
+                continue
+            department = await Department.get_or_none(code=code)
+            if department is None:
                 missing.append(code)
+                continue
+            state = "a secret is set" if (department.ingest_secret or "").strip() else "no secret: pushes are refused"
+            until = department.previous_ingest_secret_until
+            if until is not None and until > now:
+                state += f"; the previous one is accepted until {until.isoformat()}"
+            print(f"{code} {department.name}: {state}")
         return missing
 
     missing = asyncio.run(_with_orm(run))
@@ -198,6 +271,23 @@ def cmd_rotate_ingest_secret(args) -> int:
         print(f"no department with the code(s) {' '.join(missing)}", file=sys.stderr)
         return 1
     return 0
+
+
+def cmd_department_list(_args) -> int:
+    from api.models import Department
+
+    async def run() -> None:
+        for department in await Department.all().order_by("code"):
+            print(f"{department.code:10} {department.name}")
+
+    asyncio.run(_with_orm(run))
+    return 0
+
+
+def cmd_rotate_ingest_secret(args) -> int:
+    """The older spelling of ``department secret CODE... --rotate`` (issue #10), kept for scripts that use it."""
+    args.rotate = True
+    return cmd_department_secret(args)
 
 
 def cmd_calendar(args) -> int:
@@ -230,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("migrate", help="apply pending migrations").set_defaults(func=cmd_migrate)
     demo = sub.add_parser("load-demo", help="load demo data and write demo tokens")
     demo.add_argument("--tokens", help="write the tokens to this JSON file")
+    demo.add_argument("--host", default="127.0.0.1", help="the address `serve` will listen on (links in the PDFs)")
+    demo.add_argument("--port", type=int, default=8000, help="the port `serve` will listen on (links in the PDFs)")
     demo.set_defaults(func=cmd_load_demo)
     catalog = sub.add_parser("load-catalog", help="validate and load the catalogue files")
     catalog.add_argument("--dir", help="the catalogue folder (default: the shipped api/data/catalog)")
@@ -238,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     serve = sub.add_parser("serve", help="run the service")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--demo-tokens", help="the demo's tokens file, named in the start-up banner")
     serve.set_defaults(func=cmd_serve)
     export = sub.add_parser("export-schema", help="write the GraphQL SDL")
     export.add_argument("--output")
@@ -251,7 +344,14 @@ def main(argv: list[str] | None = None) -> int:
     password = sub.add_parser("set-password", help="set a staff member's password (from stdin)")
     password.add_argument("username")
     password.set_defaults(func=cmd_set_password)
-    rotate = sub.add_parser("rotate-ingest-secret", help="give departments new ingest secrets (printed once)")
+    department = sub.add_parser("department", help="departments: list, ingest secrets")
+    department_sub = department.add_subparsers(dest="department_command", required=True)
+    department_sub.add_parser("list", help="the departments' codes and names").set_defaults(func=cmd_department_list)
+    secret = department_sub.add_parser("secret", help="a department's ingest secret: state, or --rotate")
+    secret.add_argument("codes", nargs="+", metavar="CODE")
+    secret.add_argument("--rotate", action="store_true", help="give a new random secret, printed once")
+    secret.set_defaults(func=cmd_department_secret)
+    rotate = sub.add_parser("rotate-ingest-secret", help="= department secret CODE... --rotate")
     rotate.add_argument("codes", nargs="+", metavar="CODE")
     rotate.set_defaults(func=cmd_rotate_ingest_secret)
     calendar = sub.add_parser("calendar", help="holiday calendars")

@@ -69,6 +69,13 @@ class GraphQLApp(GraphQL):
         self.changes = changes
         self.answers = ResponseCache(settings.response_cache_mb * 1024 * 1024)
 
+    @property
+    def graphql_ide_html(self) -> str:
+        # GraphiQL's scripts from this service, not unpkg.com (api/graphiql.py, issue #12).
+        from api.graphiql import offline_graphiql_html
+
+        return offline_graphiql_html()
+
     def decode_json(self, data: str | bytes) -> object:
         return decode_request_json(data)  # a 400 for anything but a UTF-8 JSON object (api/schema/inputs.py)
 
@@ -222,6 +229,7 @@ def create_app(
             Route("/verify", verify_upload, methods=["POST"]),
             Route("/verify/{identifier}", verify_page, methods=["GET"]),
             Mount("/graphql", graphql_endpoint),
+            *_graphiql_assets(settings),
         ],
         lifespan=lifespan,
         # A database too busy to take a write answers 503 with Retry-After on the REST routes (api/busy.py).
@@ -239,6 +247,17 @@ def create_app(
     app.add_middleware(RequestLogMiddleware, metrics=metrics)
     app.add_middleware(NoSniffMiddleware)  # outermost: also on the 401s of AuthMiddleware
     return app
+
+
+def _graphiql_assets(settings: Settings) -> list[Mount]:
+    """GraphiQL's vendored scripts and styles, where GraphiQL is served (api/graphiql.py)."""
+    if not settings.graphiql_enabled:
+        return []
+    from starlette.staticfiles import StaticFiles
+
+    from api.graphiql import PREFIX, STATIC_DIR
+
+    return [Mount(PREFIX.rstrip("/"), StaticFiles(directory=STATIC_DIR))]
 
 
 @contextlib.asynccontextmanager

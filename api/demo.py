@@ -115,6 +115,17 @@ TOKEN_USERS = {
     "ADMIN": "demo.admin",
 }
 
+# What each demo account may do (printed by ``make demo`` and listed in the README, issue #12).
+CAN_DO = {
+    Role.APPLICANT: "its organisation's projects: submitApplication, submitCorrection, withdrawCase, retractCase; "
+    "certificates; agents",
+    Role.CITIZEN: "fileComplaint, rateCase; its own complaints and ratings",
+    Role.WINDOW_CLERK: "its region's cases (the whole city): acceptCase, rejectCase, requestCorrection",
+    Role.APPROVER: "its department's cases: startCase, beginSpecialProcedure, decideCase, revokeCase",
+    Role.SUPERVISOR: "reads everything: statistics, every project and case, complaints, rating appeals",
+    Role.ADMIN: "everything, plus accounts and the catalogue",
+}
+
 DESIGN_UNIT = "珠海城建设计研究院有限公司"
 CONSTRUCTION_UNIT = "珠海城建工程建设有限公司"
 SUPERVISION_UNIT = "珠海正衡工程监理有限公司"
@@ -523,6 +534,91 @@ async def load_demo(
             settings, user_id=users[name].id, role=role, session_id=str(session.id), ttl=settings.demo_token_ttl
         )
     return tokens
+
+
+# What each listed action needs besides the case: an approval its 批复文件 (a refusal a reason instead), a withdrawal
+# its reason, a correction the ids of the files uploaded with POST /uploads.
+TRY_EXTRA = {
+    "decideCase": ', decision: APPROVED, document: {{approvalDate: "{today}", documentNumber: "珠建审〔2026〕1号", '
+                  'documentTitle: "同意批复", validUntil: "9999-01-01"}}',
+    "withdrawCase": ', reason: "申请材料需调整，撤回申请"',
+    "submitCorrection": ', uploadIds: ["<id from POST /uploads>"]',
+}
+
+
+@dataclass(frozen=True)
+class DemoAccount:
+    role: Role
+    username: str
+    name: str
+    where: str  # organisation, department or region
+    can_do: str
+    token: bool  # its token is in var/demo-tokens.json
+    try_cases: tuple[tuple[str, str, str, str], ...] = ()  # (action, case id, project code, item code)
+
+
+async def demo_accounts() -> list[DemoAccount]:
+    """Every demo account with where it belongs and, for the token holders, cases its token can act on now (the
+    next step of accept → start → decide). Read from the database, so the ids are those of this load."""
+    from api.domain.lifecycle import CaseState
+    from api.models import Case
+    from api.schema.base import to_global_id
+
+    users = await User.filter(username__in=[u[0] for u in USERS]).prefetch_related("organization", "department")
+    by_name = {user.username: user for user in users}
+    holders = set(TOKEN_USERS.values())
+
+    async def cases(action: str, states: list[CaseState], user: User | None = None, n: int = 2, order: str = "id"):
+        query = Case.filter(state__in=states)
+        if user is not None and user.role is Role.APPROVER:
+            query = query.filter(department_id=user.department_id)
+        elif user is not None and user.role is Role.APPLICANT:
+            query = query.filter(project__organization_id=user.organization_id)
+        found = await query.order_by(order).limit(n).prefetch_related("project", "item")
+        return [(action, to_global_id("Case", case.pk), case.project.code, case.item.code) for case in found]
+
+    accounts = []
+    for username, name, role, _where in USERS:
+        user = by_name[username]
+        if user.organization is not None:
+            where = user.organization.name
+        elif user.department is not None:
+            where = f"{user.department.name} ({user.department.code})"
+        elif user.region_code:
+            where = f"region {user.region_code}"
+        else:
+            where = "—"
+        tries: list[tuple[str, str, str, str]] = []
+        if username in holders:
+            if role is Role.WINDOW_CLERK:
+                tries = await cases("acceptCase", [CaseState.RECEIVED, CaseState.CORRECTED])
+            elif role is Role.APPROVER:
+                tries = await cases("startCase", [CaseState.ACCEPTED], user, 1)
+                tries += await cases("decideCase", [CaseState.IN_PROGRESS], user)
+            elif role is Role.APPLICANT:
+                tries = await cases("submitCorrection", [CaseState.CORRECTION], user, 1)
+                # The last waiting case: the window's first ones are listed for acceptCase.
+                tries += await cases("withdrawCase", [CaseState.RECEIVED], user, 1, "-id")
+        accounts.append(DemoAccount(role, username, name, where, CAN_DO[role], username in holders, tuple(tries)))
+    return accounts
+
+
+def demo_accounts_text(accounts: list[DemoAccount]) -> str:
+    """What ``make demo`` prints: who to sign in as and what to try."""
+    lines = [
+        f"Demo accounts (staff: staffLogin with the password {DEMO_STAFF_PASSWORD}; WeChat users: loginWithWechat with "
+        "the code dev:<username>; * = its token is in the tokens file):",
+    ]
+    for account in accounts:
+        mark = "*" if account.token else " "
+        lines.append(f" {mark} {account.role.value:12} {account.username:21} {account.name}  {account.where}")
+        if account.token:
+            lines.append(f"      can: {account.can_do}")
+        for action, case_id, project, item in account.try_cases:
+            extra = TRY_EXTRA.get(action, "").format(today=dt.datetime.now(SHANGHAI).date())
+            lines.append(f"      try: {action}(input: {{caseId: \"{case_id}\"{extra}}})   project {project}, item {item}")
+    lines.append("A case goes acceptCase (window) → startCase (approver) → decideCase (approver).")
+    return "\n".join(lines)
 
 
 async def _seal_certificates(settings: Settings, limit: int | None) -> int:

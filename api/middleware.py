@@ -56,13 +56,27 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(settings: Settings) -> None:
+    """JSON lines to the console (stderr) at ``JIANSHEN_CONSOLE_LOG_LEVEL``, and, with ``JIANSHEN_LOG_FILE``, to that
+    file at ``JIANSHEN_LOG_LEVEL``: ``make demo`` keeps its console for the banner (issue #12)."""
     root = logging.getLogger("jianshen")
-    if not any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(JsonFormatter())
-        root.addHandler(handler)
-        root.propagate = False
-    root.setLevel(settings.log_level.upper())
+    level = logging.getLevelName(settings.log_level.upper())
+    console = logging.getLevelName((settings.console_log_level or settings.log_level).upper())
+    for handler in [h for h in root.handlers if isinstance(h.formatter, JsonFormatter)]:
+        root.removeHandler(handler)  # a second app in the same process (tests) configures afresh
+        if isinstance(handler, logging.FileHandler):
+            handler.close()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    handler.setLevel(console)
+    root.addHandler(handler)
+    if settings.log_file is not None:
+        settings.log_file.parent.mkdir(parents=True, exist_ok=True)
+        to_file = logging.FileHandler(settings.log_file, encoding="utf-8")
+        to_file.setFormatter(JsonFormatter())
+        to_file.setLevel(level)
+        root.addHandler(to_file)
+    root.propagate = False
+    root.setLevel(level if settings.log_file is not None else max(level, console))
 
 
 def _unauthenticated(message: str) -> JSONResponse:

@@ -20,6 +20,7 @@ from notifications.templates import cached_templates
 DEV_SECRET_KEY = "dev-only-secret-key-change-me-in-production-0123456789"
 DEV_INGEST_SECRET_PREFIX = "dev-ingest-secret"
 DEV_ESIGN_KEK = "dev-only-seal-key-encryption-key-change-me-0123456789"
+DEV_PUBLIC_BASE_URL = "http://localhost:8000"  # links of a development process that is not `serve`
 DEV_CHECK_CODE_SECRET = "dev-only-certificate-check-code-secret-0123456789"
 
 
@@ -51,6 +52,10 @@ class Settings(BaseSettings):
     upload_max_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="Largest accepted upload, bytes")
     ingest_max_skew: int = Field(
         300, ge=10, description="Largest clock difference accepted on a department system's signed request, seconds"
+    )
+    ingest_secret_grace_seconds: int = Field(
+        86400, ge=0, le=30 * 86400, description="How long a department's previous ingest secret stays valid after "
+        "`python -m api department secret CODE --rotate`, seconds (0 = it stops at once)",
     )
     ingest_max_batch: int = Field(500, ge=1, le=5000, description="Most events in one ingest request")
     event_max_future_skew: int = Field(
@@ -93,6 +98,13 @@ class Settings(BaseSettings):
     )
     page_max: int = Field(100, ge=1, le=1000, description="Largest `first` accepted by a connection")
     log_level: str = Field("INFO", description="Log level")
+    log_file: Path | None = Field(
+        None, description="Also write the JSON log lines to this file (its directory is created); unset = console only",
+    )
+    console_log_level: str | None = Field(
+        None, description="Level of the log lines written to the console (stderr); unset = `JIANSHEN_LOG_LEVEL`. "
+        "`make demo` sets WARNING and a log file, so requests and notices go to var/log/ (issue #12)",
+    )
     refresh_token_ttl: int = Field(
         30 * 86400, ge=3600, description="Lifetime of a refresh token, seconds (each refresh issues a new one)"
     )
@@ -179,8 +191,9 @@ class Settings(BaseSettings):
     certificate_check_secret: str = Field(
         DEV_CHECK_CODE_SECRET, description="HMAC secret of the check codes printed on certificates; ≥ 32 characters"
     )
-    public_base_url: str = Field(
-        "http://localhost:8000", description="Public base URL of this service: QR codes and download links point here"
+    public_base_url: str | None = Field(
+        None, description="Public base URL of this service: QR codes and download links point here; required in "
+        "production; unset in development = the address `python -m api serve` listens on (issue #12)",
     )
     certificate_download_ttl: int = Field(
         300, ge=10, le=86400, description="Lifetime of a certificate's signed download link, seconds"
@@ -209,6 +222,21 @@ class Settings(BaseSettings):
         return self.env is Environment.PRODUCTION
 
     @property
+    def base_url(self) -> str:
+        """Where QR codes and links point. Unset (development only) and not given by ``serve``: the default port."""
+        return (self.public_base_url or DEV_PUBLIC_BASE_URL).rstrip("/")
+
+    def served_at(self, host: str, port: int) -> "Settings":
+        """These settings with the public base URL of a development server listening on ``host:port`` (issue #12:
+        links follow the port), unless the operator set one."""
+        if self.public_base_url:
+            return self
+        if host in ("", "0.0.0.0", "::"):
+            host = "127.0.0.1"
+        host = f"[{host}]" if ":" in host else host
+        return self.model_copy(update={"public_base_url": f"http://{host}:{port}"})
+
+    @property
     def graphiql_enabled(self) -> bool:
         return (not self.is_production) if self.graphiql is None else self.graphiql
 
@@ -226,6 +254,11 @@ class Settings(BaseSettings):
             if self.certificate_check_secret == DEV_CHECK_CODE_SECRET:
                 raise ValueError(
                     "JIANSHEN_CERTIFICATE_CHECK_SECRET must be set to a secret of at least 32 characters in production"
+                )
+            if not (self.public_base_url or "").strip():
+                raise ValueError(
+                    "JIANSHEN_PUBLIC_BASE_URL must be set in production (e.g. https://jianshen.example.gov.cn): the QR "
+                    "codes printed on certificates point there for good"
                 )
         if len(self.esign_kek.encode()) < 32 or len(self.certificate_check_secret.encode()) < 32:
             raise ValueError("JIANSHEN_ESIGN_KEK and JIANSHEN_CERTIFICATE_CHECK_SECRET need at least 32 characters")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the machine-level programs the test suite talks to (DESIGN.md §7):
 #   redis-server, pdfsig and pdftoppm (poppler-utils), certutil (libnss3-tools: an NSS db holding the platform CA, so
-#   pdfsig can check trust too), a CJK font (fonts-noto-cjk) and the PostgreSQL server binaries.
+#   pdfsig can check trust too), a CJK font (fonts-noto-cjk), the PostgreSQL server binaries and Debian's chromium
+#   (the browser tests drive it with Playwright; Playwright's own browser download is not used, DESIGN.md §3b).
 # Idempotent and fast when everything is present: it only checks, and calls apt-get only for what is missing.
 # As root it installs with apt-get; otherwise it prints what to install and exits 1.
 # A server given by JIANSHEN_TEST_POSTGRES_URL / JIANSHEN_TEST_REDIS_URL is used as-is, so its binaries are not needed.
@@ -41,6 +42,9 @@ fi
 if ! have_cjk_font; then
     command -v fc-list >/dev/null 2>&1 || need fontconfig "fc-list"
     need fonts-noto-cjk "a CJK font (fc-list :lang=zh is empty)"
+fi
+if ! command -v chromium >/dev/null 2>&1; then
+    need chromium "chromium (browser tests)"
 fi
 if [ -z "${JIANSHEN_TEST_POSTGRES_URL:-}" ] && ! have_pg_server; then
     need postgresql "PostgreSQL server binaries (initdb, pg_ctl, postgres)"

@@ -13,7 +13,7 @@ def test_production_refuses_the_development_secret():
         Settings(env="production")
     with pytest.raises(ValidationError):
         Settings(env="production", secret_key="short")
-    production = dict(esign_kek="k" * 40, certificate_check_secret="c" * 40)
+    production = dict(esign_kek="k" * 40, certificate_check_secret="c" * 40, public_base_url="https://js.example")
     assert Settings(env="production", secret_key="x" * 40, **production).graphiql_enabled is False
 
 

@@ -211,3 +211,19 @@ async def test_demo_people_sign_in_as_in_the_readme(app, settings, client):
         {"u": "demo.clerk", "p": DEMO_STAFF_PASSWORD},
     )
     assert staff["staffLogin"]["errors"] == [] and staff["staffLogin"]["viewer"]["role"] == "WINDOW_CLERK"
+
+    # Issue #12: the README lists every demo account, and the cases it names to try are those `make demo` prints
+    # (the printed ones are run through a real server in tests/test_demo_served.py).
+    from api.demo import demo_accounts, demo_accounts_text
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    accounts = await demo_accounts()
+    for account in accounts:
+        short = account.username.removeprefix("demo.approver")
+        assert f"`{account.username}`" in readme or (short and f"`{short}`" in readme), account.username
+        for action, case_id, project, item in account.try_cases:
+            row = next((line for line in readme.splitlines() if f"`{case_id}`" in line), "")
+            assert f"| {account.role.value} | `{action}`" in row and project in row and item in row, (action, case_id)
+    printed = demo_accounts_text(accounts)
+    assert all(f" {account.username} " in printed for account in accounts)
+    assert sum(len(account.try_cases) for account in accounts) >= 5

@@ -41,6 +41,7 @@ def production(settings: Settings) -> Settings:
         env="production", database_url=settings.database_url, upload_dir=settings.upload_dir,
         esign_dir=settings.esign_dir, certificate_dir=settings.certificate_dir,
         secret_key="p" * 40, esign_kek="k" * 40, certificate_check_secret="c" * 40,
+        public_base_url="https://js.example",
     )
 
 
@@ -53,6 +54,7 @@ def serve_in_production(settings: Settings) -> subprocess.CompletedProcess:
     env = {
         **os.environ, "JIANSHEN_ENV": "production", "JIANSHEN_DATABASE_URL": settings.database_url,
         "JIANSHEN_SECRET_KEY": "p" * 40, "JIANSHEN_ESIGN_KEK": "k" * 40, "JIANSHEN_CERTIFICATE_CHECK_SECRET": "c" * 40,
+        "JIANSHEN_PUBLIC_BASE_URL": "https://js.example",
         "JIANSHEN_ESIGN_DIR": str(settings.esign_dir), "JIANSHEN_CERTIFICATE_DIR": str(settings.certificate_dir),
         "JIANSHEN_UPLOAD_DIR": str(settings.upload_dir),
     }
@@ -67,7 +69,7 @@ def rotate_ingest_secrets(settings: Settings, codes: list[str]) -> dict[str, str
     """The real command line, as an operator runs it."""
     env = {**os.environ, "JIANSHEN_DATABASE_URL": settings.database_url}
     done = subprocess.run(
-        [sys.executable, "-m", "api", "rotate-ingest-secret", *codes],
+        [sys.executable, "-m", "api", "department", "secret", *codes, "--rotate"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
     )
     assert done.returncode == 0, done.stderr
@@ -96,7 +98,7 @@ async def test_production_refuses_the_demo_secrets_until_they_are_changed(settin
     with pytest.raises(DevelopmentLeftovers) as refused:
         await start(production(settings))
     message = str(refused.value)
-    assert f"rotate-ingest-secret {' '.join(codes)}" in message, message
+    assert f"department secret {' '.join(codes)} --rotate" in message, message
     assert f"staff accounts {' '.join(staff)} still have the demo password" in message
     assert "set-password USERNAME" in message
     # The real process, as the operator starts it: it exits, saying the same.

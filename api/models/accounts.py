@@ -29,6 +29,10 @@ class Department(Model):
     uscc = fields.CharField(max_length=18, unique=True, validators=[USCCValidator()])
     region_code = fields.CharField(max_length=6, validators=[RegionCodeValidator()])
     ingest_secret = fields.CharField(max_length=128, null=True)  # HMAC-SHA256 key of POST /ingest/events
+    # The key before the last rotation, still accepted until ``previous_ingest_secret_until`` (the grace period,
+    # JIANSHEN_INGEST_SECRET_GRACE_SECONDS) while the department's system is reconfigured (issue #12).
+    previous_ingest_secret = fields.CharField(max_length=128, null=True)
+    previous_ingest_secret_until = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:

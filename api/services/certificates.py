@@ -177,7 +177,7 @@ def check_code_of(settings: Settings, certificate: Certificate) -> str:
 
 def verify_url(settings: Settings, certificate: Certificate) -> str:
     """What the QR code says: the public page, with the check code so that scanning needs no typing."""
-    return f"{settings.public_base_url.rstrip('/')}/verify/{certificate.identifier}?c={check_code_of(settings, certificate)}"
+    return f"{settings.base_url}/verify/{certificate.identifier}?c={check_code_of(settings, certificate)}"
 
 
 # -- the PDF (after the commit; idempotent) ---------------------------------------------------------------------------
@@ -388,7 +388,7 @@ def _download_mac(settings: Settings, certificate_id: int, expires: int) -> str:
 def download_url(settings: Settings, certificate: Certificate, now: dt.datetime) -> str:
     expires = int(now.timestamp()) + settings.certificate_download_ttl
     signature = _download_mac(settings, certificate.id, expires)
-    return f"{settings.public_base_url.rstrip('/')}/certificates/{certificate.id}/pdf?expires={expires}&sig={signature}"
+    return f"{settings.base_url}/certificates/{certificate.id}/pdf?expires={expires}&sig={signature}"
 
 
 def download_link_valid(settings: Settings, certificate_id: int, expires: str, sig: str, now: dt.datetime) -> bool:

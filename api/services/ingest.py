@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import logging
 import re
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,11 +102,45 @@ async def authenticate(
     # An unknown department and a bad signature answer the same: nothing to learn by probing.
     # No secret (or a blank one) means no push at all: there is no fallback key.
     secret = department.ingest_secret if department is not None and (department.ingest_secret or "").strip() else None
+    # After a rotation the previous key is accepted until its grace period ends (issue #12), then never again.
+    previous = None
+    if secret is not None and (department.previous_ingest_secret or "").strip():
+        until = department.previous_ingest_secret_until
+        previous = department.previous_ingest_secret if until is not None and now < until else None
     expected = sign(secret or "unknown-department", timestamp, body)  # same work either way
+    expected_before = sign(previous or "no-previous-secret", timestamp, body)
     given = signature.strip().lower()
-    if secret is None or not SIGNATURE.fullmatch(given) or not hmac.compare_digest(expected, given):
+    # compare_digest takes ASCII only: a malformed signature is refused before it is compared.
+    valid = SIGNATURE.fullmatch(given) is not None
+    current_ok = valid and hmac.compare_digest(expected, given)
+    previous_ok = valid and hmac.compare_digest(expected_before, given)
+    if secret is None or not (current_ok or (previous is not None and previous_ok)):
         raise IngestRefused(401, "BAD_SIGNATURE", "签名无效")
     return department
+
+
+async def rotate_ingest_secret(code: str, *, now: dt.datetime, grace_seconds: int) -> str | None:
+    """A new random HMAC key for the department ``code`` (None: no such department). Its current key stays valid
+    for ``grace_seconds`` while its system is reconfigured; a demo key (published in this repository) and a rotation
+    with no grace stop at once."""
+    from tortoise.transactions import in_transaction
+
+    from api.settings import DEV_INGEST_SECRET_PREFIX
+
+    new = secrets.token_urlsafe(48)  # 64 characters, within the column's 128
+    async with in_transaction():
+        department = await Department.select_for_update().get_or_none(code=code)
+        if department is None:
+            return None
+        old = (department.ingest_secret or "").strip()
+        keep = bool(old) and grace_seconds > 0 and not old.startswith(DEV_INGEST_SECRET_PREFIX)
+        department.previous_ingest_secret = department.ingest_secret if keep else None
+        department.previous_ingest_secret_until = now + dt.timedelta(seconds=grace_seconds) if keep else None
+        department.ingest_secret = new
+        await department.save(
+            update_fields=["ingest_secret", "previous_ingest_secret", "previous_ingest_secret_until"]
+        )
+    return new
 
 
 def parse_time(value: Any) -> dt.datetime:

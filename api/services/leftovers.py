@@ -41,7 +41,7 @@ async def development_leftovers() -> list[str]:
         codes = " ".join(d.code for d in departments)
         problems.append(
             f"departments {codes} still have a development ingest secret ({DEV_INGEST_SECRET_PREFIX}-*): run "
-            f"`python -m api rotate-ingest-secret {codes}` and configure each new secret in that department's system"
+            f"`python -m api department secret {codes} --rotate` and configure each new secret in that department's system"
         )
     accounts = await User.filter(username__in=demo_staff_usernames(), password_hash__isnull=False).order_by("username")
     hashes = sorted({user.password_hash for user in accounts})

@@ -189,6 +189,7 @@ async def test_development_login_works_only_in_development(database_url, tmp_pat
             secret_key="a-production-secret-of-at-least-32-characters",
             esign_kek="a-production-seal-kek-of-at-least-32-characters", esign_dir=tmp_path / "esign",
             certificate_check_secret="a-production-check-code-secret-of-32-characters",
+            public_base_url="https://js.example",
         )
         app = create_app(settings)
         async with app.router.lifespan_context(app):

@@ -75,7 +75,7 @@ def production(database_url, tmp_path):
         return Settings(
             env="production", database_url=database_url, upload_dir=tmp_path / "u", esign_dir=tmp_path / "e",
             certificate_dir=tmp_path / "c", secret_key="s" * 40, esign_kek="k" * 40,
-            certificate_check_secret="c" * 40, metrics_token=token,
+            certificate_check_secret="c" * 40, metrics_token=token, public_base_url="https://js.example",
         )
 
     return make

@@ -28,7 +28,8 @@ sqlite_only = pytest.mark.parametrize("db_backend", ["sqlite"], indirect=True)
 @pytest.fixture
 def make_settings(database_url, tmp_path):
     def make(env: str = "production", **overrides) -> Settings:
-        secrets = dict(secret_key="s" * 40, esign_kek="k" * 40, certificate_check_secret="c" * 40)
+        secrets = dict(secret_key="s" * 40, esign_kek="k" * 40, certificate_check_secret="c" * 40,
+                       public_base_url="https://js.example")
         return Settings(
             env=env, database_url=database_url, upload_dir=tmp_path / "u", esign_dir=tmp_path / "e",
             certificate_dir=tmp_path / "c", **(secrets if env == "production" else {}), **overrides,
@@ -160,7 +161,7 @@ async def test_production_refuses_other_documents_over_the_websocket_too(setting
     from tests.api.test_subscriptions import api_process
 
     for name, value in dict(ENV="production", SECRET_KEY="s" * 40, ESIGN_KEK="k" * 40,
-                            CERTIFICATE_CHECK_SECRET="c" * 40, ESIGN_DIR=str(tmp_path / "e"),
+                            CERTIFICATE_CHECK_SECRET="c" * 40, PUBLIC_BASE_URL="https://js.example", ESIGN_DIR=str(tmp_path / "e"),
                             CERTIFICATE_DIR=str(tmp_path / "c")).items():
         monkeypatch.setenv(f"JIANSHEN_{name}", value)
     with api_process(settings) as host:

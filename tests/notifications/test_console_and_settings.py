@@ -17,7 +17,8 @@ from notifications.kinds import NoticeKind
 from notifications.templates import SmsContent, load_templates
 from tests.notifications.sms_setup import ALIYUN_KEY, SDK_APP_ID, SIGN, TENCENT_KEY
 
-PRODUCTION = {"env": "production", "secret_key": "s" * 40, "esign_kek": "k" * 40, "certificate_check_secret": "c" * 40}
+PRODUCTION = {"env": "production", "secret_key": "s" * 40, "esign_kek": "k" * 40, "certificate_check_secret": "c" * 40,
+              "public_base_url": "https://js.example"}
 KEY = IdempotencyKey("event-1", "user-1", "sms")
 
 
