@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
-PYTEST_ARGS ?= -q
+PYTEST_ARGS ?= -q --durations=25
 
 .DEFAULT_GOAL := help
 .PHONY: help install system-deps demo test bench schema migrations clean
