@@ -107,8 +107,13 @@ def test_changed_byte_in_page_content_is_tampered(tmp_path, platform, signed_pdf
 
 def test_changed_signature_value_is_tampered(tmp_path, platform, signed_pdf):
     # The last bytes of the CMS container hold the ECDSA signature value; the container is hex in /Contents <...>.
+    # Find the DER's end from its own length (30 82 LLLL), not by searching for "0000": the DER itself may hold two
+    # zero bytes (a random key or signature), and a flip before the signature value proves nothing.
     contents = signed_pdf.rindex(b"/Contents <") + len(b"/Contents <")
-    cms_end = signed_pdf.index(b"0000", contents)  # the zero padding after the DER
+    header = bytes.fromhex(signed_pdf[contents : contents + 8].decode())
+    assert header[0] == 0x30 and header[1] == 0x82, header
+    cms_end = contents + 2 * (4 + int.from_bytes(header[2:4], "big"))
+    assert set(signed_pdf[cms_end : cms_end + 64]) == {ord("0")}  # the zero padding starts here
     offset = cms_end - 6
     hexdigit = signed_pdf[offset : offset + 1]
     tampered = bytearray(signed_pdf)
