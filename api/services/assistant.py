@@ -443,13 +443,19 @@ async def _progress(viewer: "Viewer", u: Understanding, named: tuple[str, ...], 
     if refusal:
         return Answer("progress", refusal, item_code=item)
     calendar = await get_calendar()
-    cases = await Case.filter(case_scope(viewer)).order_by("-id").prefetch_related("item", "project")
-    events = await events_by_case([c.id for c in cases])
-    timings = {c.id: case_timing(c, events.get(c.id, []), calendar, now) for c in cases}
+
+    async def timed(query) -> tuple[list[Any], dict[int, Any]]:
+        """Cases with their clocks (lights depend on today: computed, never stored)."""
+        rows = await query.order_by("-id").prefetch_related("item", "project")
+        events = await events_by_case([c.id for c in rows if c.state in OPEN_CLOCK_STATES])
+        return rows, {c.id: case_timing(c, events.get(c.id, []), calendar, now) for c in rows
+                      if c.state in OPEN_CLOCK_STATES}
+
     if not named and not u.lights and u.stage is None:
         projects = await Project.filter(project_scope(viewer)).order_by("-id").limit(r.max_cards)
         if not projects:
             return Answer("progress", "您所在的建设单位还没有项目。", quick_replies=EXAMPLES[:2])
+        cases, timings = await timed(Case.filter(case_scope(viewer), project_id__in=[p.id for p in projects]))
         lines = []
         for p in projects:
             own = [c for c in cases if c.project_id == p.id]
@@ -457,21 +463,21 @@ async def _progress(viewer: "Viewer", u: Understanding, named: tuple[str, ...], 
                 lines.append(f"{p.name}（{p.code}）：尚未申报")
                 continue
             stage = max(c.stage for c in own)
-            light = worst(timings[c.id].light for c in own if c.state in OPEN_CLOCK_STATES)
-            running = sum(1 for c in own if c.state in OPEN_CLOCK_STATES)
+            light = worst(timings[c.id].light for c in own if c.id in timings)
+            running = sum(1 for c in own if c.id in timings)
             lights = f"，亮灯：{light.label}" if light else ""
             lines.append(f"{p.name}（{p.code}）：当前在“{STAGE_NAMES[Stage(stage)]}”阶段，{running}件在办{lights}")
         return Answer("progress", "您的项目进度如下：\n" + "\n".join(lines),
                       tuple(CardRef(kind="PROJECT", object_id=p.id) for p in projects))
-    chosen = []
-    for c in cases:
-        if named and c.item.code not in named:
-            continue
-        if u.stage is not None and c.stage != u.stage:
-            continue
-        if u.lights and (c.state not in OPEN_CLOCK_STATES or timings[c.id].light not in u.lights):
-            continue
-        chosen.append(c)
+    query = Case.filter(case_scope(viewer))
+    if named:
+        query = query.filter(item__code__in=list(named))
+    if u.stage is not None:
+        query = query.filter(stage=u.stage)
+    if u.lights:
+        query = query.filter(state__in=list(OPEN_CLOCK_STATES))
+    cases, timings = await timed(query)
+    chosen = [c for c in cases if not u.lights or (c.id in timings and timings[c.id].light in u.lights)]
     what = "、".join(index.names.get(code, code) for code in named) if named else ""
     if u.stage is not None:
         what = f"“{STAGE_NAMES[Stage(u.stage)]}”阶段" + (f"的{what}" if what else "")
@@ -483,12 +489,12 @@ async def _progress(viewer: "Viewer", u: Understanding, named: tuple[str, ...], 
                       item_code=item)
     lines = []
     for c in chosen[: r.max_cards]:
-        t = timings[c.id]
-        clock = ""
-        if t.remaining is not None and c.state in OPEN_CLOCK_STATES:
+        t = timings.get(c.id)
+        clock = light = ""
+        if t is not None and t.remaining is not None:
             unit = "个工作日" if t.unit.value == "WD" else "天"
             clock = f"，剩余{t.remaining}{unit}" if t.remaining >= 0 else f"，已超期{-t.remaining}{unit}"
-        light = f"，{t.light.label}" if t.light and c.state in OPEN_CLOCK_STATES else ""
+            light = f"，{t.light.label}" if t.light else ""
         lines.append(f"{c.item.name}（{c.project.name}）：{c.state.label}{clock}{light}")
     more = f"\n另有{len(chosen) - r.max_cards}件未列出。" if len(chosen) > r.max_cards else ""
     return Answer("progress", f"找到{len(chosen)}件{what}办件：\n" + "\n".join(lines) + more,
