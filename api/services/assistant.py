@@ -92,6 +92,7 @@ class SectionRule:
     title: str
     ask: str
     words: tuple[str, ...]
+    weak_words: tuple[str, ...] = ()  # ask for this section only when no other section's words appear
 
 
 @dataclass(frozen=True)
@@ -121,14 +122,17 @@ def read_rules(path: Path = RULES_FILE) -> Rules:
         intents.append(IntentRule(entry["name"], int(entry.get("priority", 0)), tuple(entry.get("words", [])),
                                   patterns, tuple(entry.get("unless", []))))
     intents.sort(key=lambda r: -r.priority)
-    sections = tuple(SectionRule(s["name"], s["title"], s["ask"], tuple(s["words"])) for s in doc["sections"])
+    sections = tuple(
+        SectionRule(s["name"], s["title"], s["ask"], tuple(s["words"]), tuple(s.get("weak_words", [])))
+        for s in doc["sections"]
+    )
     unknown = {s.name for s in sections} - set(SECTIONS)
     if unknown or "OVERVIEW" not in {s.name for s in sections}:
         raise ValueError(f"{path.name}: sections: unknown {sorted(unknown)} or OVERVIEW missing")
     lights = tuple((Light(e["light"]), tuple(e["words"])) for e in doc.get("lights", []))
     stages = tuple((int(e["stage"]), tuple(e["words"])) for e in doc.get("stages", []))
     fillers = tuple(doc.get("fillers", {}).get("words", []))
-    known = {*fillers, *(w for r in intents for w in r.words), *(w for s in sections for w in s.words),
+    known = {*fillers, *(w for r in intents for w in r.words), *(w for s in sections for w in s.words + s.weak_words),
              *(w for _, ws in lights for w in ws), *(w for _, ws in stages for w in ws)}
     limits = doc.get("limits", {})
     return Rules(tuple(intents), sections, lights, stages, fillers, float(limits.get("confident_score", 9.0)),
@@ -189,7 +193,10 @@ def _qualified(masked: str, item_title: str, r: Rules) -> bool:
             continue
         words = jieba.lcut(run[-1])
         last = words[-1] if words else ""
-        if last and last not in r.known_words and last not in item_title and len(last) > 1:
+        if last in item_title:
+            continue
+        left, _ = _remove(last, r.known_words)  # 办个, 要接: made of known words
+        if len("".join(_CJK_RUN.findall(left))) > 1:
             return True
     return False
 
@@ -211,7 +218,9 @@ def understand(text: str, index: "GuideIndex", r: Rules | None = None) -> Unders
             named.append(phrase)
             masked = masked.replace(phrase, MARK)
     intent = next((rule.name for rule in r.intents if rule.matches(masked, plain)), None)
-    section = next((s.name for s in r.sections if any(w in masked for w in s.words)), None)
+    section = next((s.name for s in r.sections if any(w in masked for w in s.words)), None) or next(
+        (s.name for s in r.sections if any(w in masked for w in s.weak_words)), None
+    )
     lights: set[Light] = set()
     light_text = masked
     for light, words in r.lights:
