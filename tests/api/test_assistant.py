@@ -12,7 +12,8 @@ run the same set through the public API (each labelled question is asked in a fr
 
 from __future__ import annotations
 
-import datetime as dt
+import asyncio
+import shutil
 import tomllib
 from pathlib import Path
 from typing import Awaitable, Callable
@@ -23,7 +24,7 @@ from api.domain.accounts import Role
 from api.models import Case, Certificate, Department
 from api.services.access import Viewer
 from api.services.assistant import Answer, answer, read_rules, understand
-from api.services.catalog import load_catalog, read_catalog
+from api.services.catalog import DEFAULT_ROOT, load_catalog, read_catalog
 from api.services.guides import guide_index
 from tests.api.flows import act_ok, approve, run_to_in_progress, upload
 from tests.factories import OTHER_PROJECT_CODE, PROJECT_CODE, shanghai
@@ -157,6 +158,31 @@ async def test_every_quick_reply_resolves_to_what_it_names(matters):
             assert second.intent == "guide", (text, reply.text)
             code = by_name.get(reply.label, first.item_code)
             assert second.cards[0].item_code == code, (text, reply.text)
+
+
+async def test_the_guide_card_is_taken_from_the_current_guide(matters, tmp_path):
+    ask = await _conversation(matters["viewers"]["applicant"])
+    first = await ask("施工许可证收费吗")
+    assert first.cards[0].text == "收费：不收费" and "第1版" in first.text
+    # The city edits the guide: the next answer quotes the new version.
+    root = tmp_path / "catalog"
+    shutil.copytree(DEFAULT_ROOT, root)
+    path = root / "departments/ZH-HC.toml"
+    text = path.read_text(encoding="utf-8")
+    old = 'result = "建筑工程施工许可证"\nfee_note = "不收费"'
+    assert old in text
+    path.write_text(text.replace(old, 'result = "建筑工程施工许可证"\nfee_note = "不收费（工本费亦免收）"'), encoding="utf-8")
+    await load_catalog(read_catalog(root))
+    second = await ask("施工许可证收费吗")
+    assert second.cards[0].text == "收费：不收费（工本费亦免收）" and "第2版" in second.text
+
+
+async def test_concurrent_questions_get_the_answers_asked_alone(matters):
+    viewer = matters["viewers"]["applicant"]
+    texts = ["供水报装需要什么材料", "环评要多久", "我的证照", "消防怎么办", "有没有快超期的", "天气", "我要评价"] * 4
+    alone = [await answer(t, viewer, now=NOW) for t in texts]
+    together = await asyncio.gather(*(answer(t, viewer, now=NOW) for t in texts))
+    assert list(together) == alone
 
 
 # -- the viewer's own matters -----------------------------------------------------------------------------------------
