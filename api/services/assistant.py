@@ -235,17 +235,24 @@ def understand(text: str, index: "GuideIndex", r: Rules | None = None) -> Unders
         found = index.search(rest)
         top = found.hits[0] if found.hits else None
         confident = top is not None and (bool(named) or top.score >= r.confident_score)
+        synonyms = index.analyzer.vocabulary.synonyms
+        targets = {t for p in named for t in synonyms.get(p, (p,))}
+
+        def pointed(code: str) -> bool:  # a phrase of the message names this item (a synonym through its targets)
+            return any(t in index.titles.get(code, "") for t in targets)
+
         if confident and found.ambiguous:
             candidates = tuple(found.candidates)
             # Close scores, but the phrases of the message point at one of them only (竣工规划验收 → 规划条件核实).
-            synonyms = index.analyzer.vocabulary.synonyms
-            targets = {t for p in named for t in synonyms.get(p, (p,))}
-            pointed = [c for c in candidates if any(t in index.titles.get(c, "") for t in targets)]
-            if len(pointed) == 1:
-                item, candidates = pointed[0], ()
-        elif confident and found.best is not None and (named or not unexplained):
-            # (a confident score without any phrase of an item must leave no word of the message unexplained)
-            item = found.best
+            chosen = [c for c in candidates if pointed(c)]
+            if len(chosen) == 1:
+                item, candidates = chosen[0], ()
+        elif confident and found.best is not None:
+            if named and not pointed(found.best):
+                pass  # the words of another item outscore the phrase the message names: no guess
+            elif named or not unexplained:
+                # (a confident score without any phrase of an item must leave no word of the message unexplained)
+                item = found.best
         if named and any(_qualified(masked, index.titles.get(c, ""), r) for c in (item, *candidates) if c):
             item, candidates = None, ()  # 夜间施工许可: a different matter that merely contains an item's words
     return Understanding(intent, section, item, candidates, frozenset(lights), stage, unexplained)

@@ -258,6 +258,14 @@ def test_a_broken_rules_file_names_the_entry(tmp_path):
         read_rules(path)
 
 
+def test_every_synonym_points_at_an_item():
+    """The assistant names an item through a synonym only when the synonym's target is in the item's name or result."""
+    catalog = read_catalog()
+    titles = [f"{i['name']} {i['result']}" for i in catalog.items.values()]
+    lost = [(k, t) for k, ts in catalog.synonyms.items() for t in ts if not any(t in title for title in titles)]
+    assert lost == []
+
+
 async def test_understanding_is_explainable(matters):
     index = await guide_index()
     u = understand("施工许可阶段有没有快超期的", index)
