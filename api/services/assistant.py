@@ -314,7 +314,7 @@ async def _answer(text: str, viewer: "Viewer", now: dt.datetime, previous_item_c
     if u.intent == "rating":
         return await _rating(viewer, named, now, index, r)
     if u.intent == "progress":
-        return await _progress(viewer, u, named, now, index, r)
+        return await _progress(viewer, text, u, named, now, index, r)
     if u.intent == "certificates":
         return await _certificates(viewer, named, now, index, r)
     if u.intent == "greeting":
@@ -449,7 +449,19 @@ def _not_an_applicant(viewer: "Viewer", what: str) -> str | None:
     return None
 
 
-async def _progress(viewer: "Viewer", u: Understanding, named: tuple[str, ...], now: dt.datetime,
+def _project_mentions(text: str, projects: list[Any]) -> list[Any]:
+    """The viewer's projects a message names: by 项目代码, or by name (without a trailing 项目/工程)."""
+    plain = normalize(text)
+    found = []
+    for p in projects:
+        name = (p.name or "").lower()
+        stem = re.sub(r"(项目|工程)$", "", name)
+        if p.code in plain or (len(stem) >= 4 and stem in plain):
+            found.append(p)
+    return found
+
+
+async def _progress(viewer: "Viewer", text: str, u: Understanding, named: tuple[str, ...], now: dt.datetime,
                     index: "GuideIndex", r: Rules) -> Answer:
     from api.models import Case, Project
     from api.services.access import case_scope, project_scope
@@ -461,6 +473,15 @@ async def _progress(viewer: "Viewer", u: Understanding, named: tuple[str, ...], 
     if refusal:
         return Answer("progress", refusal, item_code=item)
     calendar = await get_calendar()
+    mentioned = _project_mentions(text, await Project.filter(project_scope(viewer)).only("id", "name", "code"))
+    if mentioned:
+        # A project's own name is not a question about an item (珠海供水厂改造项目 is not 供水报装).
+        rest = text
+        for p in mentioned:
+            rest = rest.replace(p.name, " ").replace(p.code, " ")
+        u = understand(rest, index, r)
+        named = (u.item,) if u.item else u.candidates
+        item = named[0] if len(named) == 1 else None
 
     async def timed(query) -> tuple[list[Any], dict[int, Any]]:
         """Cases with their clocks (lights depend on today: computed, never stored)."""
@@ -470,7 +491,10 @@ async def _progress(viewer: "Viewer", u: Understanding, named: tuple[str, ...], 
                       if c.state in OPEN_CLOCK_STATES}
 
     if not named and not u.lights and u.stage is None:
-        projects = await Project.filter(project_scope(viewer)).order_by("-id").limit(r.max_cards)
+        if mentioned:
+            projects = sorted(mentioned, key=lambda p: -p.id)[: r.max_cards]
+        else:
+            projects = await Project.filter(project_scope(viewer)).order_by("-id").limit(r.max_cards)
         if not projects:
             return Answer("progress", "您所在的建设单位还没有项目。", quick_replies=EXAMPLES[:2])
         cases, timings = await timed(Case.filter(case_scope(viewer), project_id__in=[p.id for p in projects]))
@@ -485,9 +509,14 @@ async def _progress(viewer: "Viewer", u: Understanding, named: tuple[str, ...], 
             running = sum(1 for c in own if c.id in timings)
             lights = f"，亮灯：{light.label}" if light else ""
             lines.append(f"{p.name}（{p.code}）：当前在“{STAGE_NAMES[Stage(stage)]}”阶段，{running}件在办{lights}")
-        return Answer("progress", "您的项目进度如下：\n" + "\n".join(lines),
-                      tuple(CardRef(kind="PROJECT", object_id=p.id) for p in projects))
+        cards = [CardRef(kind="PROJECT", object_id=p.id) for p in projects]
+        if len(projects) == 1 and mentioned:  # one project asked about by name: its cases too, running ones first
+            own = sorted((c for c in cases if c.project_id == projects[0].id), key=lambda c: c.id not in timings)
+            cards += [CardRef(kind="CASE", object_id=c.id) for c in own[: r.max_cards - 1]]
+        return Answer("progress", "您的项目进度如下：\n" + "\n".join(lines), tuple(cards))
     query = Case.filter(case_scope(viewer))
+    if mentioned:
+        query = query.filter(project_id__in=[p.id for p in mentioned])
     if named:
         query = query.filter(item__code__in=list(named))
     if u.stage is not None:

@@ -203,6 +203,16 @@ async def test_progress_shows_only_the_viewers_own_cases(matters):
     assert [c.object_id for c in named.cards] == [cases[(PROJECT_CODE, "HC-SGXK")]] and named.item_code == "HC-SGXK"
     none = await ask("供水报装进度怎么样了")
     assert none.cards == () and "没有" in none.text
+    # A project named in the question: its card and its cases, running first.
+    main = await ask("测试项目main到哪一步了")
+    assert [c.kind for c in main.cards][:1] == ["PROJECT"] and main.cards[1].object_id in {
+        cases[(PROJECT_CODE, "HC-SGXK")], cases[(PROJECT_CODE, "WA-PSXK")]}
+    assert {c.object_id for c in main.cards[1:]} <= {cid for (p, _), cid in cases.items() if p == PROJECT_CODE}
+    overdue = await ask(f"{PROJECT_CODE}有没有超期的")
+    assert [c.object_id for c in overdue.cards] == [cases[(PROJECT_CODE, "WA-PSXK")]]
+    # Another organisation's project is not found by its name either.
+    foreign = await ask("测试项目other到哪一步了")
+    assert theirs not in {c.object_id for c in foreign.cards} and "测试项目other（" not in foreign.text
 
     # The other organisation sees its own overdue case, and never the applicant's.
     other = await (await _conversation(viewers["other_applicant"]))("有没有超期的办件")
