@@ -300,13 +300,19 @@ async def _answer(text: str, viewer: "Viewer", now: dt.datetime, previous_item_c
     r = rules()
     u = understand(text, index, r)
     named = (u.item,) if u.item else u.candidates
+    if u.intent in ("consult_staff", "complaint", "suggestion") and viewer.role.is_staff:
+        return Answer(u.intent, "您当前是工作人员账号：在线咨询、投诉和建议由办事群众和企业提交，请在工作人员端处理。",
+                      item_code=u.item)
     if u.intent == "consult_staff":
         item = u.item or previous_item_code
         about = f"关于“{index.names[item]}”的问题" if item in index.names else "您的问题"
         return Answer("consult_staff", f"好的，{about}将转给工作人员在线解答，点击下方按钮开始在线咨询。",
                       (_action("CONSULT_STAFF"),), item_code=item)
     if u.intent == "complaint":
-        return Answer("complaint", "您可以在线提交投诉，我们会在10个工作日内答复。点击下方按钮填写投诉内容。",
+        from api.settings import get_settings
+
+        days = get_settings().complaint_reply_days
+        return Answer("complaint", f"您可以在线提交投诉，我们会在{days}个工作日内答复。点击下方按钮填写投诉内容。",
                       (_action("FILE_COMPLAINT"),), item_code=u.item)
     if u.intent == "suggestion":
         return Answer("suggestion", "欢迎您提出建议，点击下方按钮填写，我们会认真研究并答复。",

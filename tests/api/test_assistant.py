@@ -232,6 +232,10 @@ async def test_staff_and_citizens_have_no_projects_of_their_own(matters):
         for text in ["我的项目到哪一步了", "我的证照", "有没有超期的"]:
             reply = await ask(text)
             assert reply.cards == () and reply.text, (key, text)
+        if key != "citizen":  # staff file no complaints and consult nobody
+            for text in ["我要投诉", "转人工", "我要评价"]:
+                reply = await ask(text)
+                assert reply.cards == () and "工作人员" in reply.text, (key, text)
         # Guides are for everyone.
         guide = await ask("施工许可证收费吗")
         assert guide.cards[0].section == "FEES" and "不收费" in guide.cards[0].text
