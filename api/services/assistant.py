@@ -258,6 +258,16 @@ def understand(text: str, index: "GuideIndex", r: Rules | None = None) -> Unders
     return Understanding(intent, section, item, candidates, frozenset(lights), stage, unexplained)
 
 
+async def warm_up() -> None:
+    """Read the rules and build the guide index (jieba's dictionary, BM25) ahead of the first message: call it at
+    start-up, so that no user's first question waits a second or two, and never inside a write transaction."""
+    from api.services.guides import _jieba, guide_index
+
+    rules()
+    await guide_index()
+    _jieba()
+
+
 # -- answering --------------------------------------------------------------------------------------------------------
 EXAMPLES = (
     QuickReply("供水报装需要什么材料", "供水报装需要什么材料"),

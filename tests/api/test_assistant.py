@@ -23,7 +23,7 @@ import pytest
 from api.domain.accounts import Role
 from api.models import Case, Certificate, Department
 from api.services.access import Viewer
-from api.services.assistant import Answer, answer, read_rules, understand
+from api.services.assistant import Answer, answer, read_rules, understand, warm_up
 from api.services.catalog import DEFAULT_ROOT, load_catalog, read_catalog
 from api.services.guides import guide_index
 from tests.api.flows import act_ok, approve, run_to_in_progress, upload
@@ -103,6 +103,7 @@ def _kinds(reply: Answer) -> list[str]:
 
 # -- the issue's examples ---------------------------------------------------------------------------------------------
 async def test_the_issue_examples(matters):
+    await warm_up()
     applicant = matters["viewers"]["applicant"]
     ask = await _conversation(applicant)
     index = await guide_index()
