@@ -59,6 +59,13 @@ async def _apply(gql, client, world, user: str, project: str, stage: int, items:
 
 
 @pytest.fixture
+async def catalogue(world):
+    """The shipped catalogue over the test world, without any case: for what needs only the guides."""
+    await load_catalog(read_catalog())
+    return {"viewers": {key: Viewer.of(user) for key, user in world.users.items()}}
+
+
+@pytest.fixture
 async def matters(gql, client, world, clock):
     """The catalogue and the cases described in the module's docstring; the viewers by key."""
     await load_catalog(read_catalog())
@@ -145,10 +152,16 @@ async def test_the_issue_examples(matters):
         chosen = await ask(reply.text)
         assert (chosen.intent, chosen.cards[0].item_code, chosen.cards[0].section) == ("guide", code, "OVERVIEW")
 
+    # Concurrent questions get the answers they get alone.
+    texts = ["供水报装需要什么材料", "环评要多久", "我的证照", "消防怎么办", "有没有快超期的", "天气", "我要评价"] * 4
+    alone = [await answer(t, applicant, now=NOW) for t in texts]
+    together = await asyncio.gather(*(answer(t, applicant, now=NOW) for t in texts))
+    assert list(together) == alone
 
-async def test_every_quick_reply_resolves_to_what_it_names(matters):
+
+async def test_every_quick_reply_resolves_to_what_it_names(catalogue):
     """The quick replies of ambiguous and guide answers are questions the assistant answers exactly."""
-    ask = await _conversation(matters["viewers"]["applicant"])
+    ask = await _conversation(catalogue["viewers"]["applicant"])
     index = await guide_index()
     by_name = {name: code for code, name in index.names.items()}
     for text in ["规划证需要什么材料", "报装要多久", "人防怎么办", "立项收费吗", "施工证怎么办"]:
@@ -161,8 +174,8 @@ async def test_every_quick_reply_resolves_to_what_it_names(matters):
             assert second.cards[0].item_code == code, (text, reply.text)
 
 
-async def test_the_guide_card_is_taken_from_the_current_guide(matters, tmp_path):
-    ask = await _conversation(matters["viewers"]["applicant"])
+async def test_the_guide_card_is_taken_from_the_current_guide(catalogue, tmp_path):
+    ask = await _conversation(catalogue["viewers"]["applicant"])
     first = await ask("施工许可证收费吗")
     assert first.cards[0].text == "收费：不收费" and "第1版" in first.text
     # The city edits the guide: the next answer quotes the new version.
@@ -176,14 +189,6 @@ async def test_the_guide_card_is_taken_from_the_current_guide(matters, tmp_path)
     await load_catalog(read_catalog(root))
     second = await ask("施工许可证收费吗")
     assert second.cards[0].text == "收费：不收费（工本费亦免收）" and "第2版" in second.text
-
-
-async def test_concurrent_questions_get_the_answers_asked_alone(matters):
-    viewer = matters["viewers"]["applicant"]
-    texts = ["供水报装需要什么材料", "环评要多久", "我的证照", "消防怎么办", "有没有快超期的", "天气", "我要评价"] * 4
-    alone = [await answer(t, viewer, now=NOW) for t in texts]
-    together = await asyncio.gather(*(answer(t, viewer, now=NOW) for t in texts))
-    assert list(together) == alone
 
 
 # -- the viewer's own matters -----------------------------------------------------------------------------------------
@@ -227,9 +232,9 @@ async def test_progress_shows_only_the_viewers_own_cases(matters):
         assert "测试项目main" not in other_reply.text, text
 
 
-async def test_staff_and_citizens_have_no_projects_of_their_own(matters):
+async def test_staff_and_citizens_have_no_projects_of_their_own(catalogue):
     for key in ["clerk", "planner", "supervisor", "citizen"]:
-        ask = await _conversation(matters["viewers"][key])
+        ask = await _conversation(catalogue["viewers"][key])
         for text in ["我的项目到哪一步了", "我的证照", "有没有超期的"]:
             reply = await ask(text)
             assert reply.cards == () and reply.text, (key, text)
@@ -255,8 +260,8 @@ async def test_a_rating_action_names_the_rateable_case(matters):
     assert none.cards == () and "没有可以评价" in none.text
 
 
-async def test_never_a_wrong_item(matters):
-    ask = await _conversation(matters["viewers"]["applicant"])
+async def test_never_a_wrong_item(catalogue):
+    ask = await _conversation(catalogue["viewers"]["applicant"])
     for text in ["夜间施工许可怎么办", "取水许可要多久", "营业执照需要什么材料", "今天天气怎么样", "", "   ", "？？？",
                  "a" * 2000, "那要多久"]:
         reply = await ask(text)
@@ -281,7 +286,7 @@ def test_every_synonym_points_at_an_item():
     assert lost == []
 
 
-async def test_understanding_is_explainable(matters):
+async def test_understanding_is_explainable(catalogue):
     index = await guide_index()
     u = understand("施工许可阶段有没有快超期的", index)
     assert (u.intent, u.stage, set(u.lights), u.item) == ("progress", 3, {"YELLOW"}, None)
