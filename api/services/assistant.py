@@ -79,6 +79,10 @@ class IntentRule:
     words: tuple[str, ...]
     patterns: tuple[re.Pattern, ...]
     unless: tuple[str, ...]
+    reply: str | None = None  # answered by these words alone ({about}, {complaint_reply_days})
+    action: str | None = None  # the ActionCard of that answer
+    staff_reply: str | None = None  # what staff get instead (no action)
+    examples: bool = False  # offer the example questions
 
     def matches(self, masked: str, plain: str) -> bool:
         if any(u in plain for u in self.unless):
@@ -104,10 +108,15 @@ class Rules:
     fillers: tuple[str, ...]
     confident_score: float
     max_cards: int
+    examples: tuple[QuickReply, ...] = ()
+    replies: dict[str, str] = field(default_factory=dict)  # unknown, follow_up
     known_words: tuple[str, ...] = field(default=())  # every cue and filler, longest first
 
     def section(self, name: str) -> SectionRule:
         return next(s for s in self.sections if s.name == name)
+
+    def intent(self, name: str) -> IntentRule:
+        return next(r for r in self.intents if r.name == name)
 
 
 def read_rules(path: Path = RULES_FILE) -> Rules:
@@ -119,8 +128,18 @@ def read_rules(path: Path = RULES_FILE) -> Rules:
             patterns = tuple(re.compile(p.replace("＃", MARK)) for p in entry.get("patterns", []))
         except re.error as exc:
             raise ValueError(f"{path.name}: intents[{i}].patterns: {exc}") from None
-        intents.append(IntentRule(entry["name"], int(entry.get("priority", 0)), tuple(entry.get("words", [])),
-                                  patterns, tuple(entry.get("unless", []))))
+        rule = IntentRule(
+            entry["name"], int(entry.get("priority", 0)), tuple(entry.get("words", [])), patterns,
+            tuple(entry.get("unless", [])), entry.get("reply"), entry.get("action"), entry.get("staff_reply"),
+            bool(entry.get("examples")),
+        )
+        if rule.action is not None and rule.action not in ACTION_LABELS:
+            raise ValueError(f"{path.name}: intents[{i}].action: unknown action {rule.action}")
+        try:
+            (rule.reply or "").format(about="", complaint_reply_days=0)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"{path.name}: intents[{i}].reply: unknown placeholder {exc}") from None
+        intents.append(rule)
     intents.sort(key=lambda r: -r.priority)
     sections = tuple(
         SectionRule(s["name"], s["title"], s["ask"], tuple(s["words"]), tuple(s.get("weak_words", [])))
@@ -135,8 +154,12 @@ def read_rules(path: Path = RULES_FILE) -> Rules:
     known = {*fillers, *(w for r in intents for w in r.words), *(w for s in sections for w in s.words + s.weak_words),
              *(w for _, ws in lights for w in ws), *(w for _, ws in stages for w in ws)}
     limits = doc.get("limits", {})
+    examples = tuple(QuickReply(q, q) for q in doc.get("examples", {}).get("questions", []))
+    replies = dict(doc.get("replies", {}))
+    if {"unknown", "follow_up"} - set(replies):
+        raise ValueError(f"{path.name}: replies: unknown and follow_up are required")
     return Rules(tuple(intents), sections, lights, stages, fillers, float(limits.get("confident_score", 9.0)),
-                 int(limits.get("max_cards", 5)), tuple(sorted(known, key=len, reverse=True)))
+                 int(limits.get("max_cards", 5)), examples, replies, tuple(sorted(known, key=len, reverse=True)))
 
 
 @lru_cache(maxsize=1)
@@ -269,12 +292,6 @@ async def warm_up() -> None:
 
 
 # -- answering --------------------------------------------------------------------------------------------------------
-EXAMPLES = (
-    QuickReply("供水报装需要什么材料", "供水报装需要什么材料"),
-    QuickReply("施工许可证要多久", "施工许可证要多久"),
-    QuickReply("我的项目到哪一步了", "我的项目到哪一步了"),
-    QuickReply("我的证照", "我的证照"),
-)
 ACTION_LABELS = {
     "FILE_COMPLAINT": "我要投诉",
     "FILE_SUGGESTION": "我要提建议",
@@ -305,43 +322,24 @@ async def answer(
 
 async def _answer(text: str, viewer: "Viewer", now: dt.datetime, previous_item_code: str | None) -> Answer:
     from api.services.guides import guide_index
+    from api.settings import get_settings
 
     index = await guide_index()
     r = rules()
     u = understand(text, index, r)
     named = (u.item,) if u.item else u.candidates
-    if u.intent in ("consult_staff", "complaint", "suggestion") and viewer.role.is_staff:
-        return Answer(u.intent, "您当前是工作人员账号：在线咨询、投诉和建议由办事群众和企业提交，请在工作人员端处理。",
-                      item_code=u.item)
-    if u.intent == "consult_staff":
-        item = u.item or previous_item_code
+    handler = {"rating": _rating, "progress": _progress, "certificates": _certificates}.get(u.intent or "")
+    if handler is not None:
+        return await handler(viewer, text, u, named, now, index, r)
+    rule = r.intent(u.intent) if u.intent else None
+    if rule is not None and rule.reply is not None:
+        if viewer.role.is_staff and rule.staff_reply:
+            return Answer(rule.name, rule.staff_reply, item_code=u.item)
+        item = u.item or (previous_item_code if rule.action == "CONSULT_STAFF" else None)
         about = f"关于“{index.names[item]}”的问题" if item in index.names else "您的问题"
-        return Answer("consult_staff", f"好的，{about}将转给工作人员在线解答，点击下方按钮开始在线咨询。",
-                      (_action("CONSULT_STAFF"),), item_code=item)
-    if u.intent == "complaint":
-        from api.settings import get_settings
-
-        days = get_settings().complaint_reply_days
-        return Answer("complaint", f"您可以在线提交投诉，我们会在{days}个工作日内答复。点击下方按钮填写投诉内容。",
-                      (_action("FILE_COMPLAINT"),), item_code=u.item)
-    if u.intent == "suggestion":
-        return Answer("suggestion", "欢迎您提出建议，点击下方按钮填写，我们会认真研究并答复。",
-                      (_action("FILE_SUGGESTION"),), item_code=u.item)
-    if u.intent == "rating":
-        return await _rating(viewer, named, now, index, r)
-    if u.intent == "progress":
-        return await _progress(viewer, text, u, named, now, index, r)
-    if u.intent == "certificates":
-        return await _certificates(viewer, named, now, index, r)
-    if u.intent == "greeting":
-        return Answer("greeting", "您好！我是建审小助手，可以为您解答办事指南、查询您的项目进度和电子证照。",
-                      quick_replies=EXAMPLES, item_code=previous_item_code)
-    if u.intent == "thanks":
-        return Answer("thanks", "不客气，还有其他问题随时问我。", quick_replies=EXAMPLES, item_code=previous_item_code)
-    if u.intent == "help":
-        return Answer("help", "我可以：查询事项的办事指南（材料、时限、收费、地点、条件、依据、流程、表单）；查询您的"
-                      "项目和办件进度、快超期的办件；查看和下载电子证照；投诉、建议、评价；转人工咨询。",
-                      quick_replies=EXAMPLES, item_code=previous_item_code)
+        reply = rule.reply.format(about=about, complaint_reply_days=get_settings().complaint_reply_days)
+        return Answer(rule.name, reply, (_action(rule.action),) if rule.action else (),
+                      r.examples if rule.examples else (), item_code=item)
     if u.item:
         return await _guide(u.item, u.section or "OVERVIEW", text, index, r)
     if u.candidates:
@@ -353,16 +351,12 @@ async def _answer(text: str, viewer: "Viewer", now: dt.datetime, previous_item_c
         )
     if u.section and u.section != "OVERVIEW" and previous_item_code in index.names and not u.unexplained:
         return await _guide(previous_item_code, u.section, text, index, r)
-    return _unknown(follow_up=bool(u.section and not u.unexplained))
+    return _unknown(r, follow_up=bool(u.section and not u.unexplained))
 
 
-def _unknown(*, follow_up: bool = False) -> Answer:
-    text = (
-        "请告诉我您问的是哪个事项，例如“供水报装要多久”。"
-        if follow_up
-        else "抱歉，没有找到与您的问题相关的办事指南或办件。您可以换个说法，或者转人工咨询工作人员。"
-    )
-    return Answer("unknown", text, (_action("CONSULT_STAFF"),), EXAMPLES)
+def _unknown(r: Rules, *, follow_up: bool = False) -> Answer:
+    text = r.replies["follow_up" if follow_up else "unknown"]
+    return Answer("unknown", text, (_action("CONSULT_STAFF"),), r.examples)
 
 
 # -- guides -------------------------------------------------------------------------------------------------------------
@@ -377,7 +371,7 @@ async def _guide(code: str, section: str, question: str, index: "GuideIndex", r:
 
     row = await ItemGuide.filter(item__code=code).order_by("-version").first()
     if row is None:  # the index and the catalogue disagree for a moment (a load is under way)
-        return _unknown()
+        return _unknown(r)
     g = row.content
     rule = r.section(section)
     body = await _section_text(section, g, question, index)
@@ -512,7 +506,7 @@ async def _progress(viewer: "Viewer", text: str, u: Understanding, named: tuple[
         else:
             projects = await Project.filter(project_scope(viewer)).order_by("-id").limit(r.max_cards)
         if not projects:
-            return Answer("progress", "您所在的建设单位还没有项目。", quick_replies=EXAMPLES[:2])
+            return Answer("progress", "您所在的建设单位还没有项目。", quick_replies=r.examples[:2])
         cases, timings = await timed(Case.filter(case_scope(viewer), project_id__in=[p.id for p in projects]))
         lines = []
         for p in projects:
@@ -548,7 +542,7 @@ async def _progress(viewer: "Viewer", text: str, u: Understanding, named: tuple[
         worded = "或".join(sorted((lt.label for lt in u.lights), reverse=True))
         what = (what + "中" if what else "") + f"正在办理且{worded}的"
     if not chosen:
-        return Answer("progress", f"您的项目中没有{what or '符合条件的'}办件。", quick_replies=EXAMPLES[2:3],
+        return Answer("progress", f"您的项目中没有{what or '符合条件的'}办件。", quick_replies=r.examples[2:3],
                       item_code=item)
     lines = []
     for c in chosen[: r.max_cards]:
@@ -564,8 +558,8 @@ async def _progress(viewer: "Viewer", text: str, u: Understanding, named: tuple[
                   tuple(CardRef(kind="CASE", object_id=c.id) for c in chosen[: r.max_cards]), item_code=item)
 
 
-async def _certificates(viewer: "Viewer", named: tuple[str, ...], now: dt.datetime, index: "GuideIndex",
-                        r: Rules) -> Answer:
+async def _certificates(viewer: "Viewer", text: str, u: Understanding, named: tuple[str, ...], now: dt.datetime,
+                        index: "GuideIndex", r: Rules) -> Answer:
     from api.models import Certificate
     from api.services.certificates import certificate_scope, status_of
 
@@ -590,7 +584,8 @@ async def _certificates(viewer: "Viewer", named: tuple[str, ...], now: dt.dateti
                   tuple(CardRef(kind="CERTIFICATE", object_id=c.id) for c in found[: r.max_cards]), item_code=item)
 
 
-async def _rating(viewer: "Viewer", named: tuple[str, ...], now: dt.datetime, index: "GuideIndex", r: Rules) -> Answer:
+async def _rating(viewer: "Viewer", text: str, u: Understanding, named: tuple[str, ...], now: dt.datetime,
+                  index: "GuideIndex", r: Rules) -> Answer:
     from api.models import Case, CaseEvent
     from api.models.feedback import Rating
     from api.services.ratings import DECISION_ACTIONS, RATABLE_CASE_STATES

@@ -270,11 +270,21 @@ async def test_never_a_wrong_item(catalogue):
 
 
 # -- the rules are data -----------------------------------------------------------------------------------------------
-def test_a_broken_rules_file_names_the_entry(tmp_path):
+@pytest.mark.parametrize(
+    "old,new,where",
+    [
+        ('patterns = ["有没有', 'patterns = ["(有没有', r"intents\[\d+\]\.patterns"),
+        ('action = "FILE_COMPLAINT"', 'action = "FILE_LAWSUIT"', r"intents\[\d+\]\.action"),
+        ("{complaint_reply_days}个工作日", "{reply_days}个工作日", r"intents\[\d+\]\.reply"),
+        ('follow_up = "', 'follow_upp = "', "replies"),
+    ],
+)
+def test_a_broken_rules_file_names_the_entry(tmp_path, old, new, where):
     path = tmp_path / "intents.toml"
     text = (Path(__file__).resolve().parents[2] / "api/data/assistant/intents.toml").read_text(encoding="utf-8")
-    path.write_text(text.replace('patterns = ["有没有', 'patterns = ["(有没有', 1), encoding="utf-8")
-    with pytest.raises(ValueError, match=r"intents\[\d+\]\.patterns"):
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    with pytest.raises(ValueError, match=where):
         read_rules(path)
 
 
