@@ -305,13 +305,15 @@ async def test_understanding_is_explainable(catalogue):
 
 
 # -- the labelled questions -------------------------------------------------------------------------------------------
-async def _accuracy(name: str, viewer: Viewer) -> tuple[float, list[str]]:
+async def _accuracy(name: str, new_conversation: Callable[[], Awaitable[Callable[[str], Awaitable[Answer]]]]
+                    ) -> tuple[float, list[str]]:
+    """Ask every labelled question of a file, each in a fresh conversation (after its ``before`` message)."""
     index = await guide_index()
     by_name = {n: code for code, n in index.names.items()}
     questions = _questions(name)
     wrong = []
     for q in questions:
-        ask = await _conversation(viewer)
+        ask = await new_conversation()
         if q.get("before"):
             await ask(q["before"])
         reply = await ask(q["text"])
@@ -334,8 +336,8 @@ async def _accuracy(name: str, viewer: Viewer) -> tuple[float, list[str]]:
 
 async def test_labelled_questions_accuracy(matters):
     viewer = matters["viewers"]["applicant"]
-    tuned, tuned_wrong = await _accuracy("conversation_questions.toml", viewer)
-    held, held_wrong = await _accuracy("conversation_questions_heldout.toml", viewer)
+    tuned, tuned_wrong = await _accuracy("conversation_questions.toml", lambda: _conversation(viewer))
+    held, held_wrong = await _accuracy("conversation_questions_heldout.toml", lambda: _conversation(viewer))
     print(f"\nassistant accuracy: tuning set {tuned:.1%} ({len(_questions('conversation_questions.toml'))} questions), "
           f"held-out set {held:.1%} ({len(_questions('conversation_questions_heldout.toml'))} questions)")
     for line in tuned_wrong:
