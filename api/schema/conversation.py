@@ -112,15 +112,38 @@ Card = Annotated[
 ]
 
 
-def _card_loader(info: strawberry.Info) -> DataLoader:
-    """One loader per request: the cards of every message of a page load with one statement per kind."""
+def _loader(info: strawberry.Info, name: str, load) -> DataLoader:
+    """A DataLoader of this request, made on first use (the context's own loaders are the other areas')."""
     ctx = info.context
-    loader = getattr(ctx, "_conversation_cards", None)
-    if loader is None:
-        viewer = ctx.viewer
-        loader = DataLoader(lambda keys: service.visible_objects(viewer, keys))
-        ctx._conversation_cards = loader
-    return loader
+    loaders = ctx.__dict__.setdefault("_conversation_loaders", {})
+    if name not in loaders:
+        loaders[name] = DataLoader(load)
+    return loaders[name]
+
+
+def _card_loader(info: strawberry.Info) -> DataLoader:
+    """The cards of every message of a page load with one statement per kind, through the viewer's permissions."""
+    viewer = info.context.viewer
+    return _loader(info, "cards", lambda keys: service.visible_objects(viewer, keys))
+
+
+async def _consultations(ids: list[int]) -> list[Any]:
+    rows = {c.id: c for c in await models.Consultation.filter(id__in=list(set(ids)))}
+    return [rows.get(i) for i in ids]
+
+
+async def _items(codes: list[str]) -> list[Any]:
+    rows = {i.code: i for i in await models.ApprovalItem.filter(code__in=list(set(codes)))}
+    return [rows.get(c) for c in codes]
+
+
+async def _answers(ids: list[int]) -> list[list[Any]]:
+    grouped: dict[int, list[Any]] = {i: [] for i in ids}
+    for message in await models.ConversationMessage.filter(
+        consultation_id__in=list(set(ids)), author=MessageAuthorModel.STAFF
+    ).order_by("id"):
+        grouped[message.consultation_id].append(message)
+    return [grouped[i] for i in ids]
 
 
 def _card(shown: service.ShownCard) -> Any:
@@ -169,7 +192,9 @@ class ConversationMessage(Node):
     async def author_name(self, info: strawberry.Info) -> str | None:
         if self.author is not MessageAuthorModel.STAFF:
             return None
-        consultation = await models.Consultation.get_or_none(id=self.consultation_id).only("id", "department_id")
+        consultation = None
+        if self.consultation_id is not None:
+            consultation = await _loader(info, "consultation", _consultations).load(self.consultation_id)
         if consultation is None or consultation.department_id is None:
             return consultation_service.WINDOW_NAME
         department = await info.context.loaders.department.load(consultation.department_id)
@@ -211,7 +236,7 @@ class Consultation(Node):
 
     @strawberry.field
     async def item(self, info: strawberry.Info) -> ApprovalItem | None:
-        return await models.ApprovalItem.get_or_none(code=self.item_code) if self.item_code else None
+        return await _loader(info, "item", _items).load(self.item_code) if self.item_code else None
 
     @strawberry.field(description="The department that answers; null: the window (综合服务窗口)")
     async def department(self, info: strawberry.Info) -> Department | None:
@@ -236,8 +261,8 @@ class Consultation(Node):
         return complaint_service.complaint_timing(self, ctx.settings, await ctx.calendar(), ctx.today_start).light
 
     @strawberry.field(description="The staff's answers, oldest first.")
-    async def answers(self) -> list[ConversationMessage]:
-        return await consultation_service.answers_of(self.id)
+    async def answers(self, info: strawberry.Info) -> list[ConversationMessage]:
+        return await _loader(info, "answers", _answers).load(self.id)
 
 
 # -- inputs and payloads -----------------------------------------------------------------------------------------

@@ -191,9 +191,3 @@ async def list_consultations(
         late = [c.id for c in waiting if complaint_timing(c, settings, calendar, now).remaining < 0]
         query = Consultation.filter(id__in=late)
     return await page_of(query, first, after, newest_first=False)
-
-
-async def answers_of(consultation_id: int) -> list[ConversationMessage]:
-    return list(await ConversationMessage.filter(
-        consultation_id=consultation_id, author=MessageAuthor.STAFF
-    ).order_by("id"))

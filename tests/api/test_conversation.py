@@ -363,3 +363,32 @@ async def test_live_across_two_processes_through_redis(gql, client, world, setti
                        {"input": {"text": "你好", "clientMessageId": "o-1"}})
             mine = (await other_inbox())["payload"]["data"]["conversationEvents"]["message"]
             assert (mine["author"], mine["text"]) == ("USER", "你好")
+
+
+@pytest.mark.quiet_app  # no dispatcher in the background, whose statements would be counted too
+async def test_the_number_of_statements_does_not_grow_with_the_messages_and_their_cards(
+    gql, client, count_queries, sqlite_only
+):
+    from api.models.conversation import MessageAuthor
+    from api.services.conversation import append_message, conversation_of
+
+    case = await accepted_case(gql, client)
+    case_pk = (await Case.get(code=case["code"])).id
+    notice_pk = (await Notice.get(kind=NoticeKind.CASE_ACCEPTED.value)).id
+    user = gql.world.users["applicant"]
+    cards = (assistant.CardRef(kind="CASE", object_id=case_pk), assistant.CardRef(kind="NOTICE", object_id=notice_pk),
+             assistant.CardRef(kind="PROJECT", object_id=(await Case.get(id=case_pk)).project_id),
+             assistant.CardRef(kind="GUIDE", item_code="A", section="OVERVIEW", title="t", text="x"),
+             assistant.CardRef(kind="ACTION", action="RATE_SERVICE", label="评价", object_id=case_pk))
+
+    async def statements(count: int) -> int:
+        own = await conversation_of(user.id, dt.datetime.now(dt.timezone.utc))
+        for _ in range(count):
+            await append_message(own, MessageAuthor.ASSISTANT, "答", now=dt.datetime.now(dt.timezone.utc),
+                                 cards=cards)
+        with count_queries() as counter:
+            page = await conversation(gql, last=100)
+        assert all(len(m["cards"]) == 5 for m in page["nodes"][-count:])
+        return counter.count
+
+    assert await statements(3) == await statements(30)
