@@ -189,6 +189,20 @@ async def test_an_accepted_case_arrives_as_a_system_message_with_its_notice(gql,
     assert [c["__typename"] for c in system["cards"]] == ["NoticeCard"]
 
 
+async def test_a_complaint_reply_arrives_as_a_system_message_with_the_complaint(gql, world):
+    from tests.api.test_subscriptions import assigned_complaint
+
+    complaint_id = await assigned_complaint(gql, world)
+    replied = await gql.op("ReplyComplaint", {"input": {"complaintId": complaint_id, "text": "已核实并整改"}},
+                           as_user="water")
+    assert replied["replyComplaint"]["errors"] == []
+    (system,) = (await conversation(gql, user="citizen"))["nodes"]
+    assert system["author"] == "SYSTEM"
+    assert [c["__typename"] for c in system["cards"]] == ["NoticeCard", "ComplaintCard"]
+    assert system["cards"][0]["notice"]["kind"] == NoticeKind.COMPLAINT_REPLIED.name
+    assert system["cards"][1]["complaint"]["id"] == complaint_id
+
+
 async def test_cards_resolve_the_live_object_through_the_viewers_permissions(gql, client, world):
     case = await accepted_case(gql, client)
     case_pk = (await Case.get(code=case["code"])).id
