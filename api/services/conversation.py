@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import Q
+from tortoise.expressions import Q, Subquery
 from tortoise.transactions import in_transaction
 
 from api.domain.errors import DomainError
@@ -295,6 +295,13 @@ async def mark_read(viewer: Viewer | None, up_to: int | None, now: dt.datetime) 
     async with in_transaction():
         # Conditional: two marks at once leave the larger, whatever their order.
         await Conversation.filter(id=conversation.id, read_up_to__lt=target).update(read_up_to=target)
+        # The conversation is the notice centre: the notices its read SYSTEM messages show are read too.
+        shown = ConversationMessage.filter(
+            conversation_id=conversation.id, id__lte=target, notice_id__isnull=False
+        ).values("notice_id")
+        await Notice.filter(recipient_id=viewer.user_id, read_at__isnull=True, id__in=Subquery(shown)).update(
+            read_at=now
+        )
     return await unread_count(viewer.user_id)
 
 

@@ -25,7 +25,7 @@ from api.services.conversation import visible_cards
 from api.settings import Settings
 from notifications.kinds import NoticeKind
 from tests.api.flows import act_ok, submit_ok
-from tests.api.test_subscriptions import api_process, sqlite_only, wait_subscribed  # noqa: F401 - fixture
+from tests.api.test_subscriptions import api_process, wait_subscribed
 from tests.conftest import operation
 from tests.factories import shanghai
 
@@ -36,6 +36,12 @@ RATE = 5  # messages a minute in this file: small, to test the limit without sen
 def settings(database_url, tmp_path) -> Settings:
     return Settings(database_url=database_url, upload_dir=tmp_path / "uploads", esign_dir=tmp_path / "esign",
                     certificate_dir=tmp_path / "certificates", conversation_messages_per_minute=RATE)
+
+
+@pytest.fixture
+def sqlite_only(db_backend):
+    if db_backend != "sqlite":
+        pytest.skip("one database is enough here")
 
 
 @pytest.fixture(autouse=True)
@@ -78,7 +84,7 @@ async def test_a_message_and_its_answer_are_stored_together_newest_at_the_bottom
     assert back["markConversationRead"]["unreadCount"] == 0
 
 
-async def test_the_connection_pages_backwards(gql, clock):
+async def test_the_connection_pages_backwards(gql, clock, sqlite_only):
     ids = []
     for n in range(3):
         sent = await send(gql, f"问题{n}", f"p-{n}")
@@ -91,7 +97,7 @@ async def test_the_connection_pages_backwards(gql, clock):
     assert [m["id"] for m in older["nodes"]] == ids[:2] and older["pageInfo"]["hasPreviousPage"] is False
 
 
-async def test_anonymous_is_refused(gql):
+async def test_anonymous_is_refused(gql, sqlite_only):
     errors = await gql.errors("{ conversation { totalCount } }")
     assert errors[0]["extensions"]["code"] == "UNAUTHENTICATED"
     sent = (await gql(operation("SendMessage"), {"input": {"text": "你好", "clientMessageId": "a"}}))["sendMessage"]
@@ -178,6 +184,10 @@ async def test_an_accepted_case_arrives_as_a_system_message_with_its_notice(gql,
                          "stateLabel": case["stateLabel"], "light": "GREEN",
                          "item": {"code": "A", "name": "建设项目用地预审与选址意见书核发"}}}
     assert page["unreadCount"] == 1
+    assert (await gql("{ unreadNoticeCount }", as_user="applicant"))["unreadNoticeCount"] == 1
+    read = await gql.op("MarkConversationRead", {"input": {}}, as_user="applicant")
+    assert read["markConversationRead"] == {"unreadCount": 0, "errors": []}
+    assert (await gql("{ unreadNoticeCount }", as_user="applicant"))["unreadNoticeCount"] == 0  # one notice centre
     # The notice and the message are one: the notice table's row is the message's.
     stored = await ConversationMessage.get(author="SYSTEM")
     assert stored.notice_id == (await Notice.get(kind=NoticeKind.CASE_ACCEPTED.value)).id
@@ -189,7 +199,7 @@ async def test_an_accepted_case_arrives_as_a_system_message_with_its_notice(gql,
     assert [c["__typename"] for c in system["cards"]] == ["NoticeCard"]
 
 
-async def test_a_complaint_reply_arrives_as_a_system_message_with_the_complaint(gql, world):
+async def test_a_complaint_reply_arrives_as_a_system_message_with_the_complaint(gql, world, sqlite_only):
     from tests.api.test_subscriptions import assigned_complaint
 
     complaint_id = await assigned_complaint(gql, world)
@@ -300,7 +310,7 @@ async def test_a_consultation_about_an_item_goes_to_its_department(gql):
     assert (await gql(QUEUE, as_user="applicant"))["consultations"]["totalCount"] == 0
 
 
-async def test_bad_consultation_inputs_are_coded_errors(gql):
+async def test_bad_consultation_inputs_are_coded_errors(gql, sqlite_only):
     assert codes(await open_consultation(gql)) == [("question", "REQUIRED")]  # nothing asked yet
     assert codes(await open_consultation(gql, itemCode="NO-SUCH", question="问")) == [("itemCode", "NOT_FOUND")]
     assert codes(await open_consultation(gql, question="字" * 501)) == [("text", "INVALID_INPUT")]
@@ -315,10 +325,11 @@ async def test_bad_consultation_inputs_are_coded_errors(gql):
 
 
 @contextlib.asynccontextmanager
-async def events(host: str, token: str):
+async def events(host: str, token: str | None):
     """The ConversationEvents subscription over graphql-transport-ws; yields a bounded wait for the next frame."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with websockets.connect(f"ws://{host}/graphql", subprotocols=["graphql-transport-ws"],
-                                  additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=10) as ws:
+                                  additional_headers=headers, open_timeout=10) as ws:
         await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
         assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "connection_ack"
         await ws.send(json.dumps({"id": "1", "type": "subscribe",
@@ -355,8 +366,20 @@ async def test_live_embedded_an_accepted_case_reaches_the_applicant(gql, client,
             assert event["message"]["author"] == "SYSTEM" and event["unreadCount"] == 1
             assert [c["__typename"] for c in event["message"]["cards"]] == ["NoticeCard", "CaseCard"]
             await post(host, world.token("applicant"), "SendMessage", {"input": {"text": "谢谢", "clientMessageId": "t"}})
-            texts = [(await inbox())["payload"]["data"]["conversationEvents"]["message"]["author"] for _ in range(2)]
-            assert texts == ["USER", "ASSISTANT"]
+            authors = [(await inbox())["payload"]["data"]["conversationEvents"]["message"]["author"] for _ in range(2)]
+            assert authors == ["USER", "ASSISTANT"]
+            opened = await post(host, world.token("applicant"), "OpenConsultation", {"input": {}})
+            assert (await inbox())["payload"]["data"]["conversationEvents"]["message"]["author"] == "SYSTEM"
+            # Signed out since the subscription began: the next message ends it instead of being delivered.
+            assert (await gql.op("Logout", {}, as_user="applicant"))["logout"]["ok"]
+            await post(host, world.token("clerk"), "AnswerConsultation",
+                       {"input": {"consultationId": opened["consultation"]["id"], "text": "您好"}})
+            assert (await inbox())["type"] == "complete"
+        async with events(host, None) as anonymous:
+            frame = await anonymous()
+            payload = frame["payload"]
+            errors = payload["errors"] if isinstance(payload, dict) else payload
+            assert errors[0]["extensions"]["code"] == "UNAUTHENTICATED"
 
 
 async def test_live_across_two_processes_through_redis(gql, client, world, settings, redis_server, db_backend):
