@@ -167,6 +167,12 @@ class Settings(BaseSettings):
     )
 
     # Suggestions, complaints and ratings (issue #6).
+    conversation_message_max_chars: int = Field(
+        500, ge=1, le=5000, description="Longest message a person may send to the conversation (characters)"
+    )
+    conversation_messages_per_minute: int = Field(
+        20, ge=1, description="Messages one person may send to the conversation a minute (across API processes with Redis)"
+    )
     complaint_daily_limit: int = Field(10, ge=1, description="Suggestions and complaints one person may file a day")
     complaint_reply_days: int = Field(10, ge=1, description="A complaint's reply is due within this many working days")
     complaint_warning_days: int = Field(2, ge=0, description="YELLOW when this few working days are left to reply")

@@ -13,6 +13,7 @@ from api.models.accounts import (
 from api.models.calendar import CalendarYear
 from api.models.cases import Application, Case, CaseEvent
 from api.models.certificates import Certificate, Seal
+from api.models.conversation import Consultation, Conversation, ConversationMessage
 from api.models.catalog import ApprovalItem, ItemGuide, ProcessTemplate, TemplateItem, TemplateStage
 from api.models.feedback import Complaint, ComplaintEvent, ComplaintMessage, Rating
 from api.models.notices import Delivery, DeliveryAttempt, Notice
@@ -31,6 +32,9 @@ __all__ = [
     "Complaint",
     "ComplaintEvent",
     "ComplaintMessage",
+    "Consultation",
+    "Conversation",
+    "ConversationMessage",
     "Delivery",
     "DeliveryAttempt",
     "Department",

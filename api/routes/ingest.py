@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from api.routes.limits import BodyTooLarge, declared_too_large, limited
+from api.services import conversation
 from api.services.ingest import IngestRefused, apply_event, authenticate
 
 MAX_BODY = 5 * 1024 * 1024
@@ -52,7 +53,11 @@ async def ingest_events(request: Request) -> JSONResponse:
         return refused(413, "BATCH_TOO_LARGE", f"一次最多推送{settings.ingest_max_batch}个事件")
     # In order: events of one case in one batch apply one after the other, each in its own transaction.
     results = []
-    for index, event in enumerate(events):
-        result = await apply_event(department, event, now=now)
-        results.append({"index": index, **result.as_json()})
+    conversation.begin_publishing()  # the applicants' SYSTEM messages go live after the commits (issue #11)
+    try:
+        for index, event in enumerate(events):
+            result = await apply_event(department, event, now=now)
+            results.append({"index": index, **result.as_json()})
+    finally:
+        await conversation.publish_pending(request.app.state.broker)
     return JSONResponse({"results": results})

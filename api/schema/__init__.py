@@ -27,21 +27,27 @@ from api.schema.notices import NoticeMutation, NoticeQuery
 from api.schema.mutations import ProgressMutation
 from api.schema.queries import ProgressQuery
 from api.schema.guides import GuideQuery
+from api.schema import conversation
+from api.schema.conversation import ConversationMutation, ConversationQuery, ConversationSubscription
 from api.settings import Settings
 
 
 @strawberry.type
-class Query(ProgressQuery, AccountsQuery, NoticeQuery, FeedbackQuery, CertificateQuery, GuideQuery):
+class Query(
+    ProgressQuery, AccountsQuery, NoticeQuery, FeedbackQuery, CertificateQuery, GuideQuery, ConversationQuery
+):
     pass
 
 
 @strawberry.type
-class Mutation(ProgressMutation, AccountsMutation, NoticeMutation, FeedbackMutation, CertificateMutation):
+class Mutation(
+    ProgressMutation, AccountsMutation, NoticeMutation, FeedbackMutation, CertificateMutation, ConversationMutation
+):
     pass
 
 
 @strawberry.type
-class Subscription(FeedbackSubscription):
+class Subscription(FeedbackSubscription, ConversationSubscription):
     pass
 
 
@@ -61,6 +67,8 @@ _EXTRA_TYPES = [
     feedback.Rating,
     certificates.Certificate,
     certificates.Seal,
+    conversation.ConversationMessage,
+    conversation.Consultation,
 ]
 
 MASKED_MESSAGE = "服务器内部错误，请稍后重试"
@@ -151,6 +159,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         lambda: MaskErrors(should_mask_error=_is_unexpected, error_message=MASKED_MESSAGE),
         BusyAnswer,
         KeepableAnswer,
+        conversation.ConversationPublishing,  # new conversation messages go live after the operation (issue #11)
         CheckedArguments,  # a lone surrogate or NUL in any argument is the client's mistake (api/schema/inputs.py)
     ]
     return JianshenSchema(

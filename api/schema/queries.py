@@ -107,6 +107,15 @@ async def _node(info: strawberry.Info, global_id: str):
         from api.models import Seal
 
         return await Seal.get_or_none(id=pk_int) if viewer.role is Role.ADMIN else None
+    if kind == "ConversationMessage":  # a message of one's own conversation only
+        from api.services.conversation import message_for
+
+        return await message_for(viewer, pk_int)
+    if kind == "Consultation":
+        from api.models import Consultation
+        from api.services.consultations import consultation_scope
+
+        return await Consultation.filter(consultation_scope(viewer), id=pk_int).first()
     if kind == "Organization":
         if viewer.role.is_staff or viewer.organization_id == pk_int:
             return await OrganizationModel.get_or_none(id=pk_int)

@@ -20,6 +20,7 @@ from api.domain.accounts import READ_ALL_ROLES
 from api.domain.errors import DomainError
 from api.domain.ids import to_global_id
 from api.services.access import Viewer, require_viewer
+from api.services.conversation import record_system_message
 from api.services.progress import Page, page_of
 from api.settings import Settings, get_settings
 from notifications.kinds import NoticeKind
@@ -68,6 +69,8 @@ async def record_notice(
         created_at=now,
     )
     await Delivery.create(notice=notice, status=DeliveryStatus.PENDING, next_attempt_at=now, updated_at=now)
+    # The conversation is the notice centre (issue #11): the same notice as a SYSTEM message, in this transaction.
+    await record_system_message(notice, now)
     return notice
 
 

@@ -57,6 +57,8 @@ async def samples(gql, client, world, clock, fake_wechat) -> dict[str, tuple[str
     grants = (await gql("query($org: ID!) { organizationAgents(organizationId: $org) { id } }",
                         {"org": case["project"]["organization"]["id"]}, as_user="applicant"))["organizationAgents"]
     viewer = (await gql("{ viewer { id } }", as_user="citizen"))["viewer"]
+    said = (await gql("{ conversation(last: 1) { nodes { id } } }", as_user="applicant"))["conversation"]["nodes"]
+    consultation = (await ok(gql, "OpenConsultation", "citizen", question="施工许可需要什么材料"))["consultation"]
     return {
         "Project": (case["project"]["id"], "applicant", "other_applicant"),
         "Organization": (case["project"]["organization"]["id"], "applicant", "other_applicant"),
@@ -73,6 +75,8 @@ async def samples(gql, client, world, clock, fake_wechat) -> dict[str, tuple[str
         "NoticeDelivery": (deliveries["notificationDeliveries"]["nodes"][0]["id"], "supervisor", "applicant"),
         "AgentAuthorization": (grants[0]["id"], "applicant", "other_applicant"),
         "Viewer": (viewer["id"], "citizen", "applicant"),
+        "ConversationMessage": (said[0]["id"], "applicant", "other_applicant"),
+        "Consultation": (consultation["id"], "citizen", "applicant"),
     }
 
 

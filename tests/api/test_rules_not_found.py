@@ -28,7 +28,9 @@ from graphql import (
 from api.domain.feedback import ComplaintCategory, ComplaintKind, ComplaintState
 from api.domain.ids import to_global_id
 from api.models import AgentAuthorization, Case, Certificate, Delivery, Notice, Seal
+from api.models.conversation import Consultation, ConsultationState, ConversationMessage
 from api.models.feedback import Complaint, Rating
+from api.services.conversation import conversation_of
 from tests.api.flows import act_ok, run_to_in_progress, submit_ok, upload
 from tests.factories import OTHER_PROJECT_CODE
 
@@ -97,6 +99,8 @@ class Objects:
     delivery: str
     seal: str
     department: str
+    conversation_message: str  # a SYSTEM message of the applicant's conversation
+    consultation: str  # the citizen's, routed to water
 
 
 @dataclass(frozen=True)
@@ -216,6 +220,12 @@ PROBES: dict[tuple[str, str], Probe] = {
         "planner", "Department", lambda o: o.department, lambda o, i: {"departmentId": i}
     ),
     ("revokeSeal", "input.sealId"): Probe("planner", "Seal", lambda o: o.seal, lambda o, i: {"sealId": i, "reason": "泄露"}),
+    ("markConversationRead", "input.upTo"): Probe(
+        "other_applicant", "ConversationMessage", lambda o: o.conversation_message, lambda o, i: {"upTo": i}
+    ),
+    ("answerConsultation", "input.consultationId"): Probe(
+        "planner", "Consultation", lambda o: o.consultation, lambda o, i: {"consultationId": i, "text": "答复"}
+    ),
 }
 
 # Ids of objects everyone may see: there is nothing to hide, so a real one and a missing one answer differently.
@@ -280,6 +290,13 @@ async def objects(gql, client, world, clock) -> Objects:
     notice = await Notice.filter(recipient_id=applicant.id).first()
     delivery = await Delivery.filter(notice_id=notice.id).first()
     authorization = await AgentAuthorization.get(id=world.authorizations["other_applicant"].id)
+    said = await ConversationMessage.filter(conversation__user_id=applicant.id).first()
+    citizen = world.users["citizen"]
+    consultation = await Consultation.create(
+        asker=citizen, conversation=await conversation_of(citizen.id, now), department=world.departments["water"],
+        item_code="C", question="取水许可需要什么材料", state=ConsultationState.WAITING, round_started_at=now,
+        created_at=now,
+    )
     return Objects(
         theirs_case=theirs_case, water_case=water_case, my_case=my_case,
         foreign_upload=await upload(client, world, "citizen"), my_upload=await upload(client, world, "other_applicant"),
@@ -290,6 +307,8 @@ async def objects(gql, client, world, clock) -> Objects:
         other_organization=to_global_id("Organization", world.organizations["other"].id),
         notice=to_global_id("Notice", notice.id), delivery=to_global_id("Delivery", delivery.id),
         seal=to_global_id("Seal", seal.id), department=to_global_id("Department", world.departments["water"].id),
+        conversation_message=to_global_id("ConversationMessage", said.id),
+        consultation=to_global_id("Consultation", consultation.id),
     )
 
 
