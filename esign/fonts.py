@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import glob
+import io
 import os
 import shutil
 import subprocess
@@ -87,3 +88,138 @@ def _simplified_chinese_index(path: str) -> int:
             if font["name"].getDebugName(1).endswith(" SC"):
                 return i
     return 0
+
+
+# -- the embedded font: the face's glyphs as TrueType outlines, only those a document draws ----------------------------
+#
+# Subsetting the CFF face for every certificate costs ~0.4 s of CPU: fontTools parses the 65,535-glyph face's metrics
+# and cmap, then runs every used glyph's charstring through its Python interpreter twice (closure, unused subroutines).
+# Instead the face is opened once per process, each glyph the certificates draw is converted once to a TrueType
+# outline (cubic → quadratic curves within 1/1000 em, the advance widths unchanged) and kept, and each certificate
+# gets a small TrueType font of just its characters, whose subsetting by fpdf2 is cheap (glyf glyphs are copied, not
+# interpreted). Same glyphs, same widths, same layout; the PDF's font is "CID TrueType" instead of "CID Type 0C".
+
+CURVE_TOLERANCE = 1.0  # font units (1/1000 em): the largest distance of a quadratic approximation from the CFF curve
+GLYPH_CACHE_SIZE = 8192  # converted glyphs kept per face (~0.5 KB each); least recently used out first
+
+
+class TrueTypeFace:
+    """One CJK face, giving small TrueType fonts of chosen characters. Thread-safe (renders run in worker threads)."""
+
+    def __init__(self, face: FontFace, *, cache_size: int = GLYPH_CACHE_SIZE) -> None:
+        import threading
+        from collections import OrderedDict
+
+        from fontTools.ttLib import TTFont
+
+        self.face = face
+        self._lock = threading.Lock()
+        self._source = TTFont(face.path, fontNumber=face.index, lazy=True, recalcTimestamp=False)
+        self._cmap: dict[int, str] = self._source.getBestCmap()
+        self._glyph_set = self._source.getGlyphSet()
+        self._metrics = self._source["hmtx"].metrics
+        # glyph name → (glyf bytes, xMin, points, contours)
+        self._cache: OrderedDict[str, tuple[bytes, int, int, int]] = OrderedDict()
+        self._cache_size = cache_size
+        self.conversions = 0  # glyphs converted so far (what the cache saved shows in tests and benches)
+        src = self._source
+        self._tables = {
+            "upem": src["head"].unitsPerEm,
+            "head_box": (src["head"].xMin, src["head"].yMin, src["head"].xMax, src["head"].yMax),
+            "head_dates": (src["head"].created, src["head"].modified, src["head"].fontRevision),
+            "hhea": (src["hhea"].ascent, src["hhea"].descent, src["hhea"].lineGap),
+            "os2": {
+                name: getattr(src["OS/2"], name)
+                for name in ("usWeightClass", "usWidthClass", "fsType", "sTypoAscender", "sTypoDescender",
+                             "sTypoLineGap", "usWinAscent", "usWinDescent", "sxHeight", "sCapHeight",
+                             "yStrikeoutSize", "yStrikeoutPosition", "ulCodePageRange1", "ulCodePageRange2",
+                             "ulUnicodeRange1", "ulUnicodeRange2", "ulUnicodeRange3", "ulUnicodeRange4")
+                if hasattr(src["OS/2"], name)
+            },
+            "post": (src["post"].italicAngle, src["post"].underlinePosition, src["post"].underlineThickness,
+                     src["post"].isFixedPitch),
+            "names": {nid: src["name"].getDebugName(nid) for nid in (0, 1, 2, 3, 4, 5, 6, 7, 13, 14)},
+        }
+
+    def has(self, char: str) -> bool:
+        return ord(char) in self._cmap
+
+    def font_for(self, chars: set[str] | str) -> bytes:
+        """A TrueType font (bytes) holding .notdef and the glyphs of ``chars`` the face has (others are left out)."""
+        from fontTools.fontBuilder import FontBuilder
+        from fontTools.ttLib import newTable
+        from fontTools.ttLib.tables._g_l_y_f import Glyph
+
+        codepoints = sorted({ord(c) for c in chars} & self._cmap.keys())
+        names = [".notdef"] + sorted({self._cmap[cp] for cp in codepoints} - {".notdef"})
+        with self._lock:
+            outlines = {name: self._outline(name) for name in names}
+        t = self._tables
+        fb = FontBuilder(t["upem"], isTTF=True)
+        fb.setupGlyphOrder(names)
+        fb.setupCharacterMap({cp: self._cmap[cp] for cp in codepoints})
+        # FontBuilder.setupGlyf would decompile each glyph to check it: these are compiled quadratic outlines already.
+        fb.font["loca"], fb.font["glyf"] = newTable("loca"), newTable("glyf")
+        fb.font["glyf"].glyphs = {name: Glyph(o[0]) for name, o in outlines.items()}
+        fb.font["glyf"].glyphOrder = names
+        fb.setupHorizontalMetrics({name: (self._metrics[name][0], outlines[name][1]) for name in names})
+        ascent, descent, line_gap = t["hhea"]
+        fb.setupHorizontalHeader(ascent=ascent, descent=descent, lineGap=line_gap,
+                                 advanceWidthMax=max(self._metrics[name][0] for name in names))
+        names_table = {k: v for k, v in t["names"].items() if v}
+        fb.setupNameTable({
+            "copyright": names_table.get(0, ""), "familyName": names_table.get(1, ""),
+            "styleName": names_table.get(2, "Regular"), "uniqueFontIdentifier": names_table.get(3, ""),
+            "fullName": names_table.get(4, ""), "version": names_table.get(5, ""),
+            "psName": names_table.get(6, ""), "trademark": names_table.get(7, ""),
+            "licenseDescription": names_table.get(13, ""), "licenseInfoURL": names_table.get(14, ""),
+        })
+        fb.setupOS2(**t["os2"])
+        italic, underline_position, underline_thickness, fixed = t["post"]
+        fb.setupPost(keepGlyphNames=False, italicAngle=italic, underlinePosition=underline_position,
+                     underlineThickness=underline_thickness, isFixedPitch=fixed)
+        fb.setupMaxp()
+        maxp = fb.font["maxp"]
+        maxp.maxPoints = max(o[2] for o in outlines.values())
+        maxp.maxContours = max(o[3] for o in outlines.values())
+        created, modified, revision = t["head_dates"]
+        fb.setupHead(unitsPerEm=t["upem"], created=created, modified=modified, fontRevision=revision)
+        head = fb.font["head"]
+        head.xMin, head.yMin, head.xMax, head.yMax = t["head_box"]  # the face's box, as the CFF embedding had
+        # Nothing recomputed from the outlines at save (that would decompile every glyph): maxp's counts are set above
+        # from the cache, the box is the face's.
+        fb.font.recalcBBoxes = False
+        out = io.BytesIO()
+        fb.save(out)
+        return out.getvalue()
+
+    def _outline(self, name: str) -> tuple[bytes, int, int, int]:
+        """The glyph's TrueType outline: glyf bytes, xMin (the left side bearing), points, contours. Under the lock."""
+        cached = self._cache.get(name)
+        if cached is not None:
+            self._cache.move_to_end(name)
+            return cached
+        from fontTools.pens.cu2quPen import Cu2QuPen
+        from fontTools.pens.ttGlyphPen import TTGlyphPen
+
+        pen = TTGlyphPen(None)
+        # CFF contours run counter-clockwise, TrueType's clockwise: reversed so that the fill rule draws the same.
+        self._glyph_set[name].draw(Cu2QuPen(pen, CURVE_TOLERANCE, reverse_direction=True))
+        glyph = pen.glyph()
+        if glyph.numberOfContours > 0:
+            glyph.recalcBounds(None)
+        contours = max(glyph.numberOfContours, 0)
+        x_min = glyph.xMin if contours else 0
+        points = len(glyph.coordinates) if contours else 0
+        entry = (glyph.compile(None, recalcBBoxes=False), x_min, points, contours)
+        self.conversions += 1
+        self._cache[name] = entry
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return entry
+
+
+@functools.cache
+def truetype_face(style: str = "serif") -> TrueTypeFace:
+    """The process's ``TrueTypeFace`` of ``style`` (opened on first use: ~0.3 s and ~30 MB)."""
+    return TrueTypeFace(cjk_font(style))
