@@ -9,6 +9,7 @@ machine: ``JIANSHEN_CJK_FONT_DIR`` may point at a folder holding the Noto CJK fi
 from __future__ import annotations
 
 import functools
+import array
 import glob
 import io
 import os
@@ -114,15 +115,15 @@ class TrueTypeFace:
 
         self.face = face
         self._lock = threading.Lock()
-        self._source = TTFont(face.path, fontNumber=face.index, lazy=True, recalcTimestamp=False)
-        self._cmap: dict[int, str] = self._source.getBestCmap()
-        self._glyph_set = self._source.getGlyphSet()
-        self._metrics = self._source["hmtx"].metrics
-        # glyph name → (glyf bytes, xMin, points, contours)
-        self._cache: OrderedDict[str, tuple[bytes, int, int, int]] = OrderedDict()
-        self._cache_size = cache_size
-        self.conversions = 0  # glyphs converted so far (what the cache saved shows in tests and benches)
-        src = self._source
+        src = TTFont(face.path, fontNumber=face.index, lazy=True, recalcTimestamp=False)
+        # Kept lean (~40 MB: the CFF table's bytes, its charset and offsets): the cmap as code point → glyph id and the
+        # advances as an array; fontTools' own cmap and hmtx tables (~30 MB of objects for 65,535 glyphs) are dropped.
+        order = src.getGlyphOrder()
+        gid = {name: i for i, name in enumerate(order)}
+        self._cmap: dict[int, int] = {cp: gid[name] for cp, name in src.getBestCmap().items()}
+        metrics = src["hmtx"].metrics
+        self._advances = array.array("H", (metrics[name][0] for name in order))
+        del gid, metrics
         self._tables = {
             "upem": src["head"].unitsPerEm,
             "head_box": (src["head"].xMin, src["head"].yMin, src["head"].xMax, src["head"].yMax),
@@ -140,6 +141,24 @@ class TrueTypeFace:
                      src["post"].isFixedPitch),
             "names": {nid: src["name"].getDebugName(nid) for nid in (0, 1, 2, 3, 4, 5, 6, 7, 13, 14)},
         }
+        for tag in ("cmap", "hmtx", "name", "OS/2", "post", "hhea", "vmtx", "GSUB", "GPOS"):
+            if tag in src:
+                del src[tag]
+        top = src["CFF "].cff.topDictIndex[0]
+        self._charset = top.charset  # glyph id → the CFF glyph name
+        self._charstrings = top.CharStrings
+        self._source = src  # holds the file the charstrings are read from
+        # glyph id → (glyf bytes, xMin, points, contours)
+        self._cache: OrderedDict[int, tuple[bytes, int, int, int]] = OrderedDict()
+        self._cache_size = cache_size
+        self.conversions = 0  # glyphs converted so far (what the cache saved shows in tests and benches)
+
+    def glyph_id(self, char: str) -> int | None:
+        return self._cmap.get(ord(char))
+
+    def advance(self, char: str) -> int:
+        """The advance width of ``char`` in font units (the face's hmtx)."""
+        return self._advances[self._cmap[ord(char)]]
 
     def has(self, char: str) -> bool:
         return ord(char) in self._cmap
@@ -151,21 +170,23 @@ class TrueTypeFace:
         from fontTools.ttLib.tables._g_l_y_f import Glyph
 
         codepoints = sorted({ord(c) for c in chars} & self._cmap.keys())
-        names = [".notdef"] + sorted({self._cmap[cp] for cp in codepoints} - {".notdef"})
+        gids = [0] + sorted({self._cmap[cp] for cp in codepoints} - {0})
         with self._lock:
-            outlines = {name: self._outline(name) for name in names}
+            outlines = {g: self._outline(g) for g in gids}
+        names = [".notdef"] + [f"g{g}" for g in gids[1:]]
+        name_of = dict(zip(gids, names))
         t = self._tables
         fb = FontBuilder(t["upem"], isTTF=True)
         fb.setupGlyphOrder(names)
-        fb.setupCharacterMap({cp: self._cmap[cp] for cp in codepoints})
+        fb.setupCharacterMap({cp: name_of[self._cmap[cp]] for cp in codepoints})
         # FontBuilder.setupGlyf would decompile each glyph to check it: these are compiled quadratic outlines already.
         fb.font["loca"], fb.font["glyf"] = newTable("loca"), newTable("glyf")
-        fb.font["glyf"].glyphs = {name: Glyph(o[0]) for name, o in outlines.items()}
+        fb.font["glyf"].glyphs = {name_of[g]: Glyph(o[0]) for g, o in outlines.items()}
         fb.font["glyf"].glyphOrder = names
-        fb.setupHorizontalMetrics({name: (self._metrics[name][0], outlines[name][1]) for name in names})
+        fb.setupHorizontalMetrics({name_of[g]: (self._advances[g], outlines[g][1]) for g in gids})
         ascent, descent, line_gap = t["hhea"]
         fb.setupHorizontalHeader(ascent=ascent, descent=descent, lineGap=line_gap,
-                                 advanceWidthMax=max(self._metrics[name][0] for name in names))
+                                 advanceWidthMax=max(self._advances[g] for g in gids))
         names_table = {k: v for k, v in t["names"].items() if v}
         fb.setupNameTable({
             "copyright": names_table.get(0, ""), "familyName": names_table.get(1, ""),
@@ -193,27 +214,30 @@ class TrueTypeFace:
         fb.save(out)
         return out.getvalue()
 
-    def _outline(self, name: str) -> tuple[bytes, int, int, int]:
+    def _outline(self, gid: int) -> tuple[bytes, int, int, int]:
         """The glyph's TrueType outline: glyf bytes, xMin (the left side bearing), points, contours. Under the lock."""
-        cached = self._cache.get(name)
+        cached = self._cache.get(gid)
         if cached is not None:
-            self._cache.move_to_end(name)
+            self._cache.move_to_end(gid)
             return cached
         from fontTools.pens.cu2quPen import Cu2QuPen
         from fontTools.pens.ttGlyphPen import TTGlyphPen
 
         pen = TTGlyphPen(None)
+        charstring, _ = self._charstrings.getItemAndSelector(self._charset[gid])
         # CFF contours run counter-clockwise, TrueType's clockwise: reversed so that the fill rule draws the same.
-        self._glyph_set[name].draw(Cu2QuPen(pen, CURVE_TOLERANCE, reverse_direction=True))
+        charstring.draw(Cu2QuPen(pen, CURVE_TOLERANCE, reverse_direction=True))
+        if self._charstrings.charStringsAreIndexed:  # fontTools keeps each decompiled charstring: not for 65k glyphs
+            self._charstrings.charStringsIndex.items[self._charstrings.charStrings[self._charset[gid]]] = None
         glyph = pen.glyph()
-        if glyph.numberOfContours > 0:
-            glyph.recalcBounds(None)
         contours = max(glyph.numberOfContours, 0)
+        if contours:
+            glyph.recalcBounds(None)
         x_min = glyph.xMin if contours else 0
         points = len(glyph.coordinates) if contours else 0
         entry = (glyph.compile(None, recalcBBoxes=False), x_min, points, contours)
         self.conversions += 1
-        self._cache[name] = entry
+        self._cache[gid] = entry
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         return entry

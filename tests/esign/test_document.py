@@ -125,7 +125,7 @@ def test_embedded_font_is_the_truetype_subset_of_the_printed_characters(tmp_path
     # Same advance widths as the CFF face's (so the same layout): every printed character.
     cmap, hmtx = font.getBestCmap(), font["hmtx"].metrics
     for char in printed:
-        assert hmtx[cmap[ord(char)]][0] == face._metrics[face._cmap[ord(char)]][0], char  # noqa: SLF001
+        assert hmtx[cmap[ord(char)]][0] == face.advance(char), char
 
 
 def test_text_extracts_as_with_the_cff_face(tmp_path, rendered):
