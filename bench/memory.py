@@ -1,6 +1,6 @@
 """Benchmark: the memory of an API process (embedded mode) at rest and while it seals a backlog of certificates.
 
-    .venv/bin/python bench/memory.py [-n 100] [--no-write]
+    .venv/bin/python bench/memory.py [-n 100] [--before-ref main] [--no-write]
 
 1. migrates a throw-away SQLite database and loads the demo (its PDFs all sealed);
 2. starts ``python -m api serve`` (embedded mode: no Redis, SQLite, the process seals the PDFs itself; the
@@ -111,7 +111,7 @@ def graphql(port: int, token: str, query: str) -> None:
         response.read()
 
 
-def run(n: int, timeout: float) -> dict:
+def run(n: int, timeout: float, code: Path = ROOT) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="jianshen-memory-"))
     process = None
     try:
@@ -124,7 +124,8 @@ def run(n: int, timeout: float) -> dict:
         port = free_port()
         process = subprocess.Popen(
             [sys.executable, "-m", "api", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=(workdir / "serve.log").open("wb"),
+            cwd=code, env={**env, "PYTHONPATH": str(code)}, stdout=subprocess.DEVNULL,
+            stderr=(workdir / "serve.log").open("wb"),
         )
         wait_for_port(port, process)
         for _ in range(20):  # a little traffic: what a process at rest has been through
@@ -159,20 +160,37 @@ def run(n: int, timeout: float) -> dict:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def report(r: dict, label: str = "this tree") -> str:
+def run_ref(ref: str, n: int, timeout: float) -> dict:
+    """The same measurement with the server of git ref ``ref`` (``git archive`` into a temporary folder)."""
+    import tarfile
+    from io import BytesIO
+
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref], capture_output=True, check=True).stdout
+    with tempfile.TemporaryDirectory(prefix="jianshen-memory-ref-") as tmp:
+        tarfile.open(fileobj=BytesIO(archive)).extractall(tmp)
+        return run(n, timeout, Path(tmp))
+
+
+def report(rows: list[tuple[str, dict]]) -> str:
     def verdict(value, target):
         return "meets" if value <= target else "**misses**"
 
+    r = rows[-1][1]
+    lines = "\n".join(
+        f"| {label} | {x['rest_rss']:.0f} | {x['peak_rss']:.0f} | {x['hwm']:.0f} | {x['after_rss']:.0f} | {x['seconds']:.0f} |"
+        for label, x in rows
+    )
     return (
         f"Measured {dt.date.today():%Y-%m-%d} on {machine()}; `python -m api serve`, embedded mode (SQLite, no Redis), "
         f"the demo loaded; {r['n']} certificates without their PDF written at once and sealed by the process's own sweep "
-        f"(wall-clock, under the load of other work on the machine: {r['seconds']:.0f} s). RSS from /proc/PID/status, "
-        "MiB.\n\n"
-        "| code | at rest (VmRSS) | peak while sealing (VmRSS, 50 ms samples) | VmHWM after sealing | at rest after |\n"
-        "| --- | ---: | ---: | ---: | ---: |\n"
-        f"| {label} | {r['rest_rss']:.0f} | {r['peak_rss']:.0f} | {r['hwm']:.0f} | {r['after_rss']:.0f} |\n\n"
-        f"Targets: at rest ≤ {AT_REST_MB} MB ({verdict(r['rest_rss'], AT_REST_MB)} it), while sealing ≤ {SEALING_MB} MB "
-        f"({verdict(r['hwm'], SEALING_MB)} it, by VmHWM).\n"
+        "(sealing time is wall-clock, under the load of other work on the machine). RSS from /proc/PID/status, MiB.\n\n"
+        "| code | at rest (VmRSS) | peak while sealing (VmRSS, 50 ms samples) | VmHWM after sealing | at rest after "
+        "sealing | sealing s |\n"
+        "| --- | ---: | ---: | ---: | ---: | ---: |\n"
+        f"{lines}\n\n"
+        f"Targets ({rows[-1][0]}): at rest ≤ {AT_REST_MB} MB ({verdict(r['rest_rss'], AT_REST_MB)} it; after sealing: "
+        f"{verdict(r['after_rss'], AT_REST_MB)} it), while sealing ≤ {SEALING_MB} MB ({verdict(r['hwm'], SEALING_MB)} "
+        "it, by VmHWM).\n"
     )
 
 
@@ -180,12 +198,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=100, help="certificates in the backlog")
     parser.add_argument("--timeout", type=float, default=900.0, help="give up after this many seconds of sealing")
+    parser.add_argument("--before-ref", help="also measure the server of this git ref (e.g. main), for before/after")
     parser.add_argument("--no-write", action="store_true", help="print only, leave docs/PERFORMANCE.md alone")
     args = parser.parse_args()
-    result = run(args.n, args.timeout)
-    text = report(result)
+    rows = []
+    if args.before_ref:
+        rows.append((f"before: `{args.before_ref}`", run_ref(args.before_ref, args.n, args.timeout)))
+    rows.append(("this tree", run(args.n, args.timeout)))
+    text = report(rows)
     print(text)
-    print(json.dumps(result))
+    print(json.dumps(rows))
     if not args.no_write:
         write_section(BEGIN, END, text)
     return 0

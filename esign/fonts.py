@@ -15,6 +15,7 @@ import io
 import os
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 
 FONT_DIR_ENV = "JIANSHEN_CJK_FONT_DIR"
@@ -111,19 +112,33 @@ class TrueTypeFace:
         import threading
         from collections import OrderedDict
 
+        from fontTools.cffLib import CFFFontSet
         from fontTools.ttLib import TTFont
 
         self.face = face
         self._lock = threading.Lock()
         src = TTFont(face.path, fontNumber=face.index, lazy=True, recalcTimestamp=False)
-        # Kept lean (~40 MB: the CFF table's bytes, its charset and offsets): the cmap as code point → glyph id and the
-        # advances as an array; fontTools' own cmap and hmtx tables (~30 MB of objects for 65,535 glyphs) are dropped.
-        order = src.getGlyphOrder()
-        gid = {name: i for i, name in enumerate(order)}
+        # Kept lean (~8 MB for 65,535 glyphs): the CFF table is read from the file as charstrings are needed (fontTools'
+        # Index objects seek and read) instead of from a 22 MB copy in memory; the cmap is kept as code point → glyph
+        # id and the advances as an array, read from the raw hmtx (fontTools' hmtx and glyph-name dicts are ~30 MB).
+        entry = src.reader.tables["CFF "]
+        self._file = open(face.path, "rb")  # noqa: SIM115 - open for the face's (the process's) lifetime
+        cff = CFFFontSet()
+        cff.decompile(_Window(self._file, entry.offset, entry.length), src, isCFF2=False)
+        top = cff.topDictIndex[0]
+        self._charset = top.charset  # glyph id → the CFF glyph name
+        self._charstrings = top.CharStrings
+        src.setGlyphOrder(self._charset)  # the cmap's names come from it (not from fontTools' own CFF load)
+        gid = {name: i for i, name in enumerate(self._charset)}
         self._cmap: dict[int, int] = {cp: gid[name] for cp, name in src.getBestCmap().items()}
-        metrics = src["hmtx"].metrics
-        self._advances = array.array("H", (metrics[name][0] for name in order))
-        del gid, metrics
+        del gid
+        long_metrics = src["hhea"].numberOfHMetrics
+        pairs = array.array("H", src.reader["hmtx"][: 4 * long_metrics])  # (advance, lsb) big-endian pairs
+        if sys.byteorder == "little":
+            pairs.byteswap()
+        advances = pairs[0::2]
+        advances.extend([advances[-1]] * (len(self._charset) - long_metrics))  # the last advance repeats (hmtx spec)
+        self._advances = advances
         self._tables = {
             "upem": src["head"].unitsPerEm,
             "head_box": (src["head"].xMin, src["head"].yMin, src["head"].xMax, src["head"].yMax),
@@ -141,13 +156,7 @@ class TrueTypeFace:
                      src["post"].isFixedPitch),
             "names": {nid: src["name"].getDebugName(nid) for nid in (0, 1, 2, 3, 4, 5, 6, 7, 13, 14)},
         }
-        for tag in ("cmap", "hmtx", "name", "OS/2", "post", "hhea", "vmtx", "GSUB", "GPOS"):
-            if tag in src:
-                del src[tag]
-        top = src["CFF "].cff.topDictIndex[0]
-        self._charset = top.charset  # glyph id → the CFF glyph name
-        self._charstrings = top.CharStrings
-        self._source = src  # holds the file the charstrings are read from
+        src.close()
         # glyph id → (glyf bytes, xMin, points, contours)
         self._cache: OrderedDict[int, tuple[bytes, int, int, int]] = OrderedDict()
         self._cache_size = cache_size
@@ -241,6 +250,29 @@ class TrueTypeFace:
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         return entry
+
+
+class _Window:
+    """A read-only file view of ``length`` bytes at ``offset`` of ``file``: one table of a font collection."""
+
+    def __init__(self, file, offset: int, length: int) -> None:
+        self._file, self._offset, self._length = file, offset, length
+        self._position = 0
+
+    def seek(self, position: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self._position, 2: self._length}[whence]
+        self._position = base + position
+        return self._position
+
+    def tell(self) -> int:
+        return self._position
+
+    def read(self, size: int = -1) -> bytes:
+        end = self._length if size is None or size < 0 else min(self._length, self._position + size)
+        self._file.seek(self._offset + self._position)
+        data = self._file.read(max(0, end - self._position))
+        self._position += len(data)
+        return data
 
 
 @functools.cache

@@ -122,10 +122,14 @@ def test_embedded_font_is_the_truetype_subset_of_the_printed_characters(tmp_path
     embedded = {chr(cp) for cp in font.getBestCmap()}
     spaces = {" ", "\u3000"}  # spacing (pdftotext prints both as layout, not as characters)
     assert embedded - spaces == printed - spaces
-    # Same advance widths as the CFF face's (so the same layout): every printed character.
+    # Same advance widths as the CFF face's (so the same layout): every printed character, against fontTools' reading.
+    from fontTools.ttLib import TTFont
+
+    source = TTFont(face.face.path, fontNumber=face.face.index, lazy=True)
+    source_cmap, source_hmtx = source.getBestCmap(), source["hmtx"].metrics
     cmap, hmtx = font.getBestCmap(), font["hmtx"].metrics
     for char in printed:
-        assert hmtx[cmap[ord(char)]][0] == face.advance(char), char
+        assert hmtx[cmap[ord(char)]][0] == face.advance(char) == source_hmtx[source_cmap[ord(char)]][0], char
 
 
 def test_text_extracts_as_with_the_cff_face(tmp_path, rendered):
@@ -163,3 +167,17 @@ def test_glyphs_are_converted_once_per_process():
     converted = face.conversions
     render_certificate(construction_permit())
     assert face.conversions == converted
+
+
+def test_glyph_cache_is_bounded_and_evicts_least_recently_used():
+    from esign.fonts import TrueTypeFace, cjk_font
+
+    face = TrueTypeFace(cjk_font("serif"), cache_size=8)
+    first = face.font_for("建筑施工许可证书号")  # 9 glyphs + .notdef through a cache of 8
+    assert face.conversions == 10 and len(face._cache) == 8  # noqa: SLF001
+    kept = list(face._cache)  # noqa: SLF001 - least recently used first
+    face.font_for(chr(next(cp for cp, g in face._cmap.items() if g == kept[-1])))  # noqa: SLF001 - the newest: kept
+    assert face.conversions == 11  # only .notdef (the oldest, evicted) again
+    assert len(face._cache) == 8  # noqa: SLF001
+    # What comes out of an evicting cache is what a fresh face gives (the cache changes the cost, not the font).
+    assert face.font_for("建筑施工许可证书号") == first == TrueTypeFace(cjk_font("serif")).font_for("建筑施工许可证书号")
