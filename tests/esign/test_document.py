@@ -181,3 +181,19 @@ def test_glyph_cache_is_bounded_and_evicts_least_recently_used():
     assert len(face._cache) == 8  # noqa: SLF001
     # What comes out of an evicting cache is what a fresh face gives (the cache changes the cost, not the font).
     assert face.font_for("建筑施工许可证书号") == first == TrueTypeFace(cjk_font("serif")).font_for("建筑施工许可证书号")
+
+
+def test_concurrent_renders_in_threads_give_the_sequential_pdfs():
+    """PDFs are made in worker threads (asyncio.to_thread): the shared face and its glyph cache give each thread the
+    PDF it would get alone, byte for byte, including while glyphs are being converted for the others."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bench.certificates import documents
+    from esign.fonts import TrueTypeFace, _faces, cjk_font
+
+    docs = list(documents(8, seed=1313))
+    _faces["serif"] = TrueTypeFace(cjk_font("serif"))  # a cold cache: the threads convert while the others read
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        concurrent = list(pool.map(lambda d: render_certificate(d).pdf, docs))
+    sequential = [render_certificate(d).pdf for d in docs]
+    assert concurrent == sequential
