@@ -1,7 +1,8 @@
 """Finding the CJK fonts at run time (the PDF and the seal image need Simplified Chinese glyphs).
 
-The font is Debian's ``fonts-noto-cjk`` (scripts/install-system-deps.sh installs it), whose files are TrueType/OpenType
-collections with CFF outlines; fpdf2 embeds those (via fontTools) and Pillow renders them. Nothing is hard-coded to one
+The font is Debian's ``fonts-noto-cjk`` (scripts/install-system-deps.sh installs it), whose files are OpenType
+collections with CFF outlines; Pillow renders them (seal images), and the certificate PDF embeds the glyphs it prints
+converted to TrueType outlines (``TrueTypeFace`` below: subsetting the CFF face for each PDF was ~0.4 s of CPU). Nothing is hard-coded to one
 machine: ``JIANSHEN_CJK_FONT_DIR`` may point at a folder holding the Noto CJK files; otherwise fontconfig is asked
 (``fc-match``), and last the usual font folders are searched.
 """
