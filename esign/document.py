@@ -1,6 +1,7 @@
 """The certificate PDF (电子证照版式文件): A4, Chinese, laid out like the paper licence (DOMAIN.md §6).
 
-Rendered with fpdf2, which embeds (subsets) the CFF-based Noto CJK fonts of Debian's ``fonts-noto-cjk``. The caller
+Rendered with fpdf2; the text is set in Noto Serif CJK SC (Debian's ``fonts-noto-cjk``), embedded as a small TrueType
+font of the glyphs the page prints (``esign.fonts.TrueTypeFace``: cheap to subset, unlike the CFF face). The caller
 gives the fields in the order the paper licence prints them; this module draws the frame, the title, the table of
 fields, the issuing authority line (where the seal goes — its box is returned for the signature's appearance), the QR
 code of the public verification page, and the identifier with its check code. The identifier is also put in the
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+import tempfile
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timezone
 from typing import Sequence
@@ -19,7 +21,7 @@ import qrcode
 from fpdf import FPDF
 from fpdf.enums import TableCellFillMode
 
-from esign.fonts import cjk_font
+from esign.fonts import cjk_font, truetype_face
 
 A4_WIDTH_MM, A4_HEIGHT_MM = 210.0, 297.0
 MM = 72 / 25.4  # PDF points per millimetre
@@ -60,14 +62,43 @@ def identifier_from_keywords(keywords: str | None) -> str | None:
     return match.group(0) if match else None
 
 
-def render_certificate(doc: CertificateDocument) -> RenderedCertificate:
+# Every character the layout below prints besides the document's own text (labels, punctuation, the spacing).
+_TEMPLATE_TEXT = "编号：发证机关日期年月扫码核验真伪证照标识校验码地址注意事项；。—　" + "".join(map(chr, range(0x20, 0x7F)))
+
+
+def document_characters(doc: CertificateDocument) -> set[str]:
+    """The characters ``render_certificate`` can print for ``doc`` (a superset: the embedded font holds these)."""
+    texts = [doc.title, doc.licence_number, doc.identifier, doc.check_code, doc.issuer_name, doc.verify_url,
+             doc.header, doc.statement, *doc.notes, *(text for pair in doc.fields for text in pair), _TEMPLATE_TEXT]
+    return set("".join(texts))
+
+
+def render_certificate(doc: CertificateDocument, *, characters: set[str] | None = None) -> RenderedCertificate:
+    """The certificate PDF, its font the TrueType glyphs of just the characters it prints (``TrueTypeFace``):
+    ``characters``, by default ``document_characters(doc)``.
+
+    Should a character be missing from that font while the face has it (the character set missed something), the
+    page is rendered again from the face's CFF font itself: slower, never wrong.
+    """
+    face = truetype_face("serif")
+    with tempfile.NamedTemporaryFile(prefix="cjk-", suffix=".ttf") as font_file:
+        font_file.write(face.font_for(document_characters(doc) if characters is None else characters))
+        font_file.flush()
+        rendered, missing = _render(doc, font_file.name, 0)
+    if any(face.has(chr(cp)) for cp in missing):
+        cff = cjk_font("serif")
+        rendered, _ = _render(doc, cff.path, cff.index)
+    return rendered
+
+
+def _render(doc: CertificateDocument, font_path: str, font_index: int) -> tuple[RenderedCertificate, list[int]]:
+    """The PDF with the font at ``font_path``, and the code points it lacked."""
     pdf = FPDF(orientation="portrait", unit="mm", format="A4")
     pdf.set_auto_page_break(False)
     pdf.set_margins(18, 14, 18)
-    face = cjk_font("serif")
-    pdf.add_font("cjk", fname=face.path, collection_font_number=face.index)
-    # The subset keeps the collection's font bounding box instead of recomputing it from every glyph outline: a
-    # quarter of the rendering time, and the box only guides viewers' line spacing guesses.
+    pdf.add_font("cjk", fname=font_path, collection_font_number=font_index)
+    # The subset keeps the font's bounding box (the face's) instead of recomputing it from every glyph outline: a
+    # quarter of the rendering time with the CFF font, and the box only guides viewers' line spacing guesses.
     pdf.fonts["cjk"].ttfont.recalcBBoxes = False
     pdf.set_title(f"{doc.header}{doc.title}")
     pdf.set_subject(f"电子证照 {doc.title} {doc.licence_number}")
@@ -154,7 +185,8 @@ def render_certificate(doc: CertificateDocument) -> RenderedCertificate:
         pdf.set_font("cjk", size=7.5)
         pdf.set_xy(18, 275)
         pdf.multi_cell(174, 3.6, "注意事项：" + "；".join(n.rstrip("；。") for n in doc.notes) + "。")
-    return RenderedCertificate(pdf=bytes(pdf.output()), seal_box=seal_box)
+    out = bytes(pdf.output())
+    return RenderedCertificate(pdf=out, seal_box=seal_box), list(pdf.fonts["cjk"].missing_glyphs)
 
 
 def _fit_table(pdf: FPDF, rows: Sequence[tuple[str, str]], *, top: float, bottom: float) -> tuple[float, float]:

@@ -1,6 +1,6 @@
 """Shared signing material for the esign tests: one platform CA, one seal, one signed certificate PDF per session.
 
-Rendering a certificate costs ~0.5 s (the CJK font is subset and embedded), so the signed PDF is made once and each test
+Rendering a certificate costs ~0.1 s (the first of a process ~0.5 s), so the signed PDF is made once and each test
 works on its own copy of the bytes.
 """
 

@@ -89,3 +89,111 @@ def test_too_many_fields_refused():
     fields = list(doc.fields) * 3
     with pytest.raises(ValueError):
         render_certificate(type(doc)(**{**doc.__dict__, "fields": fields}))
+
+
+# -- the embedded font: the TrueType glyphs of the characters printed, converted once per process (issue #13, item 4) --
+
+
+def _embedded_font(pdf: bytes):
+    """The font program embedded in the PDF, as a fontTools font, and its descendant font's subtype."""
+    from fontTools.ttLib import TTFont
+
+    reader = PdfFileReader(io.BytesIO(pdf))
+    page = reader.root["/Pages"]["/Kids"][0]
+    (font,) = [f.get_object() for f in page["/Resources"]["/Font"].values()]
+    descendant = font["/DescendantFonts"][0].get_object()
+    descriptor = descendant["/FontDescriptor"].get_object()
+    return TTFont(io.BytesIO(descriptor["/FontFile2"].data)), str(descendant["/Subtype"])
+
+
+def test_embedded_font_is_the_truetype_subset_of_the_printed_characters(tmp_path, rendered):
+    from esign.document import document_characters
+    from esign.fonts import truetype_face
+
+    font, subtype = _embedded_font(rendered.pdf)
+    assert subtype == "/CIDFontType2" and "glyf" in font and "CFF " not in font  # TrueType outlines, not the CFF face
+    assert font["name"].getDebugName(1) == "Noto Serif CJK SC"
+    # Exactly the glyphs of the characters printed (+ .notdef): the page's text, every one of them, and nothing else.
+    path = tmp_path / "c.pdf"
+    path.write_bytes(rendered.pdf)
+    printed = set(poppler("pdftotext", str(path), "-")) - set(" \n\f")
+    face = truetype_face("serif")
+    assert printed <= document_characters(construction_permit())
+    embedded = {chr(cp) for cp in font.getBestCmap()}
+    spaces = {" ", "\u3000"}  # spacing (pdftotext prints both as layout, not as characters)
+    assert embedded - spaces == printed - spaces
+    # Same advance widths as the CFF face's (so the same layout): every printed character, against fontTools' reading.
+    from fontTools.ttLib import TTFont
+
+    source = TTFont(face.face.path, fontNumber=face.face.index, lazy=True)
+    source_cmap, source_hmtx = source.getBestCmap(), source["hmtx"].metrics
+    cmap, hmtx = font.getBestCmap(), font["hmtx"].metrics
+    for char in printed:
+        assert hmtx[cmap[ord(char)]][0] == face.advance(char) == source_hmtx[source_cmap[ord(char)]][0], char
+
+
+def test_text_extracts_as_with_the_cff_face(tmp_path, rendered):
+    """The page's text (pdftotext -layout) is character for character what the CFF face's embedding gave."""
+    from esign.document import _render
+    from esign.fonts import cjk_font
+
+    cff = cjk_font("serif")
+    before, _ = _render(construction_permit(), cff.path, cff.index)
+    texts = []
+    for name, pdf in (("cff.pdf", before.pdf), ("tt.pdf", rendered.pdf)):
+        path = tmp_path / name
+        path.write_bytes(pdf)
+        texts.append(poppler("pdftotext", "-layout", str(path), "-"))
+    assert texts[0] == texts[1]
+    assert "CID Type 0C" in poppler("pdffonts", str(tmp_path / "cff.pdf"))
+    assert "CID TrueType" in poppler("pdffonts", str(tmp_path / "tt.pdf"))
+
+
+def test_a_character_outside_the_set_falls_back_to_the_cff_face(tmp_path):
+    """Should the character set miss a printed character, the page is rendered from the CFF face: never a tofu box."""
+    doc = construction_permit()
+    rendered = render_certificate(doc, characters=set(doc.title))  # 发证机关 … are not in the set
+    path = tmp_path / "c.pdf"
+    path.write_bytes(rendered.pdf)
+    assert "CID Type 0C" in poppler("pdffonts", str(path))
+    assert "发证机关" in poppler("pdftotext", str(path), "-").replace(" ", "")
+
+
+def test_glyphs_are_converted_once_per_process():
+    from esign.fonts import truetype_face
+
+    face = truetype_face("serif")
+    render_certificate(construction_permit())
+    converted = face.conversions
+    render_certificate(construction_permit())
+    assert face.conversions == converted
+
+
+def test_glyph_cache_is_bounded_and_evicts_least_recently_used():
+    from esign.fonts import TrueTypeFace, cjk_font
+
+    face = TrueTypeFace(cjk_font("serif"), cache_size=8)
+    first = face.font_for("建筑施工许可证书号")  # 9 glyphs + .notdef through a cache of 8
+    assert face.conversions == 10 and len(face._cache) == 8  # noqa: SLF001
+    kept = list(face._cache)  # noqa: SLF001 - least recently used first
+    face.font_for(chr(next(cp for cp, g in face._cmap.items() if g == kept[-1])))  # noqa: SLF001 - the newest: kept
+    assert face.conversions == 11  # only .notdef (the oldest, evicted) again
+    assert len(face._cache) == 8  # noqa: SLF001
+    # What comes out of an evicting cache is what a fresh face gives (the cache changes the cost, not the font).
+    assert face.font_for("建筑施工许可证书号") == first == TrueTypeFace(cjk_font("serif")).font_for("建筑施工许可证书号")
+
+
+def test_concurrent_renders_in_threads_give_the_sequential_pdfs():
+    """PDFs are made in worker threads (asyncio.to_thread): the shared face and its glyph cache give each thread the
+    PDF it would get alone, byte for byte, including while glyphs are being converted for the others."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bench.certificates import documents
+    from esign.fonts import TrueTypeFace, _faces, cjk_font
+
+    docs = list(documents(8, seed=1313))
+    _faces["serif"] = TrueTypeFace(cjk_font("serif"))  # a cold cache: the threads convert while the others read
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        concurrent = list(pool.map(lambda d: render_certificate(d).pdf, docs))
+    sequential = [render_certificate(d).pdf for d in docs]
+    assert concurrent == sequential

@@ -286,3 +286,33 @@ def test_cli_verify(tmp_path, platform, signed_pdf, outsider):
     revoked.write_text('{"%s": "2000-01-01T00:00:00+08:00"}' % hex(platform.seal.serial_number), encoding="utf-8")
     done = run_cli("verify", str(good), "--ca", str(platform.ca_pem_path), "--revoked", str(revoked))
     assert done.returncode == 1 and "SEAL_REVOKED" in done.stdout
+
+
+def test_seal_stamp_is_the_seal_image(platform, signed_pdf):
+    """The stamp's image XObject (kept deflated per seal image, issue #13) decodes to the seal PNG's pixels, its
+    alpha as the /SMask, as pyHanko's own image writer gives them."""
+    import io
+
+    from PIL import Image
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    reader = PdfFileReader(io.BytesIO(signed_pdf))
+    (embedded,) = reader.embedded_regular_signatures
+    appearance = embedded.sig_field["/Kids"][0] if "/Kids" in embedded.sig_field else embedded.sig_field
+    images = []
+
+    def walk(xobjects):
+        for ref in xobjects.values():
+            obj = ref.get_object()
+            if obj.get("/Subtype") == "/Image":
+                images.append(obj)
+            elif "/Resources" in obj and "/XObject" in obj["/Resources"]:
+                walk(obj["/Resources"]["/XObject"])
+
+    walk(appearance["/AP"]["/N"].get_object()["/Resources"]["/XObject"])
+    (image,) = images
+    seal = Image.open(io.BytesIO(platform.seal_image)).convert("RGBA")
+    assert (int(image["/Width"]), int(image["/Height"])) == seal.size
+    assert image.data == seal.convert("RGB").tobytes()
+    smask = image["/SMask"].get_object()
+    assert smask["/ColorSpace"] == "/DeviceGray" and smask.data == seal.getchannel("A").tobytes()

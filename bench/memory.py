@@ -1,0 +1,217 @@
+"""Benchmark: the memory of an API process (embedded mode) at rest and while it seals a backlog of certificates.
+
+    .venv/bin/python bench/memory.py [-n 100] [--before-ref main] [--no-write]
+
+1. migrates a throw-away SQLite database and loads the demo (its PDFs all sealed);
+2. starts ``python -m api serve`` (embedded mode: no Redis, SQLite, the process seals the PDFs itself; the
+   certificate sweep every second) on a free port, sends a few GraphQL requests and reads /proc/PID/status
+   (VmRSS, VmHWM) once it is at rest;
+3. writes ``-n`` certificates without their PDF (copies of the demo's, each with its own identifier and number, the way
+   a burst of approvals leaves them) and samples VmRSS every 50 ms while the process's sweep seals them, until all have
+   their PDF; then reads VmHWM (the peak RSS of the process's whole life) and RSS once more at rest.
+
+Figures go to the "memory" section of docs/PERFORMANCE.md. Issue #13's targets: ≤ 150 MB at rest, ≤ 250 MB sealing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+from bench._report import machine, write_section  # noqa: E402
+from bench.progress import free_port, isolated, stop, wait_for_port  # noqa: E402
+
+BEGIN, END = "<!-- bench/memory.py writes between these markers -->", "<!-- /bench/memory.py -->"
+AT_REST_MB, SEALING_MB = 150, 250
+
+
+def status_mb(pid: int) -> dict[str, float]:
+    """VmRSS and VmHWM of ``pid``, MB (MiB)."""
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            out[key] = int(value.split()[0]) / 1024
+    return out
+
+
+async def _with_db(database_url: str, settings_kwargs: dict, fn):
+    from tortoise import Tortoise
+
+    from api.db import config_from_settings
+    from api.settings import Settings
+
+    settings = Settings(database_url=database_url, **settings_kwargs)
+    await Tortoise.init(config=config_from_settings(settings))
+    try:
+        return await fn(settings)
+    finally:
+        await Tortoise.close_connections()
+
+
+async def prepare(database_url: str, paths: dict) -> str:
+    from api.db import migrate
+    from api.demo import load_demo
+
+    await migrate(database_url)
+
+    async def load(settings):
+        return (await load_demo(settings, pdf_limit=None))["APPLICANT"]
+
+    return await _with_db(database_url, paths, load)
+
+
+async def add_backlog(database_url: str, paths: dict, n: int) -> list[int]:
+    """``n`` certificates without a PDF, copied from the demo's sealed ones (new identifier and number each)."""
+    from api.models import Certificate
+
+    async def add(settings):
+        sealed = await Certificate.filter(pdf_path__isnull=False).order_by("id").values()
+        ids = []
+        for i in range(n):
+            row = dict(sealed[i % len(sealed)])
+            for key in ("id", "pdf_path", "pdf_sha256", "signed_at", "seal_id", "pdf_pending_reason", "superseded_by_id"):
+                row.pop(key, None)
+            row["identifier"] = f"{row['identifier']}.B{i:04d}"
+            row["number"] = f"{row['number']}B{i:04d}"
+            ids.append((await Certificate.create(**row)).id)
+        return ids
+
+    return await _with_db(database_url, paths, add)
+
+
+async def sealed_count(database_url: str, paths: dict, ids: list[int]) -> int:
+    from api.models import Certificate
+
+    async def count(settings):
+        return await Certificate.filter(id__in=ids, pdf_path__isnull=False).count()
+
+    return await _with_db(database_url, paths, count)
+
+
+def graphql(port: int, token: str, query: str) -> None:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql", data=json.dumps({"query": query}).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        response.read()
+
+
+def run(n: int, timeout: float, code: Path = ROOT) -> dict:
+    workdir = Path(tempfile.mkdtemp(prefix="jianshen-memory-"))
+    process = None
+    try:
+        database_url = f"sqlite://{workdir}/bench.sqlite3"
+        env_paths = isolated(workdir)
+        paths = {key.removeprefix("JIANSHEN_").lower(): value for key, value in env_paths.items()}
+        token = asyncio.run(prepare(database_url, paths))
+        env = {**os.environ, "JIANSHEN_DATABASE_URL": database_url, "JIANSHEN_CERTIFICATE_SWEEP_SECONDS": "1", **env_paths}
+        env.pop("JIANSHEN_REDIS_URL", None)  # embedded mode
+        port = free_port()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "api", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=code, env={**env, "PYTHONPATH": str(code)}, stdout=subprocess.DEVNULL,
+            stderr=(workdir / "serve.log").open("wb"),
+        )
+        wait_for_port(port, process)
+        for _ in range(20):  # a little traffic: what a process at rest has been through
+            graphql(port, token, "{ me { id } }")
+        time.sleep(2)  # the start-up sweep and the traffic settled
+        rest = status_mb(process.pid)
+
+        ids = asyncio.run(add_backlog(database_url, paths, n))
+        start, peak_rss, done = time.monotonic(), 0.0, 0
+        next_count = start
+        while done < n:
+            if process.poll() is not None:
+                raise SystemExit(f"the server exited with {process.returncode}: see {workdir / 'serve.log'}")
+            peak_rss = max(peak_rss, status_mb(process.pid)["VmRSS"])
+            if time.monotonic() >= next_count:
+                done = asyncio.run(sealed_count(database_url, paths, ids))
+                next_count = time.monotonic() + 1.0
+            if time.monotonic() - start > timeout:
+                raise SystemExit(f"only {done} of {n} sealed after {timeout} s")
+            time.sleep(0.05)
+        sealing_s = time.monotonic() - start
+        end = status_mb(process.pid)
+        time.sleep(2)
+        after = status_mb(process.pid)
+        return {
+            "rest_rss": rest["VmRSS"], "rest_hwm": rest["VmHWM"], "peak_rss": peak_rss, "hwm": end["VmHWM"],
+            "after_rss": after["VmRSS"], "seconds": sealing_s, "n": n,
+        }
+    finally:
+        if process is not None:
+            stop(process)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run_ref(ref: str, n: int, timeout: float) -> dict:
+    """The same measurement with the server of git ref ``ref`` (``git archive`` into a temporary folder)."""
+    import tarfile
+    from io import BytesIO
+
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref], capture_output=True, check=True).stdout
+    with tempfile.TemporaryDirectory(prefix="jianshen-memory-ref-") as tmp:
+        tarfile.open(fileobj=BytesIO(archive)).extractall(tmp)
+        return run(n, timeout, Path(tmp))
+
+
+def report(rows: list[tuple[str, dict]]) -> str:
+    def verdict(value, target):
+        return "meets" if value <= target else "**misses**"
+
+    r = rows[-1][1]
+    lines = "\n".join(
+        f"| {label} | {x['rest_rss']:.0f} | {x['peak_rss']:.0f} | {x['hwm']:.0f} | {x['after_rss']:.0f} | {x['seconds']:.0f} |"
+        for label, x in rows
+    )
+    return (
+        f"Measured {dt.date.today():%Y-%m-%d} on {machine()}; `python -m api serve`, embedded mode (SQLite, no Redis), "
+        f"the demo loaded; {r['n']} certificates without their PDF written at once and sealed by the process's own sweep "
+        "(sealing time is wall-clock, under the load of other work on the machine). RSS from /proc/PID/status, MiB.\n\n"
+        "| code | at rest (VmRSS) | peak while sealing (VmRSS, 50 ms samples) | VmHWM after sealing | at rest after "
+        "sealing | sealing s |\n"
+        "| --- | ---: | ---: | ---: | ---: | ---: |\n"
+        f"{lines}\n\n"
+        f"Targets ({rows[-1][0]}): at rest ≤ {AT_REST_MB} MB ({verdict(r['rest_rss'], AT_REST_MB)} it; after sealing: "
+        f"{verdict(r['after_rss'], AT_REST_MB)} it), while sealing ≤ {SEALING_MB} MB ({verdict(r['hwm'], SEALING_MB)} "
+        "it, by VmHWM).\n"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=100, help="certificates in the backlog")
+    parser.add_argument("--timeout", type=float, default=900.0, help="give up after this many seconds of sealing")
+    parser.add_argument("--before-ref", help="also measure the server of this git ref (e.g. main), for before/after")
+    parser.add_argument("--no-write", action="store_true", help="print only, leave docs/PERFORMANCE.md alone")
+    args = parser.parse_args()
+    rows = []
+    if args.before_ref:
+        rows.append((f"before: `{args.before_ref}`", run_ref(args.before_ref, args.n, args.timeout)))
+    rows.append(("this tree", run(args.n, args.timeout)))
+    text = report(rows)
+    print(text)
+    print(json.dumps(rows))
+    if not args.no_write:
+        write_section(BEGIN, END, text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
