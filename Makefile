@@ -34,10 +34,10 @@ install: lock-check $(VENV)/.installed ## create .venv and install the locked de
 lock-check: ## check requirements/*.lock is in step with pyproject.toml (every install does)
 	@$(PYTHON) scripts/lock.py check
 
-lock: ## re-lock the dependencies after a change to pyproject.toml (requirements/*.lock, with hashes; needs PyPI)
+lock: ## re-lock after a change to pyproject.toml (requirements/*.lock; UPGRADE=1: newest of everything; needs PyPI)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q uv==$(UV_VERSION)
-	$(PY) scripts/lock.py compile
+	$(PY) scripts/lock.py compile $(if $(UPGRADE),--upgrade)
 
 system-deps: ## install redis-server, pdfsig, CJK fonts, PostgreSQL (apt; root)
 	bash scripts/install-system-deps.sh

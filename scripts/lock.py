@@ -1,7 +1,9 @@
 """The dependency locks (requirements/*.lock) and the check that they are in step with pyproject.toml.
 
     python3 scripts/lock.py check     # exit 1, naming `make lock`, when pyproject.toml changed since the last lock
-    python3 scripts/lock.py compile   # re-lock (what `make lock` runs; needs uv: `make lock` installs a pinned one)
+    python3 scripts/lock.py compile   # re-lock (what `make lock` runs; needs uv: `make lock` installs a pinned one);
+                                      # keeps the current pins where they still fit, --upgrade (make lock UPGRADE=1)
+                                      # takes the newest release of everything
 
 Two locks, both with a sha256 hash for every file of every pinned release (pip --require-hashes):
 - requirements/test.lock     the runtime dependencies, the `test` extra and the build backend (make install, CI);
@@ -95,7 +97,7 @@ def find_uv(root: Path) -> str:
     sys.exit("uv not found: run `make lock` (it installs the pinned uv into .venv)")
 
 
-def compile_locks(root: Path) -> None:
+def compile_locks(root: Path, *, upgrade: bool = False) -> None:
     uv = find_uv(root)
     build_requires = locked_inputs(read_pyproject(root))["build-system.requires"]
     common = [
@@ -107,9 +109,11 @@ def compile_locks(root: Path) -> None:
         build_in.write_text("\n".join(build_requires) + "\n", encoding="utf-8")
         test_lock, runtime_lock = root / LOCKS["test"], root / LOCKS["runtime"]
         test_lock.parent.mkdir(parents=True, exist_ok=True)
-        # Upgrade everything on a re-lock: the lock is the one place versions are chosen.
+        # uv keeps the versions the existing lock pins where they still fit (a re-lock moves only what changed);
+        # --upgrade takes the newest release of everything.
         subprocess.run(
-            [uv, "pip", "compile", "pyproject.toml", str(build_in), "--extra", "test", "--upgrade", *common,
+            [uv, "pip", "compile", "pyproject.toml", str(build_in), "--extra", "test", *(["--upgrade"] if upgrade else []),
+             *common,
              "-o", str(test_lock)],
             cwd=root, check=True,
         )
@@ -133,6 +137,7 @@ def compile_locks(root: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=["check", "compile", "digest"])
+    parser.add_argument("--upgrade", action="store_true", help="compile: the newest release of every dependency")
     parser.add_argument("--root", type=Path, default=ROOT, help="the project directory (default: this repository)")
     args = parser.parse_args(argv)
     root = args.root.resolve()
@@ -140,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         print(digest(root))
         return 0
     if args.command == "compile":
-        compile_locks(root)
+        compile_locks(root, upgrade=args.upgrade)
         return 0
     problems = check(root)
     if problems:
