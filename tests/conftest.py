@@ -26,9 +26,45 @@ from api.services.calendar import invalidate_calendar_cache
 from api.settings import Settings
 from tests.factories import World, build_world
 from tests.fakes.wechat import FakeWeChat
-from tests.servers import PostgresServer, RedisServer, make_base_dir, postgres_available, redis_available, require
+from tests.servers import (
+    PostgresServer,
+    RedisServer,
+    make_base_dir,
+    postgres_available,
+    redis_available,
+    require,
+    xdist_worker,
+    xdist_worker_index,
+)
 
 _counter = itertools.count()
+# Database names carry the xdist worker: an external PostgreSQL ($JIANSHEN_TEST_POSTGRES_URL) is shared by the workers.
+_DB_PREFIX = f"{xdist_worker()}_" if xdist_worker() else ""
+TEMPLATE_DB = f"jianshen_template{'_' + xdist_worker() if xdist_worker() else ''}"
+
+
+# Under pytest-xdist (`make test`) the longest files go first: the workers take tests in collection order, and a
+# minutes-long test collected last keeps one worker busy while the other has nothing left. Keep in step with the
+# 25 slowest that `make test` prints.
+SLOW_FIRST = (
+    "tests/test_demo.py",
+    "tests/test_demo_served.py",
+    "tests/test_production_start.py",
+    "tests/notifications/test_faults.py",
+    "tests/api/test_graphiql_offline.py",
+    "tests/api/test_races.py",
+    "tests/certificates/test_scaled.py",
+    "tests/certificates/test_verification.py",
+    "tests/esign/test_signing.py",
+)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    if not xdist_worker():
+        return  # one process: the usual order
+    rank = {path: index for index, path in enumerate(SLOW_FIRST)}
+    # A stable sort: every worker computes the same order (xdist requires identical collections).
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(SLOW_FIRST)))
 
 
 class FrozenClock:
@@ -83,8 +119,8 @@ def sqlite_template(base_dir: Path) -> Path:
 def postgres() -> PostgresServer:
     require(postgres_available(), "PostgreSQL server binaries (initdb, pg_ctl); run `make system-deps`")
     server = PostgresServer.start()
-    run_sync(lambda: server.create_database("jianshen_template"))
-    run_sync(lambda: migrate(server.dsn_for("jianshen_template")))
+    run_sync(lambda: server.create_database(TEMPLATE_DB))
+    run_sync(lambda: migrate(server.dsn_for(TEMPLATE_DB)))
     yield server
     server.stop()
 
@@ -93,6 +129,9 @@ def postgres() -> PostgresServer:
 def redis_server() -> RedisServer:
     require(redis_available(), "redis-server")
     server = RedisServer.start()
+    if not server.managed and xdist_worker():
+        # An external Redis is shared by the xdist workers: each gets a database of its own (0, 1, ...).
+        server.url = server.url.rsplit("/", 1)[0] + f"/{xdist_worker_index()}"
     yield server
     server.stop()
 
@@ -122,8 +161,8 @@ def database_url(db_backend: str, request, base_dir: Path) -> str:
             Path(f"{path}{suffix}").unlink(missing_ok=True)
     else:
         server: PostgresServer = request.getfixturevalue("postgres")
-        name = f"test_{n}"
-        yield run_sync(lambda: server.create_database(name, template="jianshen_template"))
+        name = f"test_{_DB_PREFIX}{n}"
+        yield run_sync(lambda: server.create_database(name, template=TEMPLATE_DB))
         with contextlib.suppress(Exception):
             run_sync(lambda: server.drop_database(name))
 

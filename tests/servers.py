@@ -49,6 +49,8 @@ __all__ = [
     "redis_available",
     "require",
     "stop_process",
+    "xdist_worker",
+    "xdist_worker_index",
 ]
 
 POSTGRES_URL_ENV = "JIANSHEN_TEST_POSTGRES_URL"
@@ -107,6 +109,20 @@ def postgres_available() -> bool:
 
 def redis_available() -> bool:
     return bool(os.environ.get(REDIS_URL_ENV)) or shutil.which("redis-server") is not None
+
+
+def xdist_worker() -> str:
+    """The pytest-xdist worker this process is ("gw0", "gw1", ...; `make test` runs several), "" outside xdist.
+
+    Every worker runs its own session fixtures, so it starts its own PostgreSQL and Redis on free ports in directories
+    of its own. Only an external server (the environment variables above) is shared: names on it carry the worker.
+    """
+    return os.environ.get("PYTEST_XDIST_WORKER", "")
+
+
+def xdist_worker_index() -> int:
+    worker = xdist_worker()
+    return int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
 
 
 def free_port() -> int:

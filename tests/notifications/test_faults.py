@@ -27,7 +27,7 @@ from tortoise.backends.base.executor import EXECUTOR_CACHE
 from api.db import tortoise_config
 from api.models import Delivery, DeliveryAttempt, Notice
 from api.models.notices import DeliveryStatus
-from tests.conftest import run_sync
+from tests.conftest import TEMPLATE_DB, run_sync
 from tests.notifications.arq_setup import (
     check_worker, fake_provider, start_worker, stop_worker, worker_env, write_notices,
 )
@@ -49,7 +49,7 @@ OUTAGE = 10.0
 @pytest.fixture
 def fault_database(postgres) -> str:
     name = f"faults_{uuid.uuid4().hex[:8]}"
-    url = run_sync(lambda: postgres.create_database(name, template="jianshen_template"))
+    url = run_sync(lambda: postgres.create_database(name, template=TEMPLATE_DB))
     yield url
     run_sync(lambda: postgres.drop_database(name))
 

@@ -19,8 +19,11 @@ from api.app import _certificate_pdfs, _notice_dispatch
 from api.services import certificates
 from api.settings import Settings
 from notifications import dispatch
+from tests.servers import xdist_worker_index
 
-DATABASE = 13  # a Redis database of its own on the session's server, emptied by the test
+# A Redis database of its own on the session's server, emptied by the test (counting down from 15: an external Redis
+# shared by xdist workers gives worker N database N, tests/conftest.py).
+DATABASE = 15 - xdist_worker_index()
 
 
 async def queued(pool) -> list[tuple[bytes, float]]:
