@@ -23,7 +23,8 @@ from api.db import UnmigratedDatabase, config_from_settings, pending_migrations
 from api.domain.timing import local_date
 from api.headers import NoSniffMiddleware
 from api.metrics import PATH as METRICS_PATH, Metrics, endpoint as metrics_endpoint
-from api.middleware import AuthMiddleware, RequestLogMiddleware, configure_logging
+from api.logs import configure_logging
+from api.middleware import AuthMiddleware, RequestLogMiddleware
 from api.ratelimit import RateLimiter
 from api.response_cache import MAX_KEY_BYTES, Entry, ResponseCache
 from api.routes.certificates import download, verify_page, verify_upload
