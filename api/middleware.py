@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api import ws_auth
 from api.changes import ChangeMarker, NoMarker, generation
 from api.logs import REQUEST_ID
-from api.metrics import PATH as METRICS_PATH, Metrics
+from api.metrics import PATHS as METRICS_PATHS, Metrics
 from api.services.access import Viewer
 from api.services.agents import load_viewer
 from api.services.tokens import InvalidToken, VerifiedTokens
@@ -69,7 +69,7 @@ class AuthMiddleware:
         return viewer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or scope.get("path") == METRICS_PATH:
+        if scope["type"] not in ("http", "websocket") or scope.get("path") in METRICS_PATHS:
             await self.app(scope, receive, send)  # /metrics has its own token (api/metrics.py), not a person's
             return
         scope.setdefault("state", {})["viewer"] = None

@@ -51,11 +51,14 @@ async def test_requests_the_cache_and_the_outbox_are_counted(gql, client, world,
     assert sample(text, "jianshen_http_request_duration_seconds_count", route="/graphql") >= 5
     assert sample(text, "jianshen_response_cache_hits_total") >= 1
     assert sample(text, "jianshen_response_cache_entries") >= 1
+    # The shared figures are on /metrics/cluster (scraped once, not per replica): deliveries by channel and status.
+    assert "jianshen_notice_deliveries" not in text
+    cluster = (await client.get("/metrics/cluster")).text
     counts = {s.value: await Delivery.filter(status=s).count() for s in DeliveryStatus}
     assert counts["PENDING"] > 0
     for status, count in counts.items():
-        assert sample(text, "jianshen_notice_deliveries", status=status) == count
-    assert sample(text, "jianshen_certificate_pdfs_pending") == 0
+        assert sample(cluster, "jianshen_notice_deliveries", channel="none", status=status) == count
+    assert sample(cluster, "jianshen_certificate_pdfs_pending") == 0
 
 
 async def test_the_request_log_names_the_operation(gql, client, world, caplog):
