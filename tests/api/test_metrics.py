@@ -89,12 +89,16 @@ async def test_production_exposes_metrics_only_to_the_token(production, token, w
     async with world_free_app(production(token)) as http:
         if token is None:
             assert (await http.get("/metrics")).status_code == 404
+            assert (await http.get("/metrics/cluster")).status_code == 404
             return
-        assert (await http.get("/metrics")).status_code == 401
-        assert (await http.get("/metrics", headers={"Authorization": "Bearer wrong"})).status_code == 401
+        for path in ("/metrics", "/metrics/cluster"):
+            assert (await http.get(path)).status_code == 401
+            assert (await http.get(path, headers={"Authorization": "Bearer wrong"})).status_code == 401
         # The scrape token is not a person's JWT: the auth middleware leaves it alone.
         answered = await http.get("/metrics", headers={"Authorization": f"Bearer {token}"})
         assert answered.status_code == 200 and "jianshen_http_requests_total" in answered.text
+        cluster = await http.get("/metrics/cluster", headers={"Authorization": f"Bearer {token}"})
+        assert cluster.status_code == 200 and "jianshen_notice_deliveries" in cluster.text
 
 
 @pytest.fixture
