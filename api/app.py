@@ -22,8 +22,8 @@ from api.changes import SCOPE_KEY as GENERATION, ChangeMarker, generation, marke
 from api.db import UnmigratedDatabase, config_from_settings, pending_migrations
 from api.domain.timing import local_date
 from api.headers import NoSniffMiddleware
-from api.metrics import CLUSTER_PATH, PATH as METRICS_PATH, Metrics, endpoint as metrics_endpoint
 from api.logs import configure_logging
+from api.metrics import CLUSTER_PATH, PATH as METRICS_PATH, Metrics, endpoint as metrics_endpoint
 from api.middleware import AuthMiddleware, RequestLogMiddleware
 from api.ratelimit import RateLimiter
 from api.response_cache import MAX_KEY_BYTES, Entry, ResponseCache
