@@ -121,8 +121,10 @@ def cmd_serve(args) -> int:
     # uvicorn would believe X-Forwarded-For from 127.0.0.1 by default: anyone on the host could pick the address the
     # rate limits count. Only the proxies the operator names are believed (JIANSHEN_FORWARDED_ALLOW_IPS).
     forwarded = settings.forwarded_allow_ips.strip()
+    # log_config=None: uvicorn's own lines go through the JSON handlers create_app set up (api/logs.py), not its
+    # plain-text dictConfig; from WARNING up (its INFO lines repeat every WebSocket's path and the client address).
     config = uvicorn.Config(
-        create_app(settings), host=args.host, port=args.port, log_level="warning", access_log=False,
+        create_app(settings), host=args.host, port=args.port, log_level="warning", access_log=False, log_config=None,
         ws_max_size=settings.graphql_max_body_bytes,
         proxy_headers=bool(forwarded), forwarded_allow_ips=forwarded or None,
     )
@@ -131,9 +133,20 @@ def cmd_serve(args) -> int:
         async def startup(self, sockets=None) -> None:
             await super().startup(sockets)
             if self.started:  # listening: the banner is the last thing the console shows (issue #12)
-                print(banner(settings, args), flush=True)
+                import logging
+                import os
 
-    Server(config).run()
+                logging.getLogger("jianshen").info("serving", extra={"fields": {
+                    "host": args.host, "port": args.port, "pid": os.getpid(), "env": settings.env,
+                    "base_url": settings.base_url,
+                }})
+                if not settings.is_production:  # for a person at a terminal; production's stdout stays JSON only
+                    print(banner(settings, args), flush=True)
+
+    try:
+        Server(config).run()
+    except KeyboardInterrupt:  # Ctrl+C: uvicorn has shut down and re-raised the signal; no traceback for it
+        return 130
     return 0
 
 

@@ -22,8 +22,9 @@ from api.changes import SCOPE_KEY as GENERATION, ChangeMarker, generation, marke
 from api.db import UnmigratedDatabase, config_from_settings, pending_migrations
 from api.domain.timing import local_date
 from api.headers import NoSniffMiddleware
-from api.metrics import PATH as METRICS_PATH, Metrics, endpoint as metrics_endpoint
-from api.middleware import AuthMiddleware, RequestLogMiddleware, configure_logging
+from api.logs import configure_logging
+from api.metrics import CLUSTER_PATH, PATH as METRICS_PATH, Metrics, endpoint as metrics_endpoint
+from api.middleware import AuthMiddleware, RequestLogMiddleware
 from api.ratelimit import RateLimiter
 from api.response_cache import MAX_KEY_BYTES, Entry, ResponseCache
 from api.routes.certificates import download, verify_page, verify_upload
@@ -188,7 +189,8 @@ def create_app(
     tortoise_config = config_from_settings(settings)
     metrics = Metrics()
     metrics.watch_cache(graphql_app.answers)
-    metrics.watch_database()
+    if redis is not None:
+        metrics.cluster.watch_redis(redis)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
@@ -221,6 +223,9 @@ def create_app(
             WebSocketRoute("/graphql", graphql_app),  # subscriptions (graphql-transport-ws)
             Route("/healthz", healthz),
             Route(METRICS_PATH, metrics_endpoint(metrics, settings.metrics_token, production=settings.is_production)),
+            Route(CLUSTER_PATH, metrics_endpoint(
+                metrics, settings.metrics_token, production=settings.is_production, cluster=True,
+            )),
             Route("/readyz", readyz),
             Route("/uploads", upload, methods=["POST"]),
             Route("/ingest/events", ingest_events, methods=["POST"]),

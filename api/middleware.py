@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import functools
 import logging
 import secrets
-import sys
 import time
 from typing import Hashable
 
-import orjson
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import ws_auth
 from api.changes import ChangeMarker, NoMarker, generation
-from api.metrics import PATH as METRICS_PATH, Metrics
+from api.logs import REQUEST_ID
+from api.metrics import PATHS as METRICS_PATHS, Metrics
 from api.services.access import Viewer
 from api.services.agents import load_viewer
 from api.services.tokens import InvalidToken, VerifiedTokens
@@ -24,59 +22,6 @@ from api.settings import Settings
 
 log = logging.getLogger("jianshen.request")
 VIEWERS_KEPT = 10_000  # viewers remembered for the current generation; when full, forget them all
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line. The time text is made once per second (a request line is written per request)."""
-
-    _second: int | None = None
-    _second_text = ""
-
-    def _time(self, record: logging.LogRecord) -> str:
-        second = int(record.created)
-        if second != self._second:
-            self._second_text = self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z")
-            self._second = second
-        return self._second_text
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": self._time(record),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        entry.update(getattr(record, "fields", {}))
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
-        try:
-            return orjson.dumps(entry, default=str).decode()
-        except TypeError:  # a client's lone UTF-16 surrogate, echoed in a message: orjson refuses it, json escapes it
-            return json.dumps(entry, default=str)
-
-
-def configure_logging(settings: Settings) -> None:
-    """JSON lines to the console (stderr) at ``JIANSHEN_CONSOLE_LOG_LEVEL``, and, with ``JIANSHEN_LOG_FILE``, to that
-    file at ``JIANSHEN_LOG_LEVEL``: ``make demo`` keeps its console for the banner (issue #12)."""
-    root = logging.getLogger("jianshen")
-    level = logging.getLevelName(settings.log_level.upper())
-    console = logging.getLevelName((settings.console_log_level or settings.log_level).upper())
-    for handler in [h for h in root.handlers if isinstance(h.formatter, JsonFormatter)]:
-        root.removeHandler(handler)  # a second app in the same process (tests) configures afresh
-        if isinstance(handler, logging.FileHandler):
-            handler.close()
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    handler.setLevel(console)
-    root.addHandler(handler)
-    if settings.log_file is not None:
-        settings.log_file.parent.mkdir(parents=True, exist_ok=True)
-        to_file = logging.FileHandler(settings.log_file, encoding="utf-8")
-        to_file.setFormatter(JsonFormatter())
-        to_file.setLevel(level)
-        root.addHandler(to_file)
-    root.propagate = False
-    root.setLevel(level if settings.log_file is not None else max(level, console))
 
 
 def _unauthenticated(message: str) -> JSONResponse:
@@ -124,7 +69,7 @@ class AuthMiddleware:
         return viewer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or scope.get("path") == METRICS_PATH:
+        if scope["type"] not in ("http", "websocket") or scope.get("path") in METRICS_PATHS:
             await self.app(scope, receive, send)  # /metrics has its own token (api/metrics.py), not a person's
             return
         scope.setdefault("state", {})["viewer"] = None
@@ -162,22 +107,23 @@ class AuthMiddleware:
 
 class RequestLogMiddleware:
     """One JSON line per request: id, method, path, GraphQL operation, status, duration, user — never the token or a
-    phone number — and the same request counted in the Prometheus metrics."""
+    phone number — and the same request counted in the Prometheus metrics. The request's id is bound
+    (``api.logs.REQUEST_ID``) while it is served, so every line it causes names it; a WebSocket gets an id too, and a
+    line when it is accepted and one when it closes (who closed it, the code, the user once known)."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics | None = None) -> None:
         self.app = app
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = ""
-        for name, value in scope.get("headers") or ():
-            if name == b"x-request-id":
-                request_id = value.decode("latin-1")[:64]
-                break
-        request_id = request_id or secrets.token_hex(16)
+        request_id = _request_id(scope)
+        bound = REQUEST_ID.set(request_id)
         started = time.perf_counter()
         status = 500
 
@@ -211,3 +157,52 @@ class RequestLogMiddleware:
                     fields["cache"] = state["cache"]
                 # makeRecord + handle = log.info without looking up the caller's frame (the line has no source).
                 log.handle(log.makeRecord(log.name, logging.INFO, "", 0, "request", (), None, extra={"fields": fields}))
+            REQUEST_ID.reset(bound)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request_id = _request_id(scope)
+        bound = REQUEST_ID.set(request_id)
+        started = time.perf_counter()
+        closed: dict[str, object] = {}
+
+        def user_id() -> int | None:
+            viewer = scope.get("state", {}).get("viewer")
+            return viewer.user_id if viewer else None
+
+        async def send_wrapper(message) -> None:
+            if message["type"] == "websocket.accept":
+                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+                log.info("websocket connected", extra={"fields": {
+                    "request_id": request_id, "path": scope.get("path"), "user_id": user_id(),
+                    "subprotocol": message.get("subprotocol"),
+                }})
+            elif message["type"] == "websocket.close" and not closed:
+                closed.update(code=message.get("code", 1000), by="server")
+            await send(message)
+
+        async def receive_wrapper():
+            message = await receive()
+            if message["type"] == "websocket.disconnect" and not closed:
+                closed.update(code=message.get("code", 1005), by="client")
+            return message
+
+        try:
+            await self.app(scope, receive_wrapper, send_wrapper)
+        finally:
+            log.info("websocket closed", extra={"fields": {
+                "request_id": request_id, "path": scope.get("path"), "user_id": user_id(),
+                "code": closed.get("code"), "closed_by": closed.get("by"),
+                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+            }})
+            REQUEST_ID.reset(bound)
+
+
+def _request_id(scope: Scope) -> str:
+    """The client's ``X-Request-Id`` (64 characters at most), else a new random one."""
+    for name, value in scope.get("headers") or ():
+        if name == b"x-request-id":
+            given = value.decode("latin-1")[:64]
+            if given:
+                return given
+            break
+    return secrets.token_hex(16)

@@ -26,6 +26,7 @@ from typing import Any, Callable, Mapping
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
+from api.logs import bound_request_id
 from api.models import Delivery, DeliveryAttempt, Notice, User
 from api.models.notices import DeliveryStatus
 from notifications.channels.base import IdempotencyKey, LookupChannel, Outcome, OutcomeKind
@@ -144,10 +145,12 @@ class Dispatcher:
         token = await self.claim(delivery_id)
         if token is None:
             return 0
-        try:
-            await self._attempt(delivery_id, token)
-        except Exception:  # noqa: BLE001 - a bug or the database: the lease expires and the row is retried
-            log.exception("delivery failed unexpectedly", extra={"fields": {"delivery_id": delivery_id}})
+        request_id = next(iter(await Delivery.filter(id=delivery_id).values_list("request_id", flat=True)), None)
+        with bound_request_id(request_id):  # its lines name the request that caused the notice (api/logs.py)
+            try:
+                await self._attempt(delivery_id, token)
+            except Exception:  # noqa: BLE001 - a bug or the database: the lease expires and the row is retried
+                log.exception("delivery failed unexpectedly", extra={"fields": {"delivery_id": delivery_id}})
         return 1
 
     # -- one attempt ----------------------------------------------------------------------------------------------

@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import datetime as dt
 import logging
-import logging.config
 import os
 import socket
 import sys
@@ -35,7 +34,6 @@ from typing import Any
 from arq import cron
 from arq.connections import ArqRedis, RedisSettings
 from arq.constants import default_queue_name, health_check_key_suffix
-from arq.logs import default_log_config
 from arq.worker import Worker, get_kwargs
 from redis import exceptions as redis_errors
 
@@ -58,7 +56,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     from tortoise import Tortoise
 
     from api.db import config_from_settings
-    from api.middleware import configure_logging
+    from api.logs import configure_logging
     from notifications.setup import build_dispatcher
 
     settings = get_settings()
@@ -262,7 +260,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
     if args.check:
         return asyncio.run(check(settings))
-    logging.config.dictConfig(default_log_config(verbose=False))  # arq's own log lines, as its CLI does
+    from api.logs import configure_logging
+
+    configure_logging(settings)  # arq's own lines too, as JSON (issue #12); ``startup`` configures it again, the same
     run()
     return 0
 

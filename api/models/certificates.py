@@ -85,6 +85,8 @@ class Certificate(Model):
     pdf_sha256 = fields.CharField(max_length=64, null=True)
     signed_at = fields.DatetimeField(null=True)
     pdf_pending_reason = fields.CharField(max_length=300, null=True)  # why the PDF is not there yet, for staff
+    # The request that issued it: the log lines of sealing its PDF (a sweep, a worker) name it (api/logs.py).
+    request_id = fields.CharField(max_length=64, null=True)
 
     class Meta:
         table = "certificate"

@@ -55,6 +55,8 @@ class Delivery(Model):
     last_error_code = fields.CharField(max_length=64, null=True)
     last_error = fields.TextField(null=True)
     updated_at = fields.DatetimeField()
+    # The request that caused the notice: the dispatcher's log lines name it, in whatever process (api/logs.py).
+    request_id = fields.CharField(max_length=64, null=True)
 
     class Meta:
         table = "notice_delivery"

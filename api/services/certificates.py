@@ -40,6 +40,7 @@ from api.domain.certificates import (
 from api.domain.errors import DomainError
 from api.domain.ids import key_of, parse_key, to_global_id
 from api.domain.timing import local_date
+from api.logs import bound_request_id, current_request_id
 from api.models import Case, CaseEvent, Certificate, Organization, Seal
 from api.models.certificates import SealStatus, StoredCertificateStatus
 from api.services.access import NOTHING, Viewer, require_viewer
@@ -132,6 +133,7 @@ async def record_issuance(case: Case, event: CaseEvent, *, now: dt.datetime) -> 
             ["批复文号", doc.get("document_number") or ""],
         ],
         issued_at=event.occurred_at,
+        request_id=current_request_id(),
     )
     await record_notice(
         recipient_id=application.applicant_id,
@@ -150,6 +152,7 @@ async def record_issuance(case: Case, event: CaseEvent, *, now: dt.datetime) -> 
         },
         now=now,
     )
+    log.info("certificate issued", extra={"fields": {"id": certificate.id, "case": case.code}})
     return certificate
 
 
@@ -230,6 +233,8 @@ async def _ensure_pdf(settings: Settings, certificate_id: int, now: dt.datetime)
     )
     if not won:
         path.unlink(missing_ok=True)
+    else:
+        log.info("certificate PDF sealed", extra={"fields": {"id": certificate_id, "seal_id": seal.id}})
     return await Certificate.get(id=certificate_id)
 
 
@@ -289,22 +294,23 @@ async def produce_pending(settings: Settings, *, now: dt.datetime, limit: int = 
         Certificate.filter(status=StoredCertificateStatus.VALID, pdf_path__isnull=True)
         .order_by("id")
         .limit(limit)
-        .values_list("id", "department_id")
+        .values_list("id", "department_id", "request_id")
     )
     with_seal = {row["department_id"] for row in await sealed_departments}
     made = 0
-    for certificate_id, department_id in ids:
-        if department_id not in with_seal:
-            await Certificate.filter(id=certificate_id, pdf_pending_reason__isnull=True).update(
-                pdf_pending_reason=NO_SEAL_REASON
-            )
-            continue
-        try:
-            certificate = await ensure_pdf(settings, certificate_id, now=now)
-        except Exception:  # noqa: BLE001 - one bad certificate must not stop the others; retried next sweep
-            log.exception("certificate PDF failed", extra={"fields": {"id": certificate_id}})
-            continue
-        made += certificate.pdf_path is not None
+    for certificate_id, department_id, request_id in ids:
+        with bound_request_id(request_id):  # the lines of this certificate name the request that issued it
+            if department_id not in with_seal:
+                await Certificate.filter(id=certificate_id, pdf_pending_reason__isnull=True).update(
+                    pdf_pending_reason=NO_SEAL_REASON
+                )
+                continue
+            try:
+                certificate = await ensure_pdf(settings, certificate_id, now=now)
+            except Exception:  # noqa: BLE001 - one bad certificate must not stop the others; retried next sweep
+                log.exception("certificate PDF failed", extra={"fields": {"id": certificate_id}})
+                continue
+            made += certificate.pdf_path is not None
     return made
 
 

@@ -19,6 +19,7 @@ from api.models.notices import DeliveryStatus
 from api.domain.accounts import READ_ALL_ROLES
 from api.domain.errors import DomainError
 from api.domain.ids import to_global_id
+from api.logs import current_request_id
 from api.services.access import Viewer, require_viewer
 from api.services.conversation import record_system_message
 from api.services.progress import Page, page_of
@@ -68,7 +69,10 @@ async def record_notice(
         body=text.body,
         created_at=now,
     )
-    await Delivery.create(notice=notice, status=DeliveryStatus.PENDING, next_attempt_at=now, updated_at=now)
+    await Delivery.create(
+        notice=notice, status=DeliveryStatus.PENDING, next_attempt_at=now, updated_at=now,
+        request_id=current_request_id(),
+    )
     # The conversation is the notice centre (issue #11): the same notice as a SYSTEM message, in this transaction.
     await record_system_message(notice, now)
     return notice

@@ -28,7 +28,8 @@ class ConsoleSmsChannel:
             return Outcome.permanent("手机号码格式错误 (console)", "InvalidPhoneNumber")
         masked = mask_phone(address)
         text = " ".join(value for _, value in message.params)
-        log.info("sms (console, not sent) to %s [%s]: %s", masked, message.template_id, text, extra={"key": key.value})
+        log.info("sms (console, not sent) to %s [%s]: %s", masked, message.template_id, text,
+                 extra={"fields": {"key": key.value}})
         self.sent.append((masked, message, key.value))
         return Outcome.delivered("console-" + hashlib.sha256(key.value.encode()).hexdigest()[:16])
 

@@ -12,7 +12,7 @@ import pytest
 from tortoise import Tortoise
 
 from api.domain.ids import to_global_id
-from api.middleware import JsonFormatter
+from api.logs import JsonFormatter
 from api.models import Complaint, Notice
 from api.schema import MASKED_MESSAGE
 from api.services.tokens import ALGORITHM, ISSUER

@@ -51,11 +51,14 @@ async def test_requests_the_cache_and_the_outbox_are_counted(gql, client, world,
     assert sample(text, "jianshen_http_request_duration_seconds_count", route="/graphql") >= 5
     assert sample(text, "jianshen_response_cache_hits_total") >= 1
     assert sample(text, "jianshen_response_cache_entries") >= 1
+    # The shared figures are on /metrics/cluster (scraped once, not per replica): deliveries by channel and status.
+    assert "jianshen_notice_deliveries" not in text
+    cluster = (await client.get("/metrics/cluster")).text
     counts = {s.value: await Delivery.filter(status=s).count() for s in DeliveryStatus}
     assert counts["PENDING"] > 0
     for status, count in counts.items():
-        assert sample(text, "jianshen_notice_deliveries", status=status) == count
-    assert sample(text, "jianshen_certificate_pdfs_pending") == 0
+        assert sample(cluster, "jianshen_notice_deliveries", channel="none", status=status) == count
+    assert sample(cluster, "jianshen_certificate_pdfs_pending") == 0
 
 
 async def test_the_request_log_names_the_operation(gql, client, world, caplog):
@@ -86,12 +89,16 @@ async def test_production_exposes_metrics_only_to_the_token(production, token, w
     async with world_free_app(production(token)) as http:
         if token is None:
             assert (await http.get("/metrics")).status_code == 404
+            assert (await http.get("/metrics/cluster")).status_code == 404
             return
-        assert (await http.get("/metrics")).status_code == 401
-        assert (await http.get("/metrics", headers={"Authorization": "Bearer wrong"})).status_code == 401
+        for path in ("/metrics", "/metrics/cluster"):
+            assert (await http.get(path)).status_code == 401
+            assert (await http.get(path, headers={"Authorization": "Bearer wrong"})).status_code == 401
         # The scrape token is not a person's JWT: the auth middleware leaves it alone.
         answered = await http.get("/metrics", headers={"Authorization": f"Bearer {token}"})
         assert answered.status_code == 200 and "jianshen_http_requests_total" in answered.text
+        cluster = await http.get("/metrics/cluster", headers={"Authorization": f"Bearer {token}"})
+        assert cluster.status_code == 200 and "jianshen_notice_deliveries" in cluster.text
 
 
 @pytest.fixture
