@@ -3,7 +3,7 @@ from tortoise.migrations import operations as ops
 from tortoise import fields
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0006_department_secret_grace')]
+    dependencies = [('models', '0007_conversation')]
 
     initial = False
 
