@@ -80,6 +80,14 @@ class FrozenClock:
         self.now = now
 
 
+@pytest.fixture(autouse=True)
+def _fresh_executor_cache() -> None:
+    """Tortoise caches insert SQL per connection *name* ("default"), whatever the backend: a test that builds its own
+    app on PostgreSQL after one on SQLite would send SQLite's SQL. The ``app`` fixture clears it; this covers the tests
+    that make their apps themselves, in whatever order (and on whichever xdist worker) they run."""
+    EXECUTOR_CACHE.clear()
+
+
 @pytest.fixture(scope="session")
 def base_dir() -> Path:
     path = make_base_dir("jianshen-tests-")
