@@ -295,10 +295,15 @@ async def test_consult_staff_goes_to_the_window_and_the_answer_comes_back_as_a_s
     assert (await conversation(gql, user="applicant"))["totalCount"] == 0
 
 
-async def test_a_consultation_about_an_item_goes_to_its_department(gql):
+async def test_a_consultation_about_an_item_goes_to_its_department(gql, clock):
     opened = await open_consultation(gql, itemCode="C", question="取水许可需要什么材料？")
     consultation = opened["consultation"]
     assert consultation["department"] == {"name": "珠海市水务局"} and consultation["itemCode"] == "C"
+    late = "{ consultations(filter: {overdueOnly: true}) { nodes { id light replyRemainingDays } } }"
+    assert (await gql(late, as_user="water"))["consultations"]["nodes"] == []
+    clock.set(shanghai(2026, 10, 30, 10))  # past 10 working days (the National Day holiday in between)
+    (overdue,) = (await gql(late, as_user="water"))["consultations"]["nodes"]
+    assert overdue["id"] == consultation["id"] and overdue["light"] == "RED" and overdue["replyRemainingDays"] < 0
     assert (await gql(QUEUE, as_user="clerk"))["consultations"]["totalCount"] == 0
     assert (await gql(QUEUE, as_user="planner"))["consultations"]["totalCount"] == 0
     assert codes(await answer(gql, "planner", consultationId=consultation["id"], text="答复")) == [(None, "NOT_FOUND")]
