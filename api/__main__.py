@@ -124,7 +124,7 @@ def cmd_serve(args) -> int:
     # log_config=None: uvicorn's own lines go through the JSON handlers create_app set up (api/logs.py), not its
     # plain-text dictConfig; from WARNING up (its INFO lines repeat every WebSocket's path and the client address).
     config = uvicorn.Config(
-        create_app(settings), host=args.host, port=args.port, log_level="warning", access_log=False, log_config=None,
+        create_app(settings, warm_up=True), host=args.host, port=args.port, log_level="warning", access_log=False, log_config=None,
         ws_max_size=settings.graphql_max_body_bytes,
         proxy_headers=bool(forwarded), forwarded_allow_ips=forwarded or None,
     )

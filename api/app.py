@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import time
 from typing import Any, Callable
 
 from cross_web import HTTPException
@@ -155,6 +156,19 @@ def system_clock() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+async def _warm_up_assistant() -> None:
+    from api.services.assistant import warm_up
+
+    started = time.perf_counter()
+    try:
+        await warm_up()
+        logging.getLogger("jianshen").info(
+            "assistant ready", extra={"duration_ms": round((time.perf_counter() - started) * 1000, 1)}
+        )
+    except Exception:  # an empty catalogue or a database not ready: the first question builds it instead
+        logging.getLogger("jianshen").warning("assistant warm-up failed; built on first question", exc_info=True)
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -162,6 +176,7 @@ def create_app(
     clock: Clock = system_clock,
     run_dispatcher: bool = True,
     produce_certificates: bool = True,
+    warm_up: bool = False,
 ) -> Starlette:
     """The service. ``clock`` is the one source of "now" (tests freeze it to fixed dates).
 
@@ -204,12 +219,17 @@ def create_app(
                     )
             if settings.is_production:
                 await refuse_development_leftovers()  # published demo secrets (api/services/leftovers.py)
+            # The conversation's understanding (jieba's dictionary, the guides' index) takes a few seconds to build:
+            # a served process builds it at start, in the background, so no one's first question waits for it.
+            warming = asyncio.create_task(_warm_up_assistant()) if warm_up else None
             async with _notice_dispatch(settings, wechat, clock, enabled=run_dispatcher), _certificate_pdfs(
                 settings, clock, enabled=produce_certificates
             ):
                 try:
                     yield
                 finally:
+                    if warming is not None and not warming.done():
+                        warming.cancel()
                     await broker.close()
                     await rate_limiter.close()
                     changes.close()

@@ -227,6 +227,8 @@ def test_every_line_of_both_processes_is_json_and_masked(approved):
                "uvicorn logged nothing about the malformed request", approved.api_log)
     api, worker = lines(approved.api_log), lines(approved.worker_log)  # each line parses, or the test fails here
     assert any(line["message"] == "serving" and line["port"] == port for line in api), "no JSON startup line"
+    # A served process builds the conversation's understanding at start, not at someone's first question.
+    assert any(line["message"] == "assistant ready" for line in api), "the assistant was not warmed up at start"
     assert any(line["logger"].startswith("arq") for line in worker), "arq's own lines are missing"
     sms = [line for line in worker if line["logger"] == "notifications.channels.console"]
     assert sms and all("138****1111" in line["message"] for line in sms), sms
