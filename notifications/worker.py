@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import datetime as dt
 import logging
+import math
 import os
 import socket
 import sys
@@ -61,15 +62,20 @@ async def startup(ctx: dict[str, Any]) -> None:
 
     settings = get_settings()
     configure_logging(settings)
-    await Tortoise.init(config=config_from_settings(settings))
+    # Tortoise keeps its context in a context variable: set here, inside arq's ``main`` task, and seen by the jobs
+    # (their tasks copy it), but not by ``shutdown``, which arq runs in another task after ``main`` ended. Keep it.
+    ctx["tortoise"] = await Tortoise.init(config=config_from_settings(settings))
     ctx["dispatcher"] = build_dispatcher(settings)
     ctx["settings"] = settings
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
-    from tortoise import Tortoise
-
-    await Tortoise.close_connections()
+    """Close the database connections of ``startup``'s Tortoise context. ``Tortoise.close_connections()`` here found
+    no context (see ``startup``) and closed nothing: on SQLite each connection's thread (not a daemon) then kept the
+    process alive after arq's "shutdown on SIGTERM", until docker's SIGKILL."""
+    tortoise = ctx.pop("tortoise", None)
+    if tortoise is not None:
+        await tortoise.close_connections()
 
 
 async def deliver(ctx: dict[str, Any], delivery_id: int) -> int:
@@ -216,6 +222,10 @@ def _settings_class(settings: Settings) -> type:
         poll_delay = 0.1
         job_timeout = 300
         max_tries = 3
+        # SIGTERM/SIGINT: start no new job, let the running ones finish (a ``deliver`` ends within one provider call,
+        # ``sms_timeout``, and then releases its lease), cancel only what is left after this many seconds (arq
+        # re-queues it; a delivery it held waits out its lease). Default 5 s + 3: inside docker's 10 s before SIGKILL.
+        job_completion_wait = math.ceil(settings.sms_timeout) + 3
         health_check_interval = settings.worker_health_seconds
         health_check_key = health_key(settings)
 
