@@ -17,6 +17,10 @@ lease expired enqueues a fresh id. Duplicate jobs are harmless: the database lea
 A Redis restart does not end the worker (``ResilientWorker``): arq's ``conn_retries`` covers only the start, and an
 error in its poll loop ended the process. The worker now waits for Redis with a back-off, keeps its running jobs (they
 work on the database), and resumes with a sweep once Redis answers.
+
+SIGTERM (``docker stop``) and SIGINT stop it promptly with exit code 0: it starts no new job, lets the running ones
+finish for ``sms_timeout`` + 3 s (a send in flight ends and releases its lease), then closes the database connections
+of ``startup``'s Tortoise context (see ``shutdown``).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import argparse
 import asyncio
 import datetime as dt
 import logging
+import math
 import os
 import socket
 import sys
@@ -49,6 +54,7 @@ WAKE_SLOT_MS = 200  # wake-ups within one slot share one job, which starts when 
 # Any Redis error in the poll loop: a lost connection also surfaces as a WatchError inside arq's transactions.
 REDIS_DOWN = (redis_errors.RedisError, OSError, asyncio.TimeoutError)
 REDIS_BACKOFF_FIRST, REDIS_BACKOFF_MAX = 0.25, 5.0  # seconds between tries while Redis does not answer
+SHUTDOWN_CLOSE_SECONDS = 5.0  # the most ``shutdown`` waits for the database connections to close
 HEALTH_PERIODS = 3  # the health record outlives this many periods: one slow poll is not a dead worker
 
 
@@ -61,15 +67,25 @@ async def startup(ctx: dict[str, Any]) -> None:
 
     settings = get_settings()
     configure_logging(settings)
-    await Tortoise.init(config=config_from_settings(settings))
+    # Tortoise keeps its context in a context variable: set here, inside arq's ``main`` task, and seen by the jobs
+    # (their tasks copy it), but not by ``shutdown``, which arq runs in another task after ``main`` ended. Keep it.
+    ctx["tortoise"] = await Tortoise.init(config=config_from_settings(settings))
     ctx["dispatcher"] = build_dispatcher(settings)
     ctx["settings"] = settings
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
-    from tortoise import Tortoise
-
-    await Tortoise.close_connections()
+    """Close the database connections of ``startup``'s Tortoise context. ``Tortoise.close_connections()`` here found
+    no context (see ``startup``) and closed nothing: on SQLite each connection's thread (not a daemon) then kept the
+    process alive after arq's "shutdown on SIGTERM", until docker's SIGKILL."""
+    tortoise = ctx.pop("tortoise", None)
+    if tortoise is None:
+        return
+    try:  # a job cancelled past ``job_completion_wait`` may hold a pool connection that closing would wait for
+        await asyncio.wait_for(tortoise.close_connections(), SHUTDOWN_CLOSE_SECONDS)
+    except asyncio.TimeoutError:
+        log.warning("the database connections did not close in time; the worker exits without them",
+                    extra={"fields": {"seconds": SHUTDOWN_CLOSE_SECONDS}})
 
 
 async def deliver(ctx: dict[str, Any], delivery_id: int) -> int:
@@ -216,6 +232,10 @@ def _settings_class(settings: Settings) -> type:
         poll_delay = 0.1
         job_timeout = 300
         max_tries = 3
+        # SIGTERM/SIGINT: start no new job, let the running ones finish (a ``deliver`` ends within one provider call,
+        # ``sms_timeout``, and then releases its lease), cancel only what is left after this many seconds (arq
+        # re-queues it; a delivery it held waits out its lease). Default 5 s + 3: inside docker's 10 s before SIGKILL.
+        job_completion_wait = math.ceil(settings.sms_timeout) + 3
         health_check_interval = settings.worker_health_seconds
         health_check_key = health_key(settings)
 
