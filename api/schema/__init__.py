@@ -27,11 +27,14 @@ from api.schema.notices import NoticeMutation, NoticeQuery
 from api.schema.mutations import ProgressMutation
 from api.schema.queries import ProgressQuery
 from api.schema.guides import GuideQuery
+from api.schema.supervision import SupervisionQuery
 from api.settings import Settings
 
 
 @strawberry.type
-class Query(ProgressQuery, AccountsQuery, NoticeQuery, FeedbackQuery, CertificateQuery, GuideQuery):
+class Query(
+    ProgressQuery, AccountsQuery, NoticeQuery, FeedbackQuery, CertificateQuery, GuideQuery, SupervisionQuery
+):
     pass
 
 
