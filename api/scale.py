@@ -71,7 +71,7 @@ def _script(rng: random.Random, limit: int) -> list[tuple[Action, float]]:
         return steps + [(Action.RETRACT, rng.uniform(0.5, 10))]
     steps.append((Action.START, rng.uniform(0.0, 1.5)))
     # Working days of the limit are about 1.4 natural days each; some cases run late.
-    budget = max(limit, 1) * 1.4 * rng.choice([0.3, 0.6, 0.8, 0.9, 1.0, 1.1, 1.5, 3.0, 6.0])
+    budget = max(limit, 1) * 1.4 * rng.choice([0.5, 0.8, 0.9, 1.0, 1.0, 1.1, 1.3, 3.0, 6.0])
     if rng.random() < 0.1:
         first = rng.uniform(0.2, budget / 2)
         steps.append((Action.BEGIN_SPECIAL_PROCEDURE, first))
@@ -81,7 +81,7 @@ def _script(rng: random.Random, limit: int) -> list[tuple[Action, float]]:
         return steps + [(Action.RETRACT, rng.uniform(0.1, budget))]
     decision = rng.random()
     action = Action.APPROVE if decision < 0.8 else Action.APPROVE_DEFICIENT if decision < 0.88 else Action.DISAPPROVE
-    steps.append((action, rng.uniform(0.1, budget)))
+    steps.append((action, budget * rng.uniform(0.5, 1.0)))
     if action is Action.APPROVE and rng.random() < 0.02:
         steps.append((Action.REVOKE, rng.uniform(5, 60)))
     return steps

@@ -39,8 +39,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-from collections import defaultdict
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any, Iterable, Sequence
 
