@@ -10,18 +10,18 @@ import io
 import random
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 
 import openpyxl
 import pytest
 
 from api.domain.lifecycle import RULES, Action, plan_transition
 from api.domain.timing import SHANGHAI, CaseState, LimitUnit
-from api.models import ApprovalItem, Case, CaseEvent, Department, Project
+from api.models import Application, ApprovalItem, Case, CaseEvent, Project
 from api.models.feedback import Complaint, ComplaintEvent, Rating
 from api.scale import ItemSpec, generate
 from api.services.calendar import get_calendar
 from api.schema.base import to_global_id
-from tests.factories import build_world
 
 NOW = dt.datetime(2026, 11, 20, 15, 0, tzinfo=SHANGHAI)
 TODAY = NOW.date()
@@ -373,3 +373,226 @@ async def test_case_stats_equal_the_figures_recounted_from_the_events(gql, data,
     assert all(total[k] for k in ("decidedOverdue", "corrected", "specialProcedures", "notAccepted", "refused",
                                   "withdrawn", "retracted", "ratings", "badRatings", "complaintReplies"))
     assert total["runningRed"] and total["runningYellow"] and total["runningGreen"]
+
+
+async def test_an_approver_sees_its_department_and_a_clerk_its_region(gql, data, world):
+    f = {"from": TODAY - dt.timedelta(days=120), "to": TODAY}
+    planning = world.departments["planning"].id
+    own = await stats_of(gql, f, "ITEM", user="planner")  # no department named: its own
+    compare(own, data, {**f, "department": planning}, "ITEM")
+    named = await stats_of(gql, {**f, "department": planning}, "ITEM", user="planner")
+    assert named == own
+    far = await stats_of(gql, f, "DEPARTMENT", user="far_clerk")  # 441900: the far project's cases only
+    compare(far, data, {**f, "regionCode": "441900"}, "DEPARTMENT")
+    assert far["total"]["received"] > 0
+    city = await stats_of(gql, {**f, "regionCode": "440402"}, "STAGE", user="clerk")  # a district of its city
+    compare(city, data, {**f, "regionCode": "440402"}, "STAGE")
+
+    for user, extra, code, field in [
+        ("planner", {"department": world.departments["housing"].id}, "PERMISSION_DENIED", "filter.departmentId"),
+        ("clerk", {"regionCode": "441900"}, "PERMISSION_DENIED", "filter.regionCode"),
+        ("clerk", {"regionCode": "440000"}, "PERMISSION_DENIED", "filter.regionCode"),  # wider than its own
+        ("applicant", {}, "PERMISSION_DENIED", None),
+        ("citizen", {}, "PERMISSION_DENIED", None),
+    ]:
+        errors = await gql.errors((OPS / "CaseStats.graphql").read_text(), variables({**f, **extra}, "ITEM"),
+                                  as_user=user)
+        assert [(e["extensions"]["code"], e["extensions"]["field"]) for e in errors] == [(code, field)], user
+    anonymous = await gql.errors((OPS / "CaseStats.graphql").read_text(), variables(f, "ITEM"))
+    assert anonymous[0]["extensions"]["code"] == "UNAUTHENTICATED"
+    for name in ("overdueCases", "warningCases"):
+        errors = await gql.errors(LIST_QUERY.replace("NAME", name), {}, as_user="citizen")
+        assert errors[0]["extensions"]["code"] == "PERMISSION_DENIED"
+        errors = await gql.errors(LIST_QUERY.replace("NAME", name),
+                                  {"filter": {"departmentId": to_global_id("Department", world.departments["water"].id)}},
+                                  as_user="planner")
+        assert errors[0]["extensions"]["code"] == "PERMISSION_DENIED"
+
+
+LIST_QUERY = "query($filter: SupervisionScope) { NAME(filter: $filter) { totalCount } }"
+
+
+async def test_bad_filters_are_coded_errors(gql, world, clock):
+    clock.set(NOW)
+    good = {"from": "2026-01-01", "to": "2026-03-31"}
+    query = (OPS / "CaseStats.graphql").read_text()
+    for flt, code, field in [
+        ({"from": "2026-04-01", "to": "2026-03-31"}, "INVALID_INPUT", "filter.to"),
+        ({"from": "2025-01-01", "to": "2026-03-31"}, "INVALID_INPUT", "filter.from"),  # longer than a year
+        ({**good, "departmentId": to_global_id("Department", 99999)}, "NOT_FOUND", "filter.departmentId"),
+        ({**good, "departmentId": "not-an-id"}, "INVALID_ID", "filter.departmentId"),
+        ({**good, "departmentId": to_global_id("Case", 1)}, "INVALID_ID", "filter.departmentId"),
+        ({**good, "itemCode": "NO-SUCH-ITEM"}, "NOT_FOUND", "filter.itemCode"),
+        ({**good, "itemCode": "x" * 5000}, "NOT_FOUND", "filter.itemCode"),
+        ({**good, "stage": 9}, "INVALID_INPUT", "filter.stage"),
+        ({**good, "processType": 0}, "INVALID_INPUT", "filter.processType"),
+        ({**good, "regionCode": "44"}, "INVALID_INPUT", "filter.regionCode"),
+    ]:
+        errors = await gql.errors(query, {"filter": flt, "groupBy": "DEPARTMENT"}, as_user="supervisor")
+        assert [(e["extensions"]["code"], e["extensions"]["field"]) for e in errors] == [(code, field)], flt
+    for args, code in [({"first": 0}, "INVALID_INPUT"), ({"first": 10_000}, "INVALID_INPUT"),
+                       ({"after": "bm9wZQ"}, "INVALID_INPUT"), ({"after": "%%%"}, "INVALID_INPUT")]:
+        text = "query($first: Int = 20, $after: String) { overdueCases(first: $first, after: $after) { totalCount } }"
+        errors = await gql.errors(text, args, as_user="supervisor")
+        assert errors[0]["extensions"]["code"] == code, args
+
+
+OPS = Path(__file__).resolve().parents[2] / "graphql" / "operations"
+
+
+async def page_through(gql, overdue: bool, order: str, scope: dict | None = None, first: int = 3) -> list[dict]:
+    nodes, after, pages = [], None, 0
+    while True:
+        data = (await gql.op("SupervisionCases", {"overdue": overdue, "first": first, "after": after, "order": order,
+                                                  "filter": scope}, as_user="supervisor"))
+        connection = data["overdueCases" if overdue else "warningCases"]
+        assert ("warningCases" if overdue else "overdueCases") not in data
+        nodes += [edge["node"] for edge in connection["edges"]]
+        assert connection["pageInfo"]["hasPreviousPage"] == (pages > 0)
+        pages += 1
+        if not connection["pageInfo"]["hasNextPage"]:
+            assert connection["totalCount"] == len(nodes)
+            return nodes
+        after = connection["pageInfo"]["endCursor"]
+
+
+async def test_overdue_and_warning_lists_sorted_by_days(gql, data, world):
+    for overdue, light in ((True, "RED"), (False, "YELLOW")):
+        for scope in (None, {"departmentId": to_global_id("Department", world.departments["planning"].id)},
+                      {"stage": 1, "regionCode": "440402"}):
+            f = {} if scope is None else {"department": world.departments["planning"].id} if "departmentId" in scope \
+                else {"stage": 1, "regionCode": "440402"}
+            expected = []
+            for row in data.rows:
+                if value(row.case.state) in OPEN and in_scope(row, f):
+                    used, remaining, lit = recount_clock(row, data.calendar)
+                    if lit == light:
+                        expected.append((remaining, row.case.id, row.case.code))
+            got = await page_through(gql, overdue, "MOST_URGENT_FIRST", scope)
+            assert [n["code"] for n in got] == [code for _, _, code in sorted(expected)]
+            assert all(n["light"] == light for n in got)
+            least = await page_through(gql, overdue, "LEAST_URGENT_FIRST", scope, first=2)
+            assert [n["code"] for n in least] == [code for _, _, code in sorted(expected, key=lambda e: (-e[0], e[1]))]
+            if scope is None:
+                assert len(expected) >= 3  # the pages above were several
+
+
+async def test_project_duration_counts_working_days_without_special_procedures(gql, world, clock):
+    """Stage 1: A accepted Mon 3 Aug, in a special procedure from Wed 5 to Wed 12, approved Fri 14; C accepted Tue 4,
+    approved Thu 6. Stage 3: D received Mon 17, accepted Tue 18, approved Fri 21 (August 2026 has no holiday).
+    Total: the 4th and 5th, the 12th to the 14th, the 17th to the 21st (between stages the time runs) = 10 days;
+    6–11 August count not: the only open case is in a special procedure. Stage 1: 5 days; stage 3: 3 days."""
+    clock.set(NOW)
+    project = world.projects["main"]
+
+    def at(day: int, hour: int = 10) -> dt.datetime:
+        return dt.datetime(2026, 8, day, hour, tzinfo=SHANGHAI)
+
+    histories = {
+        "A": [(Action.RECEIVE, at(3, 9)), (Action.ACCEPT, at(3)), (Action.START, at(4, 9)),
+              (Action.BEGIN_SPECIAL_PROCEDURE, at(5)), (Action.END_SPECIAL_PROCEDURE, at(12)), (Action.APPROVE, at(14))],
+        "C": [(Action.RECEIVE, at(3, 9)), (Action.ACCEPT, at(4)), (Action.START, at(4, 11)), (Action.APPROVE, at(6))],
+        "D": [(Action.RECEIVE, at(17)), (Action.ACCEPT, at(18)), (Action.START, at(18, 11)), (Action.APPROVE, at(21))],
+    }
+    await write_cases(world, project, histories)
+    result = (await gql.op("ProjectDuration", {"code": project.code}, as_user="supervisor"))["projectDuration"]
+    assert result["total"] == {"days": 10, "startedOn": "2026-08-03", "finished": True, "provisional": False}
+    assert [(s["stage"], s["duration"]["days"], s["duration"]["finished"]) for s in result["stages"]] == [
+        (1, 5, True), (3, 3, True)
+    ]
+    # Another builder's project: like one that does not exist.
+    assert (await gql.op("ProjectDuration", {"code": project.code}, as_user="other_applicant"))["projectDuration"] is None
+    mine = (await gql.op("ProjectDuration", {"code": project.code}, as_user="applicant"))["projectDuration"]
+    assert mine == result
+    # Still running: counted up to today, not final.
+    await write_cases(world, world.projects["other"], {"A": histories["A"][:3]})
+    clock.set(dt.datetime(2026, 8, 7, 15, tzinfo=SHANGHAI))
+    other = world.projects["other"].code
+    running = (await gql.op("ProjectDuration", {"code": other}, as_user="supervisor"))["projectDuration"]
+    assert running["total"] == {"days": 4, "startedOn": "2026-08-03", "finished": False, "provisional": False}
+
+
+async def write_cases(world, project, histories: dict[str, list[tuple[Action, dt.datetime]]]) -> None:
+    """Cases with exactly these histories (rows written directly: the services would use today's date)."""
+    stages = {"A": 1, "B": 1, "C": 1, "D": 3}
+    for code, history in histories.items():
+        item = world.items[code]
+        application = await Application.create(
+            project=project, stage=stages[code], form={}, materials=[], parallel_instance_code=f"T-{project.id}-{code}",
+            applicant=world.users["applicant"], submitted_at=history[0][1],
+        )
+        state = None
+        case = await Case.create(
+            code=f"T-{project.id}-{code}", application=application, project=project, item=item,
+            department_id=item.department_id, stage=stages[code], limit_days=5, limit_unit=LimitUnit.WD,
+            warning_days=2, state=CaseState.RECEIVED, blzt=1,
+        )
+        for seq, (action, when) in enumerate(history, start=1):
+            state = RULES[action].target
+            await CaseEvent.create(case=case, seq=seq, action=action, blzt=1, state_after=state,
+                                   party=next(iter(RULES[action].parties)), occurred_at=when,
+                                   data={})
+        await Case.filter(id=case.id).update(state=state, blzt=state.blzt, last_seq=len(history))
+
+
+def export_query(f: dict, group_by: str) -> dict:
+    params = {k: v for k, v in variables(f, group_by)["filter"].items()}
+    return {**params, "groupBy": group_by}
+
+
+async def test_exports_carry_the_same_figures_and_the_filter(client, gql, data, world):
+    f = {"from": TODAY - dt.timedelta(days=90), "to": TODAY, "department": world.departments["planning"].id,
+         "stage": 1}
+    stats = await stats_of(gql, f, "ITEM")
+    token = {"Authorization": f"Bearer {world.token('supervisor')}"}
+    columns = ["received", "accepted", "decided", "decidedOnTime", "decidedOverdue", "onTimeRate", "running"]
+
+    response = await client.get("/exports/case-stats.csv", params=export_query(f, "ITEM"), headers=token)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/csv")
+    assert "attachment" in response.headers["content-disposition"]
+    response_text = response.content.decode("utf-8-sig")
+    rows = list(csv.reader(io.StringIO(response_text)))
+    header = dict(r for r in rows if len(r) == 2)
+    assert header["统计期间"] == f"{f['from'].isoformat()} 至 {TODAY.isoformat()}"
+    assert header["部门"] == "珠海市自然资源局" and header["审批阶段"] == "立项用地规划许可" and header["分组"] == "事项"
+    table = rows[rows.index([]) + 1:]
+    assert table[0][:8] == ["事项", "接件数", "受理数", "办结数", "按时办结数", "超期办结数", "按时办结率", "在办数"]
+    assert len(table) == 1 + len(stats["groups"]) + 1 and table[-1][0] == "合计"
+    for line, figures in zip(table[1:], [*stats["groups"], stats["total"]]):
+        assert line[0] == figures["label"]
+        assert [float(x) if x else None for x in line[1:8]] == [figures[c] for c in columns]
+
+    response = await client.get("/exports/case-stats.xlsx", params=export_query(f, "ITEM"), headers=token)
+    assert response.status_code == 200, response.text
+    book = openpyxl.load_workbook(io.BytesIO(response.content))
+    sheet = book.active
+    cells = [list(r) for r in sheet.iter_rows(values_only=True)]
+    assert cells[0][:2] == ["报表", "工程建设项目审批效能统计"]
+    header = {r[0]: r[1] for r in cells if r[0] and r[1] and r[2] is None}
+    assert header["部门"] == "珠海市自然资源局" and header["统计期间"].startswith(f["from"].isoformat())
+    start = next(i for i, r in enumerate(cells) if r[:2] == ["事项", "接件数"])
+    for line, figures in zip(cells[start + 1:], [*stats["groups"], stats["total"]]):
+        assert line[0] == figures["label"]
+        assert [None if x == "" else x for x in line[1:8]] == [figures[c] for c in columns]
+
+    # The approver's own department exports; another's, no token, a citizen, a bad filter: coded refusals.
+    own = await client.get("/exports/case-stats.csv", params=export_query(f, "ITEM"),
+                           headers={"Authorization": f"Bearer {world.token('planner')}"})
+    assert own.status_code == 200 and own.content.decode("utf-8-sig") == response_text
+    for params, headers, status, code in [
+        (export_query({**f, "department": world.departments["water"].id}, "ITEM"),
+         {"Authorization": f"Bearer {world.token('planner')}"}, 403, "PERMISSION_DENIED"),
+        (export_query(f, "ITEM"), {}, 401, "UNAUTHENTICATED"),
+        (export_query(f, "ITEM"), {"Authorization": f"Bearer {world.token('citizen')}"}, 403, "PERMISSION_DENIED"),
+        ({**export_query(f, "ITEM"), "to": "2025-01-01"}, token, 400, "INVALID_INPUT"),
+        ({**export_query(f, "ITEM"), "from": "yesterday"}, token, 400, "INVALID_INPUT"),
+        ({"to": "2026-01-01"}, token, 400, "REQUIRED"),
+        ({**export_query(f, "ITEM"), "groupBy": "YEAR"}, token, 400, "INVALID_INPUT"),
+        ({**export_query(f, "ITEM"), "stage": "1; drop"}, token, 400, "INVALID_INPUT"),
+        ({**export_query(f, "ITEM"), "itemCode": "NOPE"}, token, 404, "NOT_FOUND"),
+    ]:
+        for suffix in ("csv", "xlsx"):
+            refused = await client.get(f"/exports/case-stats.{suffix}", params=params, headers=headers)
+            assert refused.status_code == status, (params, refused.text)
+            assert refused.json()["error"]["code"] == code, params
