@@ -142,6 +142,7 @@ async def generate(
     staff_id: int | None = None,
     days_back: int = 365,
     code_prefix: str = "S",
+    items_by_process_type: dict[int, Sequence[ItemSpec]] | None = None,
 ) -> Generated:
     """``count`` cases received over the ``days_back`` days before ``now``, with their histories up to ``now``; about
     a third of the decided ones rated, and one complaint for every 20 cases. Deterministic by ``seed``."""
@@ -166,8 +167,8 @@ async def generate(
 
     start = now - dt.timedelta(days=days_back)
     for n in range(count):
-        spec = rng.choice(items)
         project = rng.choice(projects)
+        spec = rng.choice((items_by_process_type or {}).get(project.process_type) or items)
         received = _working_hours(start + dt.timedelta(days=rng.uniform(0, days_back)), rng)
         at = received
         history: list[tuple[Action, dt.datetime]] = []
@@ -272,3 +273,54 @@ async def generate(
     await ComplaintEvent.bulk_create(cevents, batch_size=BATCH)
     await _fix_sequences(Application, Case, CaseEvent, Rating, Complaint, ComplaintEvent)
     return out
+
+
+# -- python -m api load-demo --scale N ------------------------------------------------------------------------------
+
+REGIONS = ["440402", "440403", "440404"]  # 香洲区, 斗门区, 金湾区
+
+
+async def load_scale(count: int, *, seed: int, now: dt.datetime) -> Generated | None:
+    """``count`` more cases on top of the demo (``load_demo`` first): projects of every process type of the demo's
+    templates, one for about every 8 cases, then the cases of their templates' items. Idempotent per seed and count
+    (the first case's code marks a load); None when already loaded."""
+    from api.models import Organization, TemplateItem, User
+
+    prefix = f"S{seed}x{count}-"
+    if await Case.exists(code=f"{prefix}{seed}-{0:07d}"):
+        return None
+    rng = random.Random(seed)
+    by_type: dict[int, list[ItemSpec]] = {}
+    for entry in await TemplateItem.all().select_related("template_stage__template", "item"):
+        stage = entry.template_stage
+        by_type.setdefault(stage.template.process_type, []).append(ItemSpec(
+            item_id=entry.item_id, item_code=entry.item.code, department_id=entry.item.department_id,
+            stage=stage.stage, limit_days=entry.limit_days, limit_unit=LimitUnit(entry.limit_unit),
+            warning_days=entry.warning_days,
+        ))
+    if not by_type:
+        raise RuntimeError("no process template: load the demo (or the catalogue) first")
+    applicant = await User.get(username="demo.applicant")
+    clerk = await User.get(username="demo.clerk")
+    organizations = await Organization.all().order_by("id").limit(2)
+    first_project = await _next_ids(Project)
+    projects = []
+    for n in range(max(1, count // 8)):
+        region = rng.choice(REGIONS)
+        projects.append(Project(
+            id=first_project[0] + n, code=f"{now.year}-{region}-47-{seed % 100:02d}-{(count // 8 + n) % 10**6:06d}",
+            name=f"压测项目{seed}-{n + 1}", organization_id=rng.choice(organizations).id,
+            process_type=rng.choice(sorted(by_type)), region_code=region, address="珠海市压测路1号",
+            investment=rng.randint(500, 90000),
+        ))
+    # A project code is unique: one already used (an earlier load with another count) keeps its project.
+    taken = set(await Project.filter(code__in=[p.code for p in projects]).values_list("code", flat=True))
+    projects = [p for p in projects if p.code not in taken]
+    await Project.bulk_create(projects, batch_size=BATCH)
+    await _fix_sequences(Project)
+    projects = await Project.filter(id__gte=first_project[0])
+    all_items = [spec for specs in by_type.values() for spec in specs]
+    return await generate(
+        seed=seed, count=count, now=now, items=all_items, projects=projects, applicant_id=applicant.id,
+        staff_id=clerk.id, code_prefix=prefix, items_by_process_type=by_type,
+    )
