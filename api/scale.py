@@ -267,10 +267,23 @@ async def generate(
                 occurred_at=when,
             ))
             cevent_id += 1
+        replied = [when for action, _, when in steps if action is ComplaintAction.REPLY]
+        if replied and rng.random() < 0.3:
+            rated = replied[-1] + dt.timedelta(days=rng.uniform(0.1, 5))
+            if rated <= now:
+                level = rng.choice([5, 4, 3, 2, 1])
+                ratings.append(Rating(
+                    id=rating_id, rater_id=applicant_id, complaint_id=complaint_id, matter_key=f"complaint:{complaint_id}",
+                    department_id=department_id, item_code=None, level=level, reasons=["SLOW"] if level <= 2 else [],
+                    comment="", created_at=rated, rectified_at=rated + dt.timedelta(days=2) if level == 2 else None,
+                ))
+                rating_id += 1
+                out.ratings += 1
         complaint_id += 1
         out.complaints += 1
     await Complaint.bulk_create(complaints, batch_size=BATCH)
     await ComplaintEvent.bulk_create(cevents, batch_size=BATCH)
+    await Rating.bulk_create(ratings, batch_size=BATCH)
     await _fix_sequences(Application, Case, CaseEvent, Rating, Complaint, ComplaintEvent)
     return out
 
