@@ -405,9 +405,9 @@ async def _load_cases(case_filter: Q) -> dict[int, _Case]:
 
 
 # The clock of a closed case never changes (its events are append-only, its end is fixed; DOMAIN.md §4): kept per
-# process, keyed by the case and its number of events, for the calendar it was computed with.
-_FINAL_CLOCKS: dict[tuple[int, int], tuple[int, Timing]] = {}
-FINAL_CLOCKS_KEPT = 400_000
+# process, keyed by what it is computed from — the limit and every (moment, state) of the events — and the calendar.
+_FINAL_CLOCKS: dict[tuple, Timing] = {}
+FINAL_CLOCKS_KEPT = 200_000
 
 
 def calendar_key(calendar: WorkCalendar) -> int:
@@ -415,16 +415,18 @@ def calendar_key(calendar: WorkCalendar) -> int:
     return hash(tuple(sorted((y, tuple(sorted(s.holidays)), tuple(sorted(s.workdays))) for y, s in schedules.items())))
 
 
-def clock_of(case: _Case, calendar: WorkCalendar, key: int, now: dt.datetime) -> Timing:
+def clock_of(case: _Case, calendar: WorkCalendar, calendar_hash: int, now: dt.datetime) -> Timing:
     """``case_timing`` (the one clock), remembered for a closed case."""
-    kept = _FINAL_CLOCKS.get((case.id, len(case.events)))
-    if kept is not None and kept[0] == key:
-        return kept[1]
+    key = (case.id, case.limit_days, case.limit_unit, case.warning_days, calendar_hash,
+           tuple((e.occurred_at, e.state_after) for e in case.events))
+    kept = _FINAL_CLOCKS.get(key)
+    if kept is not None:
+        return kept
     timing = case_timing(case, case.events, calendar, now)
     if timing.stopped:
         if len(_FINAL_CLOCKS) >= FINAL_CLOCKS_KEPT:
             _FINAL_CLOCKS.clear()
-        _FINAL_CLOCKS[(case.id, len(case.events))] = (key, timing)
+        _FINAL_CLOCKS[key] = timing
     return timing
 
 
