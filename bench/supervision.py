@@ -6,8 +6,8 @@ For each database (a throw-away SQLite file; with PostgreSQL binaries, a throw-a
 migrate, load the demo (its catalogue, people and templates), then grow the case table with ``load_scale``
 (api/scale.py, ``python -m api load-demo --scale N``) to each size in turn and time the service function the GraphQL
 query, the exports and the dashboard call (api/services/supervision.py ``case_stats``), as the demo supervisor, for
-the year up to today: grouped by DEPARTMENT and by MONTH (the best of ``--runs`` runs each), and the overdue list's
-first page. The figures go to docs/PERFORMANCE.md (target: ≤ 1 s on PostgreSQL, ≤ 2 s on SQLite at 100,000 cases).
+the year up to today: the first run in the process (which computes every closed case's clock), then grouped by
+DEPARTMENT and by MONTH (the best of ``--runs`` runs each, the clocks kept), and the overdue list's first page. The figures go to docs/PERFORMANCE.md (target: ≤ 1 s on PostgreSQL, ≤ 2 s on SQLite at 100,000 cases).
 """
 
 from __future__ import annotations
@@ -66,13 +66,16 @@ async def measure(database_url: str, workdir: Path, sizes: list[int], runs: int)
                    "load_s": loaded}
             for group_by in (supervision.GroupBy.DEPARTMENT, supervision.GroupBy.MONTH):
                 best = None
-                for _ in range(runs):
+                for run in range(runs + (group_by is supervision.GroupBy.DEPARTMENT)):
                     t = time.perf_counter()
                     stats = await supervision.case_stats(
                         viewer, supervision.StatsFilter(start, today), group_by, calendar=calendar, now=midnight,
                         max_days=366, complaint_reply_days=10, complaint_warning_days=2,
                     )
                     elapsed = time.perf_counter() - t
+                    if group_by is supervision.GroupBy.DEPARTMENT and run == 0:
+                        row["cold"] = elapsed  # the first run in the process computes every clock
+                        continue
                     best = elapsed if best is None else min(best, elapsed)
                 row[group_by.value] = best
                 row["decided"] = stats.total.decided
@@ -114,11 +117,12 @@ def run_postgres(sizes: list[int], runs: int) -> list[dict] | None:
 
 
 def table(name: str, rows: list[dict]) -> str:
-    lines = [f"| {name} | cases in the table | events | caseStats by department | by month | overdueCases page |",
-             "|---|---|---|---|---|---|"]
+    lines = [f"| {name} | cases in the table | events | caseStats, first in the process | by department | "
+             "by month | overdueCases page |",
+             "|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['size']:,} generated | {r['cases']:,} | {r['events']:,} | {r['DEPARTMENT']:.2f} s | "
-                     f"{r['MONTH']:.2f} s | {r['overdue_s']:.2f} s |")
+        lines.append(f"| {r['size']:,} generated | {r['cases']:,} | {r['events']:,} | {r['cold']:.2f} s | "
+                     f"{r['DEPARTMENT']:.2f} s | {r['MONTH']:.2f} s | {r['overdue_s']:.2f} s |")
     return "\n".join(lines)
 
 

@@ -4,6 +4,7 @@ filters, and the CSV / XLSX exports. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import datetime as dt
 import io
@@ -596,3 +597,13 @@ async def test_exports_carry_the_same_figures_and_the_filter(client, gql, data, 
             refused = await client.get(f"/exports/case-stats.{suffix}", params=params, headers=headers)
             assert refused.status_code == status, (params, refused.text)
             assert refused.json()["error"]["code"] == code, params
+
+
+async def test_simultaneous_requests_answer_the_same(gql, data, world):
+    """Many supervisors' and approvers' requests at once (the kept clocks are shared): each answers its own figures."""
+    f = {"from": TODAY - dt.timedelta(days=60), "to": TODAY}
+    users = ["supervisor", "planner", "water", "housing", "far_clerk"] * 4
+    answers = await asyncio.gather(*(stats_of(gql, f, "WEEK", user=u) for u in users))
+    expected = {u: await stats_of(gql, f, "WEEK", user=u) for u in set(users)}
+    assert [a == expected[u] for a, u in zip(answers, users)] == [True] * len(users)
+    compare(expected["water"], data, {**f, "department": world.departments["water"].id}, "WEEK")
