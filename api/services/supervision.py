@@ -153,19 +153,26 @@ def supervisor_scope(viewer: Viewer | None, scope: Scope) -> Scope:
     raise DomainError("PERMISSION_DENIED", "效能统计仅供督查人员和审批工作人员查看", None)
 
 
-async def check_scope(scope: Scope) -> Scope:
-    """Coded errors for a scope naming what does not exist (the department id is checked by the caller's id parse)."""
-    if scope.department_id is not None and not await Department.exists(id=scope.department_id):
-        raise DomainError("NOT_FOUND", "部门不存在", "filter.departmentId")
-    if scope.item_code is not None:
-        if len(scope.item_code) > 64 or not await ApprovalItem.exists(code=scope.item_code):
-            raise DomainError("NOT_FOUND", "事项不存在", "filter.itemCode")
+def check_format(scope: Scope) -> Scope:
+    """Coded errors for values that cannot be a stage, a process type or a region (before any use of them)."""
     if scope.stage is not None and scope.stage not in {s.value for s in Stage}:
         raise DomainError("INVALID_INPUT", "审批阶段应为1至5", "filter.stage")
     if scope.process_type is not None and scope.process_type not in {p.value for p in ProcessType}:
         raise DomainError("INVALID_INPUT", "审批流程类型应为1至10", "filter.processType")
     if scope.region_code is not None and not is_valid_region_code(scope.region_code):
         raise DomainError("INVALID_INPUT", "行政区划代码须为6位数字", "filter.regionCode")
+    return scope
+
+
+async def check_scope(viewer: Viewer | None, scope: Scope) -> Scope:
+    """The scope the viewer may ask for (``supervisor_scope``), with coded errors for what cannot be or does not exist
+    (the department id's shape is checked by the caller's id parse)."""
+    scope = supervisor_scope(viewer, check_format(scope))
+    if scope.department_id is not None and not await Department.exists(id=scope.department_id):
+        raise DomainError("NOT_FOUND", "部门不存在", "filter.departmentId")
+    if scope.item_code is not None:
+        if len(scope.item_code) > 64 or not await ApprovalItem.exists(code=scope.item_code):
+            raise DomainError("NOT_FOUND", "事项不存在", "filter.itemCode")
     return scope
 
 
@@ -466,9 +473,9 @@ async def case_stats(
     complaint_reply_days: int,
     complaint_warning_days: int,
 ) -> CaseStats:
-    scope = supervisor_scope(viewer, stats_filter.scope)
+    supervisor_scope(viewer, Scope())  # who may ask at all, before what is asked
     check_period(stats_filter.start, stats_filter.end, max_days)
-    scope = await check_scope(scope)
+    scope = await check_scope(viewer, stats_filter.scope)
     stats_filter = replace(stats_filter, scope=scope)
     start, end = day_start(stats_filter.start), day_start(stats_filter.end + dt.timedelta(days=1))
     today = local_date(now)
@@ -740,7 +747,7 @@ async def light_cases(
 ) -> RankedPage:
     """Running cases of the scope whose light is ``light`` now (RED: overdue, YELLOW: warning), sorted by the days
     over (``−remaining``) or left (``remaining``), then by id. The cursor is the (days, id) of the last case."""
-    scope = await check_scope(supervisor_scope(viewer, scope))
+    scope = await check_scope(viewer, scope)
     check_first(first, page_max)
     after_key = _parse_cursor(after)
     cases = await _load_cases(scope.cases() & Q(state__in=list(OPEN_CLOCK_STATES)))

@@ -393,6 +393,8 @@ async def test_an_approver_sees_its_department_and_a_clerk_its_region(gql, data,
         ("planner", {"department": world.departments["housing"].id}, "PERMISSION_DENIED", "filter.departmentId"),
         ("clerk", {"regionCode": "441900"}, "PERMISSION_DENIED", "filter.regionCode"),
         ("clerk", {"regionCode": "440000"}, "PERMISSION_DENIED", "filter.regionCode"),  # wider than its own
+        ("clerk", {"regionCode": "44"}, "INVALID_INPUT", "filter.regionCode"),
+        ("planner", {"stage": 0}, "INVALID_INPUT", "filter.stage"),
         ("applicant", {}, "PERMISSION_DENIED", None),
         ("citizen", {}, "PERMISSION_DENIED", None),
     ]:
