@@ -176,7 +176,13 @@ async def check_scope(viewer: Viewer | None, scope: Scope) -> Scope:
     return scope
 
 
+EARLIEST, LATEST = dt.date(2000, 1, 1), dt.date(2099, 12, 31)  # no case of this service lies outside
+
+
 def check_period(start: dt.date, end: dt.date, max_days: int) -> None:
+    for day, name in ((start, "filter.from"), (end, "filter.to")):
+        if not EARLIEST <= day <= LATEST:
+            raise DomainError("INVALID_INPUT", "统计期间应在2000年至2099年之间", name)
     if start > end:
         raise DomainError("INVALID_INPUT", "统计期间的开始日期不能晚于结束日期", "filter.to")
     if (end - start).days + 1 > max_days:

@@ -422,6 +422,9 @@ async def test_bad_filters_are_coded_errors(gql, world, clock):
     for flt, code, field in [
         ({"from": "2026-04-01", "to": "2026-03-31"}, "INVALID_INPUT", "filter.to"),
         ({"from": "2025-01-01", "to": "2026-03-31"}, "INVALID_INPUT", "filter.from"),  # longer than a year
+        ({"from": "9000-12-31", "to": "9000-12-31"}, "INVALID_INPUT", "filter.from"),
+        ({"from": "2026-01-01", "to": "9000-12-31"}, "INVALID_INPUT", "filter.to"),
+        ({"from": "1900-01-01", "to": "1900-01-01"}, "INVALID_INPUT", "filter.from"),
         ({**good, "departmentId": to_global_id("Department", 99999)}, "NOT_FOUND", "filter.departmentId"),
         ({**good, "departmentId": "not-an-id"}, "INVALID_ID", "filter.departmentId"),
         ({**good, "departmentId": to_global_id("Case", 1)}, "INVALID_ID", "filter.departmentId"),
@@ -591,6 +594,8 @@ async def test_exports_carry_the_same_figures_and_the_filter(client, gql, data, 
         ({**export_query(f, "ITEM"), "to": "2025-01-01"}, token, 400, "INVALID_INPUT"),
         ({**export_query(f, "ITEM"), "from": "yesterday"}, token, 400, "INVALID_INPUT"),
         ({"to": "2026-01-01"}, token, 400, "REQUIRED"),
+        ({**export_query(f, "ITEM"), "from": "9999-12-31", "to": "9999-12-31"}, token, 400, "INVALID_INPUT"),
+        ({**export_query(f, "ITEM"), "from": "0001-01-01", "to": "0001-01-01"}, token, 400, "INVALID_INPUT"),
         ({**export_query(f, "ITEM"), "groupBy": "YEAR"}, token, 400, "INVALID_INPUT"),
         ({**export_query(f, "ITEM"), "stage": "1; drop"}, token, 400, "INVALID_INPUT"),
         ({**export_query(f, "ITEM"), "itemCode": "NOPE"}, token, 404, "NOT_FOUND"),
