@@ -1,9 +1,10 @@
 """Command line: ``python -m api <command>``.
 
     migrate                       apply pending migrations, seed the shipped holiday calendars the database lacks
-    load-demo [--tokens FILE] [--host H] [--port P]
+    load-demo [--tokens FILE] [--host H] [--port P] [--scale N [--seed S]]
                                   load the demo data (idempotent), write a ready token per demo role, list the
-                                  demo accounts; H:P is where `serve` will listen (the sealed PDFs' links)
+                                  demo accounts; H:P is where `serve` will listen (the sealed PDFs' links);
+                                  --scale N: N more cases over the past year (api/scale.py), the same for a seed
     load-catalog [--dir D] [--check]  validate the catalogue files (api/data/catalog) and load them (idempotent)
     serve [--host H] [--port P] [--demo-tokens FILE]
                                   run the service (uvicorn); a banner says where, once it listens
@@ -70,6 +71,14 @@ def cmd_load_demo(args) -> int:
 
     async def load() -> tuple[dict[str, str], str]:
         tokens = await load_demo(settings)
+        if args.scale:
+            import datetime as dt
+
+            from api.scale import load_scale
+
+            made = await load_scale(args.scale, seed=args.seed, now=dt.datetime.now(dt.timezone.utc))
+            print(f"--scale {args.scale}: " + ("already loaded" if made is None else
+                  f"{made.cases} cases, {made.events} events, {made.ratings} ratings, {made.complaints} complaints"))
         return tokens, demo_accounts_text(await demo_accounts())
 
     tokens, accounts = asyncio.run(_with_orm(load))
@@ -335,6 +344,8 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--tokens", help="write the tokens to this JSON file")
     demo.add_argument("--host", default="127.0.0.1", help="the address `serve` will listen on (links in the PDFs)")
     demo.add_argument("--port", type=int, default=8000, help="the port `serve` will listen on (links in the PDFs)")
+    demo.add_argument("--scale", type=int, default=0, metavar="N", help="also generate N cases over the past year")
+    demo.add_argument("--seed", type=int, default=14, help="the generator's seed (--scale): the same seed, the same cases")
     demo.set_defaults(func=cmd_load_demo)
     catalog = sub.add_parser("load-catalog", help="validate and load the catalogue files")
     catalog.add_argument("--dir", help="the catalogue folder (default: the shipped api/data/catalog)")

@@ -29,6 +29,7 @@ from api.middleware import AuthMiddleware, RequestLogMiddleware
 from api.ratelimit import RateLimiter
 from api.response_cache import MAX_KEY_BYTES, Entry, ResponseCache
 from api.routes.certificates import download, verify_page, verify_upload
+from api.routes.exports import case_stats_csv, case_stats_xlsx
 from api.routes.health import healthz, readyz
 from api.routes.limits import CappedBody
 from api.routes.ingest import ingest_events
@@ -253,6 +254,8 @@ def create_app(
             Route("/verify", verify_page, methods=["GET"]),
             Route("/verify", verify_upload, methods=["POST"]),
             Route("/verify/{identifier}", verify_page, methods=["GET"]),
+            Route("/exports/case-stats.csv", case_stats_csv, methods=["GET"]),
+            Route("/exports/case-stats.xlsx", case_stats_xlsx, methods=["GET"]),
             Mount("/graphql", graphql_endpoint),
             *_graphiql_assets(settings),
         ],

@@ -183,6 +183,12 @@ class Settings(BaseSettings):
     rating_contact_days: int = Field(1, ge=1, description="A 差评's rater is contacted within this many working days")
     rating_rectify_days: int = Field(5, ge=1, description="A 差评 is rectified within this many working days")
 
+    # Supervision statistics (issue #14).
+    stats_max_days: int = Field(
+        366, ge=7, le=3660,
+        description="Longest period caseStats and its exports accept, in days (a year by default): bounds the work",
+    )
+
     # Electronic seals and certificates (issue #4, DOMAIN.md §6–7).
     esign_dir: Path = Field(
         Path("var/esign"), description="Embedded platform CA (created on first run) when no CA files are configured"

@@ -29,12 +29,14 @@ from api.schema.queries import ProgressQuery
 from api.schema.guides import GuideQuery
 from api.schema import conversation
 from api.schema.conversation import ConversationMutation, ConversationQuery, ConversationSubscription
+from api.schema.supervision import SupervisionQuery
 from api.settings import Settings
 
 
 @strawberry.type
 class Query(
-    ProgressQuery, AccountsQuery, NoticeQuery, FeedbackQuery, CertificateQuery, GuideQuery, ConversationQuery
+    ProgressQuery, AccountsQuery, NoticeQuery, FeedbackQuery, CertificateQuery, GuideQuery, ConversationQuery,
+    SupervisionQuery,
 ):
     pass
 
