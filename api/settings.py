@@ -228,6 +228,10 @@ class Settings(BaseSettings):
     certificate_sweep_seconds: float = Field(
         30.0, gt=0, le=3600, description="How often a process looks for certificates whose PDF is still to be made"
     )
+    exchange_url: str | None = Field(
+        None, description="The national data-sharing exchange database (前置库, postgres://…) `python -m api exchange "
+        "push` writes to by default; unset: no exchange"
+    )
 
     @property
     def is_production(self) -> bool:
