@@ -230,7 +230,10 @@ class Settings(BaseSettings):
     )
     exchange_url: str | None = Field(
         None, description="The national data-sharing exchange database (前置库, postgres://…) `python -m api exchange "
-        "push` writes to by default; unset: no exchange"
+        "push` writes to by default, and the arq workers push to on a timer (scaled mode); unset: no exchange"
+    )
+    exchange_push_seconds: float = Field(
+        600.0, ge=60, le=86400, description="How often the arq workers push what changed to JIANSHEN_EXCHANGE_URL"
     )
 
     @property

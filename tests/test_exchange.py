@@ -3,9 +3,12 @@ database on SQLite and on PostgreSQL: incremental, idempotent, revocation voids,
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import itertools
+import os
+import sys
 
 import asyncpg
 import pytest
@@ -143,3 +146,59 @@ async def test_a_row_with_a_bad_code_is_refused_alone(gql, client, world, exchan
     assert {r["XMDM"] for r in await rows(exchange_url, "SPGL_XMJBXXB")} == {world.projects["main"].code, other}
     assert len(await rows(exchange_url, "SPGL_XMSPSXBLXXXXB")) == 2
     assert "refused SPGL_XMJBXXB" in report.summary()
+
+
+async def test_concurrent_pushes_write_each_row_once(gql, client, world, exchange_url):
+    """Two pushes at once into a fresh exchange (the cron job and a hand-run one): the tables are created once, every
+    row exists once, and the watermark ends at the last event."""
+    cases = await submit_ok(gql, client, ("A", "C"))
+    await act_ok(gql, "AcceptCase", "clerk", caseId=cases["A"]["id"])
+    reports = await asyncio.gather(*(push(exchange_url) for _ in range(4)))
+    assert all(not r.failures for r in reports)
+    # Every row was inserted by exactly one push; the others found it unchanged.
+    for table in ("SPGL_XMJBXXB", "SPGL_XMSPSXBLXXXXB"):
+        assert sum(r.inserted[table] for r in reports) == len(await rows(exchange_url, table))
+    assert len(await rows(exchange_url, "SPGL_XMSPSXBLXXXXB")) == await CaseEvent.all().count() == 3
+    (mark,) = await ExchangeWatermark.all()
+    assert mark.last_event_id == (await CaseEvent.all().order_by("-id").first()).id
+    await check_consistency(exchange_url)
+
+
+async def test_the_worker_cron_job_pushes_when_an_exchange_is_set(gql, client, world, settings, exchange_url):
+    from notifications.worker import _settings_class, exchange_push
+
+    assert "exchange_push" not in {job.name for job in _settings_class(settings).cron_jobs}
+    configured = settings.model_copy(update={"exchange_url": exchange_url})
+    assert "cron:exchange_push" in {job.name for job in _settings_class(configured).cron_jobs}
+    await submit_ok(gql, client, ("A",))
+    assert await exchange_push({"settings": settings}) == 0  # no exchange: nothing
+    assert await exchange_push({"settings": configured}) > 0
+    assert await exchange_push({"settings": configured}) == 0  # nothing moved since
+    assert len(await rows(exchange_url, "SPGL_XMSPSXBLXXXXB")) == 1
+
+
+@pytest.mark.parametrize("db_backend", ["sqlite"])
+async def test_the_command_line_pushes_and_dry_runs(gql, client, world, settings, exchange_url):
+    """``python -m api exchange push`` as an operator runs it, in its own process."""
+    await submit_ok(gql, client, ("A",))
+    env = {**os.environ, "JIANSHEN_DATABASE_URL": settings.database_url}
+    command = [sys.executable, "-m", "api", "exchange", "push", "--to", exchange_url]
+
+    async def run(*extra: str) -> tuple[int, str]:
+        process = await asyncio.create_subprocess_exec(*command, *extra, env=env, stdout=asyncio.subprocess.PIPE,
+                                                       stderr=asyncio.subprocess.STDOUT)
+        out, _ = await process.communicate()
+        return process.returncode, out.decode()
+
+    code, out = await run("--dry-run")
+    assert code == 0, out
+    assert "SPGL_XMJBXXB           would upsert 3" in out and "dry run: nothing written" in out
+    code, out = await run()
+    assert code == 0, out
+    assert "SPGL_XMSPSXBLXXXXB     inserted 1, updated 0, unchanged 0" in out
+    code, out = await run()
+    assert "SPGL_XMSPSXBLXXXXB     inserted 0, updated 0, unchanged 0" in out
+    code, out = await run("--since", "2000-01-01")
+    assert "SPGL_XMSPSXBLXXXXB     inserted 0, updated 0, unchanged 1" in out
+    code, out = await run("--since", "yesterday")
+    assert code == 2 and "--since" in out

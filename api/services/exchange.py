@@ -24,6 +24,8 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
+from tortoise.exceptions import IntegrityError
+
 from api.domain.catalog import STAGE_NAMES, Stage
 from api.domain.codes import is_valid_project_code, is_valid_region_code, is_valid_uscc
 from api.domain.lifecycle import Action, Party
@@ -84,6 +86,7 @@ TABLES: dict[str, list[tuple[str, str]]] = {
     ],
 }
 
+EXCHANGE_LOCK = 0x4A534558  # "JSEX": the advisory lock that serialises pushes into one exchange database
 PARTY_OFFICE = {Party.APPLICANT: "申请人", Party.WINDOW: "综合服务窗口", Party.DEPARTMENT: "审批部门"}
 
 
@@ -334,6 +337,9 @@ async def push(url: str, *, since: dt.datetime | None = None, dry_run: bool = Fa
     connection = await asyncpg.connect(url)
     try:
         async with connection.transaction():
+            # One push at a time per exchange database (another process, the cron job and a hand-run one): two
+            # concurrent CREATE TABLE IF NOT EXISTS can collide in PostgreSQL's catalogue.
+            await connection.execute("SELECT pg_advisory_xact_lock($1)", EXCHANGE_LOCK)
             await ensure_tables(connection)
             for table, rows in report.rows.items():
                 statement = upsert_sql(table)
@@ -351,10 +357,10 @@ async def push(url: str, *, since: dt.datetime | None = None, dry_run: bool = Fa
     # The watermark moves only after the exchange committed: a failed push is repeated whole by the next one.
     last_event = max(report.last_event_id, mark.last_event_id if mark else 0)
     last_project = max(report.last_project_id, mark.last_project_id if mark else 0)
-    if mark is None:
-        await ExchangeWatermark.create(target=target, last_event_id=last_event, last_project_id=last_project,
-                                       pushed_at=now)
-    else:
-        await ExchangeWatermark.filter(target=target).update(last_event_id=last_event, last_project_id=last_project,
-                                                             pushed_at=now)
+    values = {"last_event_id": last_event, "last_project_id": last_project, "pushed_at": now}
+    if not await ExchangeWatermark.filter(target=target).update(**values):
+        try:
+            await ExchangeWatermark.create(target=target, **values)
+        except IntegrityError:  # a concurrent first push created it: both pushed the same rows, keep the furthest
+            await ExchangeWatermark.filter(target=target, last_event_id__lte=last_event).update(**values)
     return report
