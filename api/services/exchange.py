@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tortoise.exceptions import IntegrityError
+from tortoise.expressions import Q
 
 from api.domain.catalog import STAGE_NAMES, Stage
 from api.domain.codes import is_valid_project_code, is_valid_region_code, is_valid_uscc
@@ -87,6 +88,7 @@ TABLES: dict[str, list[tuple[str, str]]] = {
 }
 
 EXCHANGE_LOCK = 0x4A534558  # "JSEX": the advisory lock that serialises pushes into one exchange database
+WATERMARK_OVERLAP_SECONDS = 60  # what a push re-reads before the previous one (commits out of id order)
 PARTY_OFFICE = {Party.APPLICANT: "申请人", Party.WINDOW: "综合服务窗口", Party.DEPARTMENT: "审批部门"}
 
 
@@ -166,7 +168,8 @@ def row_problem(table: str, row: dict[str, Any]) -> str | None:
 
 # --- reading our side -----------------------------------------------------------------------------------------------
 
-async def collect(*, after_event: int = 0, after_project: int = 0, since: dt.datetime | None = None) -> PushReport:
+async def collect(*, after_event: int = 0, after_project: int = 0, since: dt.datetime | None = None,
+                  recent: dt.datetime | None = None) -> PushReport:
     """The rows to push: processes (always; unchanged ones are not written), the projects created and the cases
     that moved after the watermark (or since ``since``), their new events, approval documents, special procedures."""
     report = PushReport()
@@ -203,7 +206,11 @@ async def collect(*, after_event: int = 0, after_project: int = 0, since: dt.dat
                 })
 
     # Projects and their units.
-    projects_q = Project.filter(created_at__gte=since) if since else Project.filter(id__gt=after_project)
+    if since:
+        projects_q = Project.filter(created_at__gte=since)
+    else:
+        condition = Q(id__gt=after_project)
+        projects_q = Project.filter(condition | Q(created_at__gte=recent) if recent else condition)
     for project in await projects_q.order_by("id"):
         report.last_project_id = max(report.last_project_id, project.id)
         organization = await Organization.get(id=project.organization_id)
@@ -221,7 +228,11 @@ async def collect(*, after_event: int = 0, after_project: int = 0, since: dt.dat
         })
 
     # Cases that moved: their row, their new events, their approval documents and special procedures.
-    events_q = CaseEvent.filter(recorded_at__gte=since) if since else CaseEvent.filter(id__gt=after_event)
+    if since:
+        events_q = CaseEvent.filter(recorded_at__gte=since)
+    else:
+        condition = Q(id__gt=after_event)
+        events_q = CaseEvent.filter(condition | Q(recorded_at__gte=recent) if recent else condition)
     new_events = await events_q.order_by("id")
     report.last_event_id = max((e.id for e in new_events), default=0)
     by_case: dict[int, list[CaseEvent]] = defaultdict(list)
@@ -328,8 +339,12 @@ async def push(url: str, *, since: dt.datetime | None = None, dry_run: bool = Fa
     now = now or dt.datetime.now(dt.timezone.utc)
     target = target_name(url)
     mark = await ExchangeWatermark.get_or_none(target=target)
+    # PostgreSQL hands out ids before commit: an event with a smaller id than the watermark may commit after a push.
+    # Each push therefore also re-reads what was recorded shortly before the previous one (unchanged rows are not
+    # written again).
     report = await collect(
-        after_event=mark.last_event_id if mark else 0, after_project=mark.last_project_id if mark else 0, since=since
+        after_event=mark.last_event_id if mark else 0, after_project=mark.last_project_id if mark else 0, since=since,
+        recent=mark.pushed_at - dt.timedelta(seconds=WATERMARK_OVERLAP_SECONDS) if mark else None,
     )
     report.dry_run = dry_run
     if dry_run:
