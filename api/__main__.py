@@ -357,7 +357,13 @@ def cmd_exchange_push(args) -> int:
             return 2
         if since.tzinfo is None:
             since = since.replace(tzinfo=dt.timezone(dt.timedelta(hours=8)))  # a local (Beijing) time
-    report = asyncio.run(_with_orm(lambda: push(url, since=since, dry_run=args.dry_run)))
+    import asyncpg
+
+    try:
+        report = asyncio.run(_with_orm(lambda: push(url, since=since, dry_run=args.dry_run)))
+    except (OSError, ValueError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        print(f"the exchange database could not be written, nothing pushed: {error}", file=sys.stderr)
+        return 1
     print(report.summary())
     if args.dry_run:
         for table, rows in report.rows.items():

@@ -201,3 +201,6 @@ async def test_the_command_line_pushes_and_dry_runs(gql, client, world, settings
     assert "SPGL_XMSPSXBLXXXXB     inserted 0, updated 0, unchanged 1" in out
     code, out = await run("--since", "yesterday")
     assert code == 2 and "--since" in out
+    command[-1] = "postgres://127.0.0.1:1/nowhere"  # nothing listens: a clear line, no traceback
+    code, out = await run()
+    assert code == 1 and "nothing pushed" in out and "Traceback" not in out
