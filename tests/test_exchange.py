@@ -204,3 +204,29 @@ async def test_the_command_line_pushes_and_dry_runs(gql, client, world, settings
     command[-1] = "postgres://127.0.0.1:1/nowhere"  # nothing listens: a clear line, no traceback
     code, out = await run()
     assert code == 1 and "nothing pushed" in out and "Traceback" not in out
+
+
+@pytest.mark.parametrize("db_backend", ["postgres"])
+async def test_an_event_committed_after_a_later_one_is_not_skipped(gql, client, world, settings, exchange_url):
+    """PostgreSQL hands out ids before commit: an event whose transaction commits after a push that saw a larger id
+    still reaches the exchange with the next push."""
+    cases = await submit_ok(gql, client, ("A", "C"))
+    await push(exchange_url)
+    late = await asyncpg.connect(settings.database_url)
+    try:
+        transaction = late.transaction()
+        await transaction.start()
+        case = await Case.get(code=cases["A"]["code"])
+        late_id = await late.fetchval(
+            "INSERT INTO case_event (case_id, seq, action, blzt, state_after, party, actor_id, occurred_at, recorded_at,"
+            " data, attachments) VALUES ($1, 2, 'WITHDRAW', 2, 'WITHDRAWN', 'APPLICANT', $2, now(), now(), '{}', '[]')"
+            " RETURNING id", case.id, world.users["applicant"].id)
+        await act_ok(gql, "AcceptCase", "clerk", caseId=cases["C"]["id"])  # a larger id, committed first
+        assert written(await push(exchange_url)) == {"SPGL_XMSPSXBLXXXXB": 1}
+        assert (await ExchangeWatermark.get()).last_event_id > late_id
+        await transaction.commit()
+    finally:
+        await late.close()
+    assert written(await push(exchange_url)) == {"SPGL_XMSPSXBLXXXXB": 1}
+    details = await rows(exchange_url, "SPGL_XMSPSXBLXXXXB")
+    assert [r["BLZT"] for r in details if r["SPSXSLBM"] == cases["A"]["code"]] == [1, 2]
