@@ -16,7 +16,7 @@ class Migration(migrations.Migration):
                 ('last_project_id', fields.IntField(default=0)),
                 ('pushed_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
             ],
-            options={'table': 'exchange_watermark', 'app': 'models', 'pk_attr': 'target'},
+            options={'table': 'exchange_watermark', 'app': 'models', 'pk_attr': 'target', 'table_description': 'The last case event and project pushed to one exchange database (前置库), where the next push starts.'},
             bases=['Model'],
         ),
     ]

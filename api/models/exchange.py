@@ -5,7 +5,7 @@ from tortoise.models import Model
 
 
 class ExchangeWatermark(Model):
-    """The last case event and project pushed to one exchange database (前置库); the next push starts after them."""
+    """The last case event and project pushed to one exchange database (前置库), where the next push starts."""
 
     target = fields.CharField(max_length=200, primary_key=True)  # host:port/database of the exchange, no credentials
     last_event_id = fields.BigIntField(default=0)
