@@ -19,6 +19,9 @@
     revoked-seals [--output F]    export the revoked seals (serial → revocation time) for `python -m esign verify --revoked`
     calendar load FILE...         load a year's holiday schedule (国务院办公厅节假日安排) from a JSON file
     calendar show                 list the years the database has
+    exchange push --to URL [--since T] [--dry-run]
+                                  write projects and cases into the national exchange tables (SPGL_*, DOMAIN.md §13)
+                                  of the PostgreSQL database URL (前置库): what changed since the last push to it
 """
 
 from __future__ import annotations
@@ -336,6 +339,39 @@ def cmd_calendar(args) -> int:
     return 0
 
 
+def cmd_exchange_push(args) -> int:
+    import datetime as dt
+
+    from api.services.exchange import push
+
+    url = args.to or get_settings().exchange_url
+    if not url:
+        print("no exchange database: give --to postgres://… or set JIANSHEN_EXCHANGE_URL", file=sys.stderr)
+        return 2
+    since = None
+    if args.since:
+        try:
+            since = dt.datetime.fromisoformat(args.since)
+        except ValueError:
+            print(f"--since: not an ISO date or time: {args.since!r}", file=sys.stderr)
+            return 2
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=dt.timezone(dt.timedelta(hours=8)))  # a local (Beijing) time
+    import asyncpg
+
+    try:
+        report = asyncio.run(_with_orm(lambda: push(url, since=since, dry_run=args.dry_run)))
+    except (OSError, ValueError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        print(f"the exchange database could not be written, nothing pushed: {error}", file=sys.stderr)
+        return 1
+    print(report.summary())
+    if args.dry_run:
+        for table, rows in report.rows.items():
+            for row in rows:
+                print(f"{table} {row['DFSJZJ']}")
+    return 1 if report.failures else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m api", description="Jianshen (建审) service")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -384,6 +420,13 @@ def main(argv: list[str] | None = None) -> int:
     load.add_argument("files", nargs="+")
     calendar_sub.add_parser("show", help="list loaded years")
     calendar.set_defaults(func=cmd_calendar)
+    exchange = sub.add_parser("exchange", help="the national data-sharing exchange (前置库)")
+    exchange_sub = exchange.add_subparsers(dest="exchange_command", required=True)
+    push = exchange_sub.add_parser("push", help="push what changed since the last push")
+    push.add_argument("--to", help="the exchange database, postgres://… (default: JIANSHEN_EXCHANGE_URL)")
+    push.add_argument("--since", help="push everything recorded since this ISO time instead of the watermark")
+    push.add_argument("--dry-run", action="store_true", help="write nothing; print what would be written")
+    push.set_defaults(func=cmd_exchange_push)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -228,6 +228,13 @@ class Settings(BaseSettings):
     certificate_sweep_seconds: float = Field(
         30.0, gt=0, le=3600, description="How often a process looks for certificates whose PDF is still to be made"
     )
+    exchange_url: str | None = Field(
+        None, description="The national data-sharing exchange database (前置库, postgres://…) `python -m api exchange "
+        "push` writes to by default, and the arq workers push to on a timer (scaled mode); unset: no exchange"
+    )
+    exchange_push_seconds: float = Field(
+        600.0, ge=60, le=86400, description="How often the arq workers push what changed to JIANSHEN_EXCHANGE_URL"
+    )
 
     @property
     def is_production(self) -> bool:

@@ -122,6 +122,20 @@ async def produce_certificates(ctx: dict[str, Any]) -> int:
     return made
 
 
+async def exchange_push(ctx: dict[str, Any]) -> int:
+    """Push what changed to the national exchange database (JIANSHEN_EXCHANGE_URL, DOMAIN.md §13); the rows written."""
+    from api.services.exchange import push
+
+    url = ctx["settings"].exchange_url
+    if not url:
+        return 0
+    report = await push(url)
+    if report.failures:
+        log.warning("exchange rows refused", extra={"fields": {
+            "refused": [f"{f.table} {f.key}: {f.reason}" for f in report.failures[:50]], "count": len(report.failures)}})
+    return sum(report.inserted.values()) + sum(report.updated.values())
+
+
 async def wake_workers(pool: ArqRedis, function: str, prefix: str) -> None:
     """Ask the workers to run ``function`` soon (the API, after a commit). The job's id names the current
     ``WAKE_SLOT_MS`` slot and it starts when the slot ends, so a burst of commits costs one job a slot, and no wake-up
@@ -215,12 +229,13 @@ class ResilientWorker(Worker):
 
 def _settings_class(settings: Settings) -> type:
     class WorkerSettings:
-        functions = [deliver, sweep, produce_certificates]
+        functions = [deliver, sweep, produce_certificates, exchange_push]
         cron_jobs = [
             cron(sweep, **_every(settings.notice_sweep_seconds), run_at_startup=True, unique=True),
             cron(produce_certificates, **_every(settings.certificate_sweep_seconds), run_at_startup=True,
                  unique=True),
-        ]
+        ] + ([cron(exchange_push, **_every(settings.exchange_push_seconds), run_at_startup=True, unique=True)]
+             if settings.exchange_url else [])
         on_startup = startup
         on_shutdown = shutdown
         redis_settings = _redis_settings(settings)

@@ -15,6 +15,7 @@ from api.models.cases import Application, Case, CaseEvent
 from api.models.certificates import Certificate, Seal
 from api.models.conversation import Consultation, Conversation, ConversationMessage
 from api.models.catalog import ApprovalItem, ItemGuide, ProcessTemplate, TemplateItem, TemplateStage
+from api.models.exchange import ExchangeWatermark
 from api.models.feedback import Complaint, ComplaintEvent, ComplaintMessage, Rating
 from api.models.notices import Delivery, DeliveryAttempt, Notice
 from api.models.projects import Building, Project
@@ -38,6 +39,7 @@ __all__ = [
     "Delivery",
     "DeliveryAttempt",
     "Department",
+    "ExchangeWatermark",
     "ItemGuide",
     "LoginSession",
     "Notice",
