@@ -328,7 +328,7 @@ async def test_disapproval_with_reason_is_applied(gql, client, clock, cases):
     assert (node["state"], node["timeline"][-1]["reason"]) == ("DISAPPROVED", "选址不符合国土空间规划")
 
 
-@pytest.mark.parametrize("blzt", [1, 2, 7, 14])
+@pytest.mark.parametrize("blzt", [2, 7, 14])  # 1 (接件) creates a case: tests/api/test_ingest_receive.py
 async def test_applicant_only_codes_are_refused(gql, client, clock, cases, blzt):
     a = cases["A"]
     results = await push_ok(client, clock, [event("p-1", a["code"], blzt, at(1), reason="部门代为撤件")])
