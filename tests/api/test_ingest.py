@@ -46,7 +46,8 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
 
 
 async def push(
-    client, clock, events=None, *, department=PLANNING, body=None, timestamp=None, sign_with=None, headers=None
+    client, clock, events=None, *, department=PLANNING, body=None, timestamp=None, sign_with=None, headers=None,
+    query="",
 ):
     code, secret = department
     body = json.dumps({"events": events}, ensure_ascii=False).encode() if body is None else body
@@ -57,7 +58,7 @@ async def push(
         "X-Jianshen-Timestamp": timestamp,
         "X-Jianshen-Signature": signature(sign_with or secret, timestamp, body),
     }
-    return await client.post("/ingest/events", content=body, headers=sent | (headers or {}))
+    return await client.post("/ingest/events" + query, content=body, headers=sent | (headers or {}))
 
 
 async def push_ok(client, clock, events, **kwargs) -> list[dict]:

@@ -266,3 +266,48 @@ async def test_unsigned_receive_is_refused(client, clock):
     response = await push(client, clock, [receive("x-1", "ZRZY-X-1", at(0))], sign_with="wrong")
     assert response.status_code == 401
     assert await snapshot() == before
+
+
+async def everything() -> dict:
+    """Every row of every table, to see that a dry run leaves the database as it was."""
+    from tortoise import Tortoise
+
+    rows = {}
+    for name, model in sorted(Tortoise.apps["models"].items()):
+        rows[name] = sorted(map(repr, await model.all().values()))
+    return rows
+
+
+async def test_dry_run_answers_like_a_real_run_and_changes_nothing(gql, client, clock):
+    clock.set(SUBMITTED)
+    mini = await submit_ok(gql, client, ["A"])
+    clock.set(NOW)
+    batch = [
+        receive("d-1", "ZRZY-D-1", at(0), project_code=NEW_PROJECT_CODE, project=basic_data()),
+        event("d-3", "ZRZY-D-1", 3, at(1)),
+        event("d-8", "ZRZY-D-1", 8, at(2)),
+        event("d-8", "ZRZY-D-1", 8, at(2)),  # the same event twice in the batch
+        event("d-9", "ZRZY-D-1", 13, at(3)),  # no reason
+        event("m-3", mini["A"]["code"], 3, at(1)),
+        event("m-8", mini["A"]["code"], 8, at(2)),
+        event("m-11", mini["A"]["code"], 11, at(3), document={"approvalDate": "2026-11-02", "documentNumber": "珠1号",
+                                                              "documentTitle": "批复", "validUntil": "9999-01-01"}),
+        receive("d-2", "ZRZY-D-2", at(0), item="C"),  # not PLANNING's item
+    ]
+    before = await everything()
+    response = await client.post("/ingest/events?dryRun=1", content=b"", headers={})  # unsigned: refused first
+    assert response.status_code == 401
+    dry = await push(client, clock, batch, query="?dryRun=1")
+    assert dry.status_code == 200, dry.text
+    assert dry.json()["dryRun"] is True
+    dry_results = dry.json()["results"]
+    assert statuses(dry_results) == [("APPLIED", None)] * 3 + [("DUPLICATE", None), ("REJECTED", "REASON_REQUIRED")] + [
+        ("APPLIED", None)] * 3 + [("REJECTED", "NOT_FOUND")]
+    assert await everything() == before
+    bad = await push(client, clock, batch, query="?dryRun=maybe")
+    assert (bad.status_code, bad.json()["error"]["code"]) == (400, "BAD_REQUEST")
+    assert await everything() == before
+    real = await push_ok(client, clock, batch)
+    assert real == dry_results
+    assert (await Case.get(code="ZRZY-D-1")).state.value == "IN_PROGRESS"
+    assert await everything() != before
