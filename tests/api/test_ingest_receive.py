@@ -218,8 +218,10 @@ def _figures(node: dict) -> dict:
 
 HISTORY = [  # (hours after SUBMITTED, blzt, extra fields)
     (0, 1, {}),
-    (1, 3, {"opinion": "材料齐全"}),
-    (2, 8, {}),
+    (1, 6, {"corrections": [{"material": "用地红线图", "requirement": "请加盖公章"}]}),
+    (20, 7, {"attachments": [{"name": "用地红线图（盖章）.pdf", "ref": "DOC-3"}]}),  # the applicant, at the window
+    (22, 3, {"opinion": "材料齐全"}),
+    (23, 8, {}),
     (26, 9, SPECIAL),
     (96, 10, {"result": "专家论证通过"}),
 ]
@@ -244,7 +246,8 @@ async def test_imported_history_equals_a_case_lived_here(gql, client, clock):
     assert _figures(imported) == _figures(lived)
     assert lived["usedDays"] is not None and lived["remainingDays"] is not None
     # The imported acceptance lies weeks before the row was created here: its own received time is the bound.
-    assert imported["acceptedOn"] == "2026-11-02"
+    assert imported["acceptedOn"] == "2026-11-03"
+    assert [e["blzt"] for e in imported["timeline"]] == [1, 6, 7, 3, 8, 9, 10]
     # A step before the case's received time is still refused.
     results = await push_ok(client, clock, [receive("old-x", "OLD-2", at(10), project_code=PROJECT_CODE, item="B"),
                                             event("old-y", "OLD-2", 3, at(9))])
@@ -311,3 +314,17 @@ async def test_dry_run_answers_like_a_real_run_and_changes_nothing(gql, client, 
     assert real == dry_results
     assert (await Case.get(code="ZRZY-D-1")).state.value == "IN_PROGRESS"
     assert await everything() != before
+
+
+async def test_applicant_acts_at_the_department_window_only_for_its_received_cases(gql, client, clock):
+    """2, 7, 14 are the applicant's acts: a department reports them only for a case its own window received."""
+    clock.set(SUBMITTED)
+    mini = await submit_ok(gql, client, ["A"])
+    clock.set(NOW)
+    results = await push_ok(client, clock, [
+        receive("w-1", "ZRZY-W-1", at(0)),
+        event("w-2", "ZRZY-W-1", 2, at(1), reason="申请人撤件"),
+        event("w-3", mini["A"]["code"], 2, at(1)),
+    ])
+    assert statuses(results) == [("APPLIED", None), ("APPLIED", None), ("REJECTED", "WRONG_PARTY")]
+    assert results[1]["state"] == "WITHDRAWN"
