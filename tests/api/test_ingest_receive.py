@@ -328,3 +328,26 @@ async def test_applicant_acts_at_the_department_window_only_for_its_received_cas
     ])
     assert statuses(results) == [("APPLIED", None), ("APPLIED", None), ("REJECTED", "WRONG_PARTY")]
     assert results[1]["state"] == "WITHDRAWN"
+
+
+async def test_concurrent_receives_create_one_case(client, clock):
+    """The same case code at once under different event ids, and the same event at once: one case, one event."""
+    import asyncio
+
+    clock.set(NOW)
+    before = await snapshot()
+    batches = [[receive(f"k-{n}", "ZRZY-K-1", at(0), project_code=NEW_PROJECT_CODE, project=basic_data())]
+               for n in range(4)] + [[receive("k-0", "ZRZY-K-1", at(0), project_code=NEW_PROJECT_CODE,
+                                              project=basic_data())]] * 2
+    answers = await asyncio.gather(*(push_ok(client, clock, batch) for batch in batches))
+    outcomes = [(r[0]["eventId"], r[0]["status"], r[0].get("code")) for r in answers]
+    applied = [o for o in outcomes if o[1] == "APPLIED"]
+    assert len(applied) == 1, outcomes
+    for event_id, status, code in outcomes:
+        if event_id == applied[0][0]:
+            assert (status, code) in {("APPLIED", None), ("DUPLICATE", None)}, outcomes
+        else:
+            assert (status, code) in {("REJECTED", "CASE_CODE_TAKEN"), ("REJECTED", "CONFLICT")}, outcomes
+    after = await snapshot()
+    # One case with its one event, one application, one project, one organisation, one applicant.
+    assert tuple(a - b for a, b in zip(after, before)) == (1, 1, 1, 1, 1, 1)
