@@ -33,7 +33,7 @@ from api.models import (
     TemplateItem,
     User,
 )
-from api.services.applications import check_project_code
+from api.services.applications import _check_open_cases, check_project_code
 from api.services.cases import ActionResult, Actor, _event_time, _previous_result
 from api.services.locks import lock_row
 
@@ -176,6 +176,10 @@ async def receive_case(
             project = await _project(project_code, event.get("project"))
             await lock_row(Project, project.id, "name")
             entry = await _template_entry(department, project, event.get("itemCode"))
+            try:  # one open case per item and project, as for an application made here
+                await _check_open_cases(project, [entry])
+            except DomainError as error:
+                raise DomainError(error.code, error.message, "itemCode") from None
             applicant = await _applicant(event.get("applicant"), project.organization_id)
             application = await Application.create(
                 project_id=project.id,

@@ -164,12 +164,16 @@ async def test_case_code_is_unique(gql, client, clock):
         receive("c-3", mini["A"]["code"], at(0)),  # a code already used here
         receive("c-1", "ZRZY-C-9", at(0)),  # the same event id, another case
         receive("c-1", "ZRZY-C-1", at(5)),  # the same event again (first version wins)
+        receive("c-4", "ZRZY-C-4", at(0), project_code=PROJECT_CODE),  # item A of "main" is open (mini-program)
+        receive("c-5", "ZRZY-C-5", at(0)),  # item A of "other" is open (ZRZY-C-1)
     ])
     assert [(r["status"], r.get("code"), r.get("field")) for r in results] == [
         ("REJECTED", "CASE_CODE_TAKEN", "caseCode"),
         ("REJECTED", "CASE_CODE_TAKEN", "caseCode"),
         ("REJECTED", "DUPLICATE_REQUEST_ID", "eventId"),
         ("DUPLICATE", None, None),
+        ("REJECTED", "ITEM_ALREADY_HANDLED", "itemCode"),
+        ("REJECTED", "ITEM_ALREADY_HANDLED", "itemCode"),
     ]
     assert await snapshot() == before
 
