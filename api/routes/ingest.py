@@ -10,12 +10,14 @@ import json
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+from tortoise.transactions import in_transaction
 
 from api.routes.limits import BodyTooLarge, declared_too_large, limited
 from api.services import conversation
 from api.services.ingest import IngestRefused, apply_event, authenticate
 
 MAX_BODY = 5 * 1024 * 1024
+DRY_RUN_VALUES = {"1": True, "true": True, "0": False, "false": False, "": False}
 
 
 def refused(status: int, code: str, message: str) -> JSONResponse:
@@ -42,6 +44,10 @@ async def ingest_events(request: Request) -> JSONResponse:
         )
     except IngestRefused as exc:
         return refused(exc.status, exc.code, exc.message)
+    dry_run = request.query_params.get("dryRun", "0").strip().lower()
+    if dry_run not in DRY_RUN_VALUES:
+        return refused(400, "BAD_REQUEST", "dryRun 只能为 1/true 或 0/false")
+    dry_run = DRY_RUN_VALUES[dry_run]
     try:
         payload = json.loads(body)
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError; RecursionError: absurdly deep nesting
@@ -51,6 +57,8 @@ async def ingest_events(request: Request) -> JSONResponse:
         return refused(400, "BAD_REQUEST", "请求体须为 {\"events\": [...]}，且至少包含一个事件")
     if len(events) > settings.ingest_max_batch:
         return refused(413, "BATCH_TOO_LARGE", f"一次最多推送{settings.ingest_max_batch}个事件")
+    if dry_run:
+        return JSONResponse({"dryRun": True, "results": await _dry_run(department, events, now)})
     # In order: events of one case in one batch apply one after the other, each in its own transaction.
     results = []
     conversation.begin_publishing()  # the applicants' SYSTEM messages go live after the commits (issue #11)
@@ -61,3 +69,23 @@ async def ingest_events(request: Request) -> JSONResponse:
     finally:
         await conversation.publish_pending(request.app.state.broker)
     return JSONResponse({"results": results})
+
+
+class _RollBack(Exception):
+    """Ends a dry run: everything the batch wrote is rolled back."""
+
+
+async def _dry_run(department, events: list, now) -> list[dict]:
+    """The batch applied exactly as for real, inside one transaction that is then rolled back (each event's own
+    transaction is a savepoint of it), so the results are what a real run would answer and nothing is kept.
+    No message is published: the conversation's live publishing was not begun for this request."""
+    results: list[dict] = []
+    try:
+        async with in_transaction():
+            for index, event in enumerate(events):
+                result = await apply_event(department, event, now=now)
+                results.append({"index": index, **result.as_json()})
+            raise _RollBack
+    except _RollBack:
+        pass
+    return results

@@ -114,6 +114,8 @@ class ErrorCode(Enum):
     PERSISTED_QUERY_HASH_MISMATCH = "PERSISTED_QUERY_HASH_MISMATCH"
     INTROSPECTION_DISABLED = "INTROSPECTION_DISABLED"
     SERVICE_BUSY = "SERVICE_BUSY"
+    PROJECT_UNKNOWN = "PROJECT_UNKNOWN"
+    CASE_CODE_TAKEN = "CASE_CODE_TAKEN"
 
 
 @strawberry.type(description="An expected failure, returned as data: nothing was changed.")

@@ -159,6 +159,19 @@ def _party(actor: Actor, action: Action) -> Party:
     return party
 
 
+# The applicant's own acts a department system may report for a case its own window received (issue #15): the
+# applicant withdrew, resubmitted corrections or retracted at that window.
+_APPLICANT_AT_DEPARTMENT_WINDOW = frozenset({Action.WITHDRAW, Action.SUBMIT_CORRECTION, Action.RETRACT})
+
+
+async def _party_on(case: Case, actor: Actor, action: Action) -> Party:
+    if actor.viewer is None and action in _APPLICANT_AT_DEPARTMENT_WINDOW and await CaseEvent.exists(
+        case_id=case.id, seq=1, action=Action.RECEIVE, department_id=actor.department_id
+    ):
+        return Party.APPLICANT
+    return _party(actor, action)
+
+
 async def _apply(
     actor: Actor,
     action: Action,
@@ -177,7 +190,7 @@ async def _apply(
         previous = await _previous_result(dedupe_key, action, case_id, case_code)
         if previous is not None:
             return previous
-    party = _party(actor, action)
+    party = await _party_on(case, actor, action)
     try:
         plan = plan_transition(
             case.state, action, party, data, correction_already_requested=case.correction_requested

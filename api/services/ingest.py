@@ -24,6 +24,7 @@ from api.domain.lifecycle import BLZT_ACTION
 from api.domain.timing import CaseState
 from api.models import Department
 from api.services.cases import Actor, apply_case_action
+from api.services.ingest_receive import receive_case
 
 log = logging.getLogger("jianshen.ingest")
 
@@ -195,16 +196,22 @@ async def apply_event(department: Department, event: Any, *, now: dt.datetime) -
         attachments = event.get("attachments") or []
         if not isinstance(attachments, list):
             raise DomainError("INVALID_INPUT", "附件 attachments 须为数组", "attachments")
-        result = await apply_case_action(
-            Actor.department_system(department.id),
-            action,
-            case_code=case_code,
-            data=_event_data(event),
-            attachments=attachments,
-            occurred_at=parse_time(event.get("occurredAt")),
-            request_id=event_id,
-            now=now,
-        )
+        if blzt == 1:  # 接件 at the department's own window: the case is created here (issue #15)
+            result = await receive_case(
+                department, event, case_code=case_code, event_id=event_id,
+                occurred_at=parse_time(event.get("occurredAt")), now=now,
+            )
+        else:
+            result = await apply_case_action(
+                Actor.department_system(department.id),
+                action,
+                case_code=case_code,
+                data=_event_data(event),
+                attachments=attachments,
+                occurred_at=parse_time(event.get("occurredAt")),
+                request_id=event_id,
+                now=now,
+            )
     except DomainError as error:
         # The service names the mutations' field; on the wire the department's id for the event is ``eventId``.
         field = "eventId" if error.field == "requestId" else error.field
