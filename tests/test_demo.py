@@ -23,6 +23,7 @@ from api.models import Certificate, Seal
 from esign import async_verify_pdf
 from esign.ca import load_certificates
 from api.demo import DEMO_PDFS_AT_LOAD, PROJECTS, TOKEN_USERS, load_demo
+from tests.test_exchange import exchange_url  # noqa: F401  (a database of its own on the session's PostgreSQL)
 from api.domain.codes import is_valid_project_code, is_valid_uscc
 from api.domain.timing import CaseState, Light
 from api.models import Case, Department, Organization, ProcessTemplate, Project, TemplateItem, TemplateStage
@@ -227,3 +228,21 @@ async def test_demo_people_sign_in_as_in_the_readme(app, settings, client):
     printed = demo_accounts_text(accounts)
     assert all(f" {account.username} " in printed for account in accounts)
     assert sum(len(account.try_cases) for account in accounts) >= 5
+
+
+async def test_the_whole_demo_pushes_to_the_exchange(app, settings, db_backend, exchange_url):  # noqa: F811
+    """Issue #15 §2: a full push of the demo into a real PostgreSQL 前置库 refuses no row, rebuilds every case's BLZT
+    sequence, and a second push writes nothing. (Our side on SQLite: the exchange tests run both databases.)"""
+    if db_backend != "sqlite":
+        pytest.skip("the exchange tests cover our side on PostgreSQL")
+    from api.services.exchange import TABLES, push
+    from tests.test_exchange import check_consistency
+
+    await load_demo(settings, pdf_limit=0)
+    first = await push(exchange_url)
+    assert not first.failures, first.failures
+    assert all(first.written(table) for table in ("SPGL_XMJBXXB", "SPGL_XMDWXXB", "SPGL_XMSPSXBLXXB",
+                                                    "SPGL_XMSPSXBLXXXXB", "SPGL_XMSPSXPFWJXXB"))
+    await check_consistency(exchange_url)
+    again = await push(exchange_url)
+    assert not again.failures and not any(again.written(table) for table in TABLES)
