@@ -158,6 +158,13 @@ def db_backend(request) -> str:
 
 
 @pytest.fixture
+def sqlite_only(db_backend: str) -> None:
+    """For a test whose subject is not the database (a process, an address, a count covered elsewhere on both)."""
+    if db_backend != "sqlite":
+        pytest.skip("one database is enough here; the subject is covered on both elsewhere")
+
+
+@pytest.fixture
 def database_url(db_backend: str, request, base_dir: Path) -> str:
     n = next(_counter)
     if db_backend == "sqlite":

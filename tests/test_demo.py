@@ -230,11 +230,9 @@ async def test_demo_people_sign_in_as_in_the_readme(app, settings, client):
     assert sum(len(account.try_cases) for account in accounts) >= 5
 
 
-async def test_the_whole_demo_pushes_to_the_exchange(app, settings, db_backend, exchange_url):  # noqa: F811
+async def test_the_whole_demo_pushes_to_the_exchange(app, settings, sqlite_only, exchange_url):  # noqa: F811
     """Issue #15 §2: a full push of the demo into a real PostgreSQL 前置库 refuses no row, rebuilds every case's BLZT
     sequence, and a second push writes nothing. (Our side on SQLite: the exchange tests run both databases.)"""
-    if db_backend != "sqlite":
-        pytest.skip("the exchange tests cover our side on PostgreSQL")
     from api.services.exchange import TABLES, push
     from tests.test_exchange import check_consistency
 

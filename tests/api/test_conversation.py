@@ -38,12 +38,6 @@ def settings(database_url, tmp_path) -> Settings:
                     certificate_dir=tmp_path / "certificates", conversation_messages_per_minute=RATE)
 
 
-@pytest.fixture
-def sqlite_only(db_backend):
-    if db_backend != "sqlite":
-        pytest.skip("one database is enough here")
-
-
 @pytest.fixture(autouse=True)
 def monday(clock):
     clock.set(shanghai(2026, 9, 28, 10))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 
-import pytest
 
 from api.domain.accounts import Role
 from api.models import AgentAuthorization
@@ -21,12 +20,6 @@ from tests.api.test_assistant import _questions, matters  # noqa: F401  (the wor
 
 FILES = ("conversation_questions.toml", "conversation_questions_heldout.toml")
 _serial = itertools.count(1)
-
-
-@pytest.fixture
-def sqlite_only(db_backend):
-    if db_backend != "sqlite":
-        pytest.skip("the in-process accuracy test covers PostgreSQL")
 
 
 async def _new_applicant(world) -> str:

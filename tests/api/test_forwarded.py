@@ -7,17 +7,10 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-import pytest
 
 from tests.api.test_subscriptions import api_process
 
 LIMIT = 3  # JIANSHEN_PUBLIC_VERIFY_PER_MINUTE of the processes: the /verify page's per-address limit
-
-
-@pytest.fixture
-def sqlite_only(db_backend):
-    if db_backend != "sqlite":
-        pytest.skip("the processes' own address is what is tested, not the database")
 
 
 async def statuses(host: str, forwarded_for: list[str]) -> list[int]:

@@ -112,12 +112,6 @@ async def wait_subscribed(next_message) -> None:
         await next_message(timeout=0.5)
 
 
-@pytest.fixture
-def sqlite_only(db_backend):
-    if db_backend != "sqlite":
-        pytest.skip("one database is enough for the embedded-mode process test")
-
-
 async def test_embedded_mode_delivers_to_the_other_party_at_once(gql, world, settings, sqlite_only):
     cid = await assigned_complaint(gql, world)
     with api_process(settings) as host:
