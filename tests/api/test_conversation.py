@@ -291,6 +291,20 @@ async def test_consult_staff_goes_to_the_window_and_the_answer_comes_back_as_a_s
     assert (await conversation(gql, user="applicant"))["totalCount"] == 0
 
 
+async def test_one_waiting_consultation_per_place_when_asked_many_times_at_once(gql, db_backend):
+    # Ten taps at once (different request ids, or none): one consultation waits, one SYSTEM confirmation is written.
+    opened = await asyncio.gather(*(
+        open_consultation(gql, itemCode="C", question="取水许可需要什么材料？", **({"requestId": f"t-{n}"} if n % 2 else {}))
+        for n in range(10)
+    ))
+    assert all(o["errors"] == [] for o in opened)
+    assert len({o["consultation"]["id"] for o in opened}) == 1
+    assert sum(not o["duplicate"] for o in opened) == 1
+    assert (await gql(QUEUE, as_user="water"))["consultations"]["totalCount"] == 1
+    page = await conversation(gql, user="citizen")
+    assert [m["author"] for m in page["nodes"]] == ["SYSTEM"]
+
+
 async def test_a_consultation_about_an_item_goes_to_its_department(gql, clock):
     opened = await open_consultation(gql, itemCode="C", question="取水许可需要什么材料？")
     consultation = opened["consultation"]
