@@ -14,7 +14,7 @@ from urllib.parse import quote, urlsplit
 import pytest
 
 from api.graphiql import PREFIX, STATIC_DIR, VENDORED
-from tests.api.test_subscriptions import api_process, sqlite_only  # noqa: F401 (fixture)
+from tests.api.test_subscriptions import api_process  # noqa: F401 (fixture)
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's: Playwright's own browser download is unavailable (DESIGN.md §3b)
 
