@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Awaitable, Callable, TypeVar
 
 import strawberry
 from graphql import GraphQLError
@@ -11,7 +11,7 @@ from graphql import GraphQLError
 from api import busy
 from api.db import key_max
 from api.domain.errors import DomainError
-from api.domain.ids import INT_MAX, from_global_id, key_of, to_global_id
+from api.domain.ids import INT_MAX, key_of, to_global_id
 
 
 # Node types whose ids were first issued under another name (the model's): those ids are still accepted (issue #12).

@@ -14,7 +14,8 @@ from api.models import Project as ProjectModel
 from api.services import progress
 from api.services.access import case_scope, project_scope
 from api.services.applications import check_project_code
-from api.schema.base import CURRENT_NAME, Node, from_global_id, graphql_error, node_key
+from api.domain.ids import from_global_id
+from api.schema.base import CURRENT_NAME, Node, graphql_error, node_key
 from api.schema.types import (
     Case,
     CaseState,
