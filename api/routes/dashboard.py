@@ -277,7 +277,7 @@ async def overview(visit: Visit) -> Response:
     lights = [("正常", total.running_green), ("预警", total.running_yellow), ("逾期", total.running_red)]
     charts = {
         "lights": _chart("pie", [name for name, _ in lights], [("在办件", [n or 0 for _, n in lights])], "件"),
-        "trend": _chart("line", [g.label for g in by_week.groups],
+        "trend": _chart("line", [f"{g.key[5:7]}月{g.key[8:]}日起" for g in by_week.groups],
                         [("按时办结率", [_pct(g.on_time_rate) for g in by_week.groups])], "%"),
         "departments": _chart("bar", [g.label for g in departments],
                               [("平均用时", [g.average_used_days for g in departments]),
