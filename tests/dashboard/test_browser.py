@@ -9,17 +9,16 @@ One server and one browser for the module; the tests run in order on them."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import subprocess
-import time
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
 from api.domain.accounts import DEMO_STAFF_PASSWORD
 from tests.servers import free_port, port_is_open, stop_process
-from tests.test_demo_served import REPO, make_demo_commands
+from tests.test_demo_served import BANNER_END, REPO, make_demo_commands
 
 CHROMIUM = "/usr/bin/chromium"
 SUPERVISOR = "demo.supervisor"
@@ -42,16 +41,19 @@ def demo_server(tmp_path_factory):
     subprocess.run(migrate, cwd=REPO, env=env, check=True, capture_output=True, timeout=300)
     loaded = subprocess.run(load, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert loaded.returncode == 0, loaded.stderr
-    server = subprocess.Popen(serve, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    console = (tmp / "console.txt").open("w+", encoding="utf-8")
+    server = subprocess.Popen(serve, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=console, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while not port_is_open(port):
-            assert server.poll() is None, server.stderr.read().decode()[-3000:]
-            assert time.monotonic() < deadline, "the server did not listen in 60 s"
-            time.sleep(0.1)
-        yield {"host": f"127.0.0.1:{port}", "database": tmp / "demo.sqlite3", "tmp": tmp}
+        banner = []
+        while BANNER_END not in "".join(banner):  # printed once the server listens
+            line = server.stdout.readline()
+            assert line, f"the server stopped: {(tmp / 'console.txt').read_text(encoding='utf-8')[-3000:]}"
+            banner.append(line)
+        assert port_is_open(port)
+        yield {"host": f"127.0.0.1:{port}", "database": tmp / "demo.sqlite3", "banner": "".join(banner)}
     finally:
         stop_process(server)
+        console.close()
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +99,19 @@ class Watch:
         return context, page
 
 
+@contextlib.asynccontextmanager
+async def browsing(browser, host: str, width: int = 1280, height: int = 900, expected: tuple[str, ...] = ()):
+    """A page in a fresh context; at the end, nothing went outside or wrong (but the ``expected`` console lines)."""
+    watch = Watch(host)
+    context, page = await watch.open(browser, width, height)
+    try:
+        yield page
+    finally:
+        await context.close()
+    problems = [p for p in watch.problems if not any(e in p for e in expected)]
+    assert problems == [], watch.problems
+
+
 async def sign_in(page, base: str, username: str, password: str = DEMO_STAFF_PASSWORD):
     await page.goto(f"{base}/dashboard")
     assert page.url == f"{base}/dashboard/login"  # not signed in: sent to the sign-in page
@@ -125,9 +140,9 @@ async def kpi(page, field: str) -> str:
 
 async def test_a_supervisor_signs_in_reads_filters_exports_and_signs_out(demo_server, browser, tmp_path):
     base = f"http://{demo_server['host']}"
-    watch = Watch(demo_server["host"])
-    context, page = await watch.open(browser)
-    try:
+    # make demo's banner says where the dashboard is and whom to sign in as.
+    assert f"{base}/dashboard" in demo_server["banner"] and SUPERVISOR in demo_server["banner"], demo_server["banner"]
+    async with browsing(browser, demo_server["host"]) as page:
         await page.goto(f"{base}/dashboard")
         await page.screenshot(path=tmp_path / "login.png", full_page=True)
         await sign_in(page, base, SUPERVISOR)
@@ -225,16 +240,11 @@ async def test_a_supervisor_signs_in_reads_filters_exports_and_signs_out(demo_se
         for path in ("/dashboard", "/dashboard/overdue", "/dashboard/export.csv"):
             await page.goto(f"{base}{path}")
             assert urlsplit(page.url).path == "/dashboard/login", path
-    finally:
-        await context.close()
-    assert watch.problems == [], watch.problems
 
 
 async def test_at_tablet_width_the_page_fits_and_the_charts_are_drawn(demo_server, browser, tmp_path):
     base = f"http://{demo_server['host']}"
-    watch = Watch(demo_server["host"])
-    context, page = await watch.open(browser, width=768, height=1024)
-    try:
+    async with browsing(browser, demo_server["host"], width=768, height=1024) as page:
         await sign_in(page, base, SUPERVISOR)
         drawn = await charts_drawn(page)
         assert all(pixels > 500 for pixels in drawn.values()), drawn
@@ -243,16 +253,12 @@ async def test_at_tablet_width_the_page_fits_and_the_charts_are_drawn(demo_serve
         width = await page.locator("[data-chart=departments]").evaluate("el => el.getBoundingClientRect().width")
         assert 600 < width <= 768, width  # one column: the chart takes the page's width
         await page.screenshot(path=tmp_path / "overview-768.png", full_page=True)
-    finally:
-        await context.close()
-    assert watch.problems == [], watch.problems
 
 
 async def test_a_non_staff_account_is_refused_with_a_page(demo_server, browser, tmp_path):
     base = f"http://{demo_server['host']}"
-    watch = Watch(demo_server["host"])
-    context, page = await watch.open(browser)
-    try:
+    # The browser reports the 401 and 403 answers on its console: expected here.
+    async with browsing(browser, demo_server["host"], expected=("status of 401", "status of 403")) as page:
         # A citizen has no staff password: the sign-in is refused, on the page.
         await sign_in(page, base, "demo.citizen")
         assert urlsplit(page.url).path == "/dashboard/login"
@@ -267,7 +273,3 @@ async def test_a_non_staff_account_is_refused_with_a_page(demo_server, browser, 
         assert response.status == 403
         assert "督察看板仅供工作人员使用" in await page.locator("#error-message").inner_text()
         await page.screenshot(path=tmp_path / "refused.png", full_page=True)
-    finally:
-        await context.close()
-    console = [p for p in watch.problems if "403" not in p and "401" not in p]
-    assert console == [], watch.problems

@@ -15,7 +15,7 @@ from api.domain.ids import to_global_id
 from api.models import LoginSession, StaffLoginThrottle, User
 from api.settings import Environment
 from api.services.accounts import set_password
-from tests.api.test_supervision import NOW, TODAY, data, stats_of  # noqa: F401 (data: fixture)
+from tests.api.test_supervision import TODAY, data, stats_of  # noqa: F401 (data: a fixture)
 from tests.dashboard.pages import csrf_of, figures, sign_in
 
 PASSWORD = "Supervise-2026"
