@@ -192,7 +192,7 @@ async def test_an_approver_sees_its_own_department_only(client, world, data):
         assert refused.status_code == 403 and "只能查看本部门的统计" in refused.text, path
 
 
-@pytest.mark.parametrize("path,status,message", [
+BAD_INPUTS = [
     ("/dashboard?from=2026-13-01", 400, "日期格式应为"),
     ("/dashboard?to=yesterday", 400, "日期格式应为"),
     ("/dashboard?from=2026-05-01&to=2026-04-01", 400, "开始日期不能晚于结束日期"),
@@ -212,13 +212,17 @@ async def test_an_approver_sees_its_own_department_only(client, world, data):
     ("/dashboard/cases/nothing", 400, "编号格式不正确"),
     ("/dashboard/export.csv?groupBy=YEAR", 400, "分组方式"),
     ("/dashboard/export.xlsx?from=2026-02-30", 400, "日期格式应为"),
-])
-async def test_bad_inputs_are_chinese_pages_with_a_4xx(client, supervisor, path, status, message):
+
+]
+
+
+async def test_bad_inputs_are_chinese_pages_with_a_4xx(client, supervisor):
     assert (await sign_in(client, "zheng.supervisor", PASSWORD)).status_code == 303
-    page = await client.get(path)
-    assert page.status_code == status, (path, page.status_code, page.text[-800:])
-    assert message in page.text and re.search(r'<p class="message" id="error-message">', page.text)
-    assert page.headers["content-type"].startswith("text/html")
+    for path, status, message in BAD_INPUTS:
+        page = await client.get(path)
+        assert page.status_code == status, (path, page.status_code, page.text[-800:])
+        assert message in page.text and re.search(r'<p class="message" id="error-message">', page.text), path
+        assert page.headers["content-type"].startswith("text/html")
 
 
 async def test_a_bad_sign_in_form_is_a_page_not_a_500(client, supervisor):
@@ -228,3 +232,38 @@ async def test_a_bad_sign_in_form_is_a_page_not_a_500(client, supervisor):
         answer = await client.post("/dashboard/login", content=body,
                                    headers={"Content-Type": "application/x-www-form-urlencoded"})
         assert answer.status_code == status and answer.headers["content-type"].startswith("text/html"), body[:20]
+
+
+async def test_project_durations_by_process_type_are_those_of_project_duration(client, gql, data, world, supervisor):
+    """全流程审批用时 per process type: the mean of projectDuration's totals, finished and running apart."""
+    assert (await sign_in(client, "zheng.supervisor", PASSWORD)).status_code == 303
+    page = await client.get("/dashboard", params={"from": (TODAY - dt.timedelta(days=365)).isoformat()})
+    finished: dict[int, list[int]] = {}
+    running: dict[int, list[int]] = {}
+    for project in world.projects.values():
+        total = (await gql.op("ProjectDuration", {"code": project.code}, as_user="supervisor"))["projectDuration"]["total"]
+        if total["days"] is not None:
+            (finished if total["finished"] else running).setdefault(project.process_type, []).append(total["days"])
+    assert finished or running
+    shown = figures(page.text, "durations-table")
+    assert set(shown) == {str(k) for k in {*finished, *running}}
+    for kind, row in shown.items():
+        done = finished.get(int(kind), [])
+        assert int(row["finished"]) == len(done)
+        assert row["average_days"] == (str(round(sum(done) / len(done), 1)) if done else "")
+    rows = page.text.split('id="durations-table"', 1)[1].split("</table>", 1)[0]
+    for kind, days in running.items():
+        assert f"<td>{len(days)}</td><td>{round(sum(days) / len(days), 1)}</td>" in rows, (kind, days)
+
+
+async def test_a_case_page_outside_the_viewers_scope_is_not_found(client, world, data):
+    from api.models import Case
+
+    await staff(world, "planner", "chen.planner")
+    assert (await sign_in(client, "chen.planner", PASSWORD)).status_code == 303
+    own = await Case.filter(department_id=world.departments["planning"].id).first()
+    other = await Case.exclude(department_id=world.departments["planning"].id).first()
+    page = await client.get(f"/dashboard/cases/{to_global_id('Case', own.id)}")
+    assert page.status_code == 200 and own.code in page.text and 'id="timeline"' in page.text
+    page = await client.get(f"/dashboard/cases/{to_global_id('Case', other.id)}")
+    assert page.status_code == 404 and "办件不存在或您无权查看" in page.text and other.code not in page.text
