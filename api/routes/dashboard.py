@@ -29,18 +29,22 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
+from tortoise.expressions import Q
 
 from api.domain.catalog import PROCESS_TYPE_NAMES, STAGE_NAMES, ProcessType, Stage
 from api.domain.errors import DomainError
+from api.domain.feedback import CATEGORY_LABELS, COMPLAINT_STATE_LABELS, ComplaintState
 from api.domain.ids import to_global_id
 from api.domain.lifecycle import ACTION_LABELS, Action
 from api.domain.timing import STATE_LABELS, CaseState, Light, local_date
 from api.models import Case, Department
+from api.models.feedback import Complaint
 from api.routes import exports
 from api.schema.base import pk_of
 from api.services import supervision, web_sessions
 from api.services.access import Viewer, case_scope
 from api.services.calendar import get_calendar
+from api.services.complaints import complaint_scope, complaint_timing
 from api.services.process_durations import durations_by_process_type
 from api.services.progress import case_timing, events_by_case
 
@@ -305,14 +309,44 @@ async def department_page(visit: Visit) -> Response:
     department = await Department.get(id=scope.department_id)
     by_item = await stats_of(visit, flt, supervision.GroupBy.ITEM)
     overdue = await light_list(visit, scope, Light.RED, supervision.DaysOrder.MOST_URGENT_FIRST, None)
+    complaints = await department_complaints(visit, flt, department.id)
     items = sorted(by_item.groups, key=lambda g: -(g.average_used_days or 0))
     charts = {"items": _chart("bar", [g.label for g in items],
                               [("平均用时", [g.average_used_days for g in items]),
                                ("平均承诺时限", [g.average_limit_days for g in items])], "天")}
     return visit.render(
         "department.html", page="department", department=department, total=by_item.total, items=items,
-        overdue=overdue, charts=charts, **await filter_context(visit, flt),
+        overdue=overdue, complaints=complaints, reply_days=visit.settings.complaint_reply_days, charts=charts, **await filter_context(visit, flt),
     )
+
+
+COMPLAINTS_SHOWN = 20
+
+
+async def department_complaints(visit: Visit, flt: Filter, department_id: int) -> list[dict[str, Any]]:
+    """The department's complaints filed in the period or still open, newest first, with the reply clock
+    (their text is the filer's: read in the complaint itself, not here)."""
+    start = supervision.day_start(flt.stats.start)
+    end = supervision.day_start(flt.stats.end + dt.timedelta(days=1))
+    open_states = [ComplaintState.SUBMITTED, ComplaintState.ASSIGNED, ComplaintState.REOPENED]
+    rows = await Complaint.filter(
+        complaint_scope(visit.viewer), Q(created_at__gte=start, created_at__lt=end) | Q(state__in=open_states),
+        department_id=department_id,
+    ).order_by("-created_at", "-id").limit(COMPLAINTS_SHOWN)
+    calendar = await visit.calendar()
+    out = []
+    for complaint in rows:
+        timing = complaint_timing(complaint, visit.settings, calendar, visit.today)
+        if complaint.replied_at is not None or complaint.state not in open_states:
+            reply = "已答复" if complaint.replied_at is not None else "—"
+        elif timing.remaining is not None and timing.remaining < 0:
+            reply = f"逾期 {-timing.remaining} 个工作日"
+        else:
+            reply = f"剩余 {timing.remaining} 个工作日"
+        out.append({"filed": local_date(complaint.created_at).isoformat(),
+                    "category": CATEGORY_LABELS.get(complaint.category, str(complaint.category)),
+                    "state": COMPLAINT_STATE_LABELS.get(complaint.state, str(complaint.state)), "reply": reply})
+    return out
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import re
 
 import httpx
 import pytest
+from tortoise.expressions import Q
 
 from api.domain.ids import to_global_id
 from api.models import LoginSession, StaffLoginThrottle, User
@@ -82,6 +83,32 @@ async def test_the_figures_on_the_page_are_those_of_case_stats_for_the_same_filt
         for field, value in kpis.items():
             assert same(value, totals[camel(field)]), (field, value, totals[camel(field)])
         assert compared > 50 and totals["decided"] > 0, query
+
+
+async def test_a_departments_page_shows_its_items_overdue_cases_and_complaints(client, gql, data, world, supervisor):
+    from api.models import Complaint
+
+    assert (await sign_in(client, "zheng.supervisor", PASSWORD)).status_code == 303
+    housing = world.departments["housing"]
+    f = {"from": TODAY - dt.timedelta(days=200), "to": TODAY, "department": housing.id}
+    page = await client.get(f"/dashboard/departments/{to_global_id('Department', housing.id)}",
+                            params={"from": f["from"].isoformat()})
+    assert page.status_code == 200 and housing.name in page.text
+    result = await stats_of(gql, f, "ITEM")
+    shown = figures(page.text, "items-table")
+    assert set(shown) == {g["key"] for g in result["groups"]} | {"TOTAL"}
+    for group in [*result["groups"], {**result["total"], "key": "TOTAL"}]:
+        for field, value in shown[group["key"]].items():
+            assert same(value, group[camel(field)]), (group["key"], field)
+    overdue = (await gql("query($f: SupervisionScope) { overdueCases(filter: $f, first: 100) { totalCount } }",
+                         {"f": {"departmentId": to_global_id("Department", housing.id)}}, as_user="supervisor"))
+    assert f"本部门逾期办件（{overdue['overdueCases']['totalCount']} 件）" in page.text
+    complaints = page.text.split('id="complaints-table"', 1)[1].split("</table>", 1)[0]
+    since = dt.datetime.combine(f["from"], dt.time(), tzinfo=dt.timezone(dt.timedelta(hours=8)))
+    expected = await Complaint.filter(
+        Q(created_at__gte=since) | Q(state__in=["SUBMITTED", "ASSIGNED", "REOPENED"]), department_id=housing.id,
+    ).count()
+    assert expected and complaints.count("<tr><td>") == min(expected, 20)
 
 
 async def test_csrf_missing_or_wrong_is_refused_and_changes_nothing(client, supervisor):
