@@ -20,6 +20,8 @@ from api.domain.accounts import DEMO_STAFF_PASSWORD
 from tests.servers import free_port, port_is_open, stop_process
 from tests.test_demo_served import BANNER_END, REPO, make_demo_commands
 
+# One server and one browser: under `make test` (xdist --dist loadgroup) the module's tests share a worker.
+pytestmark = pytest.mark.xdist_group("dashboard-browser")
 CHROMIUM = "/usr/bin/chromium"
 SUPERVISOR = "demo.supervisor"
 PIXELS = """(el) => {
@@ -208,6 +210,7 @@ async def test_a_supervisor_signs_in_reads_filters_exports_and_signs_out(demo_se
         drawn = await charts_drawn(page)
         assert drawn["items"] > 500
         assert await page.locator("#kpis [data-field=good_rate]").count() == 1
+        assert await page.locator("#complaints-table").count() == 1
         await page.screenshot(path=tmp_path / "department.png", full_page=True)
 
         # Overdue now, by how much: most days over first, the other order on request, each linked to its timeline.
@@ -231,6 +234,9 @@ async def test_a_supervisor_signs_in_reads_filters_exports_and_signs_out(demo_se
         await page.screenshot(path=tmp_path / "case.png", full_page=True)
         async with page.expect_navigation():
             await page.get_by_role("link", name="预警办件", exact=True).click()
+        left = [int(v) for v in await page.locator("#cases-table [data-field=days]").evaluate_all(
+            "cells => cells.map(c => c.dataset.value)")]
+        assert left and all(d >= 0 for d in left) and left == sorted(left), left  # fewest days left first
         await page.screenshot(path=tmp_path / "warning.png", full_page=True)
 
         # Sign out: every page sends to the sign-in page again.
