@@ -170,6 +170,7 @@ def banner(settings, args) -> str:
         f"  Jianshen is serving on {args.host}:{args.port}",
         f"  GraphQL{' and GraphiQL' if settings.graphiql_enabled else ''}: {base}/graphql",
         f"  Certificate check (核验): {base}/verify",
+        f"  Dashboard (督察看板): {base}/dashboard",
     ]
     if args.demo_tokens:
         lines += [
@@ -177,6 +178,7 @@ def banner(settings, args) -> str:
             "  Sign in as: staff demo.clerk, demo.approver, demo.supervisor (staffLogin, password "
             f"{_demo_password()}); WeChat dev:demo.applicant, dev:demo.citizen (loginWithWechat)",
             "  Every account and the cases worth trying: printed by load-demo above, and in README.md",
+            f"  Dashboard: sign in as demo.supervisor (password {_demo_password()}) at {base}/dashboard",
         ]
     if settings.log_file is not None:
         lines.append(f"  Logs: {settings.log_file} (console: {settings.console_log_level or settings.log_level} and up)")

@@ -29,6 +29,7 @@ from api.middleware import AuthMiddleware, RequestLogMiddleware
 from api.ratelimit import RateLimiter
 from api.response_cache import MAX_KEY_BYTES, Entry, ResponseCache
 from api.routes.certificates import download, verify_page, verify_upload
+from api.routes.dashboard import routes as dashboard_routes
 from api.routes.exports import case_stats_csv, case_stats_xlsx
 from api.routes.health import healthz, readyz
 from api.routes.limits import CappedBody
@@ -258,6 +259,7 @@ def create_app(
             Route("/exports/case-stats.xlsx", case_stats_xlsx, methods=["GET"]),
             Mount("/graphql", graphql_endpoint),
             *_graphiql_assets(settings),
+            *dashboard_routes(),  # the supervisors' web pages (督察看板), cookie sessions
         ],
         lifespan=lifespan,
         # A database too busy to take a write answers 503 with Retry-After on the REST routes (api/busy.py).

@@ -188,6 +188,10 @@ class Settings(BaseSettings):
         366, ge=7, le=3660,
         description="Longest period caseStats and its exports accept, in days (a year by default): bounds the work",
     )
+    dashboard_session_seconds: int = Field(
+        8 * 3600, ge=60, le=30 * 86400,
+        description="A dashboard sign-in (its session cookie) lasts this long, seconds; then the page asks again",
+    )
 
     # Electronic seals and certificates (issue #4, DOMAIN.md §6–7).
     esign_dir: Path = Field(
