@@ -24,6 +24,7 @@ from api.domain.lifecycle import BLZT_ACTION
 from api.domain.timing import CaseState
 from api.models import Department
 from api.services.cases import Actor, apply_case_action
+from api.services.certificates import parse_certificate_reference
 from api.services.ingest_receive import receive_case
 
 log = logging.getLogger("jianshen.ingest")
@@ -211,6 +212,7 @@ async def apply_event(department: Department, event: Any, *, now: dt.datetime) -
                 occurred_at=parse_time(event.get("occurredAt")),
                 request_id=event_id,
                 now=now,
+                certificate=parse_certificate_reference(event.get("certificate")),
             )
     except DomainError as error:
         # The service names the mutations' field; on the wire the department's id for the event is ``eventId``.
