@@ -270,7 +270,7 @@ def issued_by_label(certificate: Certificate) -> str:
 
 async def _record_reference(
     case: Case, event: CaseEvent, reference: CertificateReference, *, now: dt.datetime
-) -> Certificate:
+) -> Certificate | None:
     """The department's own certificate, recorded as issued (its number unique among the department's certificates)."""
     await case.fetch_related("item", "department", "project")
     department, project = case.department, case.project
@@ -286,9 +286,9 @@ async def _record_reference(
         identifier = CertificateIdentifier(
             case.certificate_type, department.uscc, f"{reference.issue_date.year}{case.id:07d}", 1
         )
-    except ValueError:
+    except ValueError:  # as for one issued here: the approval stands, the catalogue gets fixed
         log.error("certificate not recorded: bad certificate type in the catalogue", extra={"fields": {"case": case.code}})
-        raise DomainError("INTERNAL_ERROR", "该事项的证照类型配置有误，证照未能登记，请联系平台管理员", "certificate") from None
+        return None
     pdf_path = pdf_sha = None
     if reference.pdf is not None:
         pdf_sha = hashlib.sha256(reference.pdf).hexdigest()

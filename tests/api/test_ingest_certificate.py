@@ -17,7 +17,7 @@ import pytest
 from api.models import Application, Case, CaseEvent, Certificate, Notice, User
 from api.services import certificates as certificate_service
 from tests.api.test_ingest import NOW, at, event, push, push_ok, statuses
-from tests.api.test_ingest_receive import everything, receive, snapshot
+from tests.api.test_ingest_receive import everything as every_row, receive, snapshot
 from tests.factories import PROJECT_CODE
 
 DOCUMENT = {"approvalDate": "2026-11-06", "documentNumber": "珠自然资规许〔2026〕18号",
@@ -30,6 +30,12 @@ CERTIFICATE_VIEW = """query { certificates(first: 10) { edges { node {
 } } } }"""
 VERIFY = """query($i: String!, $c: String!) { verifyCertificate(input: {identifier: $i, checkCode: $c}) {
     found message status number issuedByDepartmentSystem issuedBy } }"""
+
+
+async def everything() -> dict:
+    """Every row, but the deliveries: the app's own dispatcher delivers the notices meanwhile (it is not the batch)."""
+    rows = await every_row()
+    return {name: value for name, value in rows.items() if name not in ("Delivery", "DeliveryAttempt")}
 
 
 def reference(number: str = "ZRZY-ZZ-2026-0018", **extra) -> dict:
@@ -259,3 +265,23 @@ async def test_a_free_form_is_kept_when_the_stage_has_no_form(client, clock):
 @pytest.fixture(autouse=True)
 def _world(world):
     """The departments, items and projects of tests/factories.py."""
+
+
+async def test_a_mini_program_case_may_carry_the_departments_certificate_or_get_one_sealed_here(gql, client, clock):
+    """For a case made in the mini-program the reference is optional: with it the department's certificate is
+    recorded; without it this platform issues its own, as when a clerk approves."""
+    from tests.api.flows import submit_ok
+    from tests.api.test_ingest import SUBMITTED
+
+    clock.set(SUBMITTED)
+    cases = await submit_ok(gql, client, ["A", "B"])
+    clock.set(NOW)
+    a, b = cases["A"]["code"], cases["B"]["code"]
+    results = await push_ok(client, clock, [
+        event("m-a3", a, 3, at(1)), event("m-a8", a, 8, at(2)), event("m-a11", a, 11, at(3), document=DOCUMENT),
+        event("m-b3", b, 3, at(4)), event("m-b8", b, 8, at(5)),
+        event("m-b11", b, 11, at(6), document=DOCUMENT, certificate=reference("MINI-1")),
+    ])
+    assert statuses(results) == [("APPLIED", None)] * 6
+    (certificate,) = await Certificate.filter(case__code=b)
+    assert (certificate.number, certificate.issued_by_department_system) == ("MINI-1", True)
