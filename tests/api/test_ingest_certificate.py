@@ -148,6 +148,9 @@ async def test_a_missing_or_duplicate_certificate_is_refused_on_that_event_only(
         ("APPLIED", None, None),
     ]
     assert await Certificate.filter(number="NO-2").count() == 1
+    # The applied event sent again answers DUPLICATE, whatever its certificate says now (the first version wins).
+    again = await push_ok(client, clock, [event("e-ok", "e-B", 11, at(30), document=DOCUMENT, certificate="NO-2")])
+    assert statuses(again) == [("DUPLICATE", None)]
     assert await CaseEvent.all().count() == counts[1] + 1 and before[1] < counts[1]
 
 
