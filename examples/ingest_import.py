@@ -35,6 +35,15 @@ EVENTS = [
      "specialProcedure": {"kind": "EXPERT_REVIEW", "reason": "选址涉及生态红线，需专家论证", "expectedDays": 5}},
     {"eventId": "ZRZY-H-100001-10", "blzt": 10, "caseCode": CASE, "occurredAt": "2026-11-06T09:00:00+08:00",
      "result": "专家论证通过"},
+    # The decision, with the certificate the bureau's own system already issued: recorded here as the bureau's
+    # (its number, dates, its reference to the file it keeps); this platform seals nothing for it.
+    {"eventId": "ZRZY-H-100001-11", "blzt": 11, "caseCode": CASE, "occurredAt": "2026-11-09T16:00:00+08:00",
+     "opinion": "符合用地预审与选址要求，准予许可",
+     "document": {"approvalDate": "2026-11-09", "documentNumber": "珠自然资预审〔2026〕18号",
+                  "documentTitle": "关于横琴口岸综合服务中心用地预审与选址意见的批复", "validUntil": "2029-11-08"},
+     "certificate": {"number": "用字第440400202610018号", "issueDate": "2026-11-09", "validUntil": "2029-11-08",
+                     "name": "建设项目用地预审与选址意见书",
+                     "file": {"name": "建设项目用地预审与选址意见书.pdf", "ref": "ZRZY-ZZ-2026-10018"}}},
 ]
 
 

@@ -121,6 +121,9 @@ def test_make_demo_on_another_port_links_accounts_and_console(tmp_path):
             "APPLICANT", f"mutation {{ withdrawCase({arguments[withdraw[0]]}) {{ errors {{ code message }} case {{ state }} }} }}"
         )["withdrawCase"]
         assert withdrawn["errors"] == [] and withdrawn["case"]["state"] == "WITHDRAWN", withdrawn
+
+        # 4. docs/INGEST.md "Trying it on the demo", its commands as written (only the port differs).
+        ingest_example(env, base, gql)
     finally:
         stop_process(server)
         rest = server.stdout.read()
@@ -133,3 +136,33 @@ def test_make_demo_on_another_port_links_accounts_and_console(tmp_path):
     assert any(line["logger"] == "jianshen.request" for line in log_lines)
     on_console = (tmp_path / "console.txt").read_text(encoding="utf-8")
     assert '"jianshen.request"' not in on_console and '"INFO"' not in on_console, on_console[-3000:]
+
+
+def ingest_example(env: dict[str, str], base: str, gql) -> None:
+    """The department's history import of docs/INGEST.md against the served demo: a new secret by the documented
+    command, then the example script three times; it prints what the document shows, and the bureau's certificate is
+    there with its own number, no download here."""
+    doc = (REPO / "docs" / "INGEST.md").read_text(encoding="utf-8").split("## Trying it on the demo")[1]
+    commands = re.findall(r"^(?:export )?(\S.*?)\s*(?:#.*)?$", doc.split("```sh")[1].split("```")[0], re.M)
+    rotate = re.search(r"\$\((.*?) \| awk", commands[0]).group(1).split()
+    assert rotate[:3] == [".venv/bin/python", "-m", "api"], commands
+    made = subprocess.run([sys.executable, *rotate[1:]], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stderr
+    secret = made.stdout.split()[1]
+    runs = []
+    for command in commands[1:]:
+        argv = command.split()
+        assert argv[:2] == [".venv/bin/python", "examples/ingest_import.py"], command
+        done = subprocess.run([sys.executable, *argv[1:], "--url", base], cwd=REPO, capture_output=True, text=True,
+                              env={**env, "JIANSHEN_INGEST_SECRET": secret}, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        runs.append(done.stdout)
+    shown = doc.split("then prints\none line per event:\n\n```\n")[1].split("```")[0]
+    assert runs[0] == shown, runs[0]
+    assert runs[1] == shown.replace("dry run: nothing kept", "applied")
+    assert runs[2].splitlines()[1:] == [
+        " ".join(line.split()[:2] + ["DUPLICATE", "APPROVED"]) for line in shown.splitlines()[1:]]
+    query = doc.split("```graphql\n")[1].split("```")[0]
+    (edge,) = gql("SUPERVISOR", query)["certificates"]["edges"]
+    assert (edge["node"]["number"], edge["node"]["issuedByDepartmentSystem"], edge["node"]["downloadUrl"]) == (
+        "用字第440400202610018号", True, None), edge

@@ -230,3 +230,33 @@ async def test_an_event_committed_after_a_later_one_is_not_skipped(gql, client, 
     assert written(await push(exchange_url)) == {"SPGL_XMSPSXBLXXXXB": 1}
     details = await rows(exchange_url, "SPGL_XMSPSXBLXXXXB")
     assert [r["BLZT"] for r in details if r["SPSXSLBM"] == cases["A"]["code"]] == [1, 2]
+
+
+async def test_a_departments_certificate_goes_to_the_approval_files_under_its_own_number(client, world, clock,
+                                                                                       exchange_url):
+    """An imported case approved with the certificate the department's system issued (issue #15): 批复文件 holds the
+    approval document and the certificate, each under its own number; a revocation voids both, deletes nothing."""
+    from tests.api.test_ingest import NOW, at, event, push_ok, statuses
+    from tests.api.test_ingest_certificate import DOCUMENT, history, reference
+    from tests.factories import PROJECT_CODE
+
+    clock.set(NOW)
+    assert statuses(await push_ok(client, clock, history("x", project_code=PROJECT_CODE,
+                                                         certificate=reference("ZRZY-ZZ-77")))) == [("APPLIED", None)] * 8
+    first = await push(exchange_url)
+    assert not first.failures, first.failures
+    files = {r["PFWH"]: r for r in await rows(exchange_url, "SPGL_XMSPSXPFWJXXB") if r["SPSXSLBM"] == "x-B"}
+    assert set(files) == {DOCUMENT["documentNumber"], "ZRZY-ZZ-77"}
+    certificate = files["ZRZY-ZZ-77"]
+    assert (certificate["PFRQ"], certificate["PFWJYXQX"], certificate["FJID"], certificate["FJMC"],
+            certificate["SJYXBS"]) == (dt.date(2026, 11, 6), dt.date(2029, 11, 5), "ZRZY-FILE-7781", "选址意见书.pdf", 1)
+    assert certificate["GCDM"] == PROJECT_CODE and certificate["PFWJBT"] == "建设项目用地预审与选址意见书"
+    await check_consistency(exchange_url)
+    assert written(await push(exchange_url)) == {}
+    # The department revokes the decision: both files voided, one more state row.
+    revoke = event("x-b15", "x-B", 15, at(40), reason="许可被依法撤销")
+    assert statuses(await push_ok(client, clock, [revoke])) == [("APPLIED", None)]
+    assert written(await push(exchange_url)) == {"SPGL_XMSPSXBLXXXXB": 1, "SPGL_XMSPSXPFWJXXB": 2}
+    files = [r for r in await rows(exchange_url, "SPGL_XMSPSXPFWJXXB") if r["SPSXSLBM"] == "x-B"]
+    assert sorted((r["PFWH"], r["SJYXBS"]) for r in files) == [("ZRZY-ZZ-77", 0), (DOCUMENT["documentNumber"], 0)]
+    await check_consistency(exchange_url)

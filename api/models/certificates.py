@@ -87,6 +87,11 @@ class Certificate(Model):
     pdf_pending_reason = fields.CharField(max_length=300, null=True)  # why the PDF is not there yet, for staff
     # The request that issued it: the log lines of sealing its PDF (a sweep, a worker) name it (api/logs.py).
     request_id = fields.CharField(max_length=64, null=True)
+    # Issued by the department's own system (a case it received or imported, issue #15): the certificate's number,
+    # dates and file are the department's; this platform seals nothing. ``pdf_path`` is the department's PDF when it
+    # sent one, ``file_ref`` its own reference to the file it keeps.
+    issued_by_department_system = fields.BooleanField(default=False)
+    file_ref = fields.CharField(max_length=500, null=True)
 
     class Meta:
         table = "certificate"

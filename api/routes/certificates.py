@@ -53,6 +53,8 @@ async def download(request: Request) -> Response:
     certificate = await Certificate.get_or_none(id=certificate_id)
     if certificate is None:
         return _error(404, "NOT_FOUND", "证照不存在")
+    if certificate.issued_by_department_system and not certificate.pdf_path:
+        return _error(404, "FILE_NOT_HERE", service.NO_FILE_HERE)
     certificate = await service.ensure_pdf(settings, certificate.id, now=now)
     # The link outlives a revocation by up to JIANSHEN_CERTIFICATE_DOWNLOAD_TTL: the status is read now, not when the
     # link was made (a revoked or superseded certificate's downloadUrl is null, so its link must not work either).
@@ -145,6 +147,8 @@ def _result(view: service.PublicView) -> str:
     ]
     if status is CertificateStatus.REVOKED and c.revoked_at is not None:
         rows.append(("撤销原因", c.revoke_reason or ""))
+    if c.issued_by_department_system:
+        rows.append(("签发方式", service.issued_by_label(c)))
     colour = _COLOURS[status]
     table = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
     return (

@@ -14,6 +14,7 @@ from tortoise.transactions import in_transaction
 
 from api.routes.limits import BodyTooLarge, declared_too_large, limited
 from api.services import conversation
+from api.services.certificates import files_dir as certificate_files_dir
 from api.services.ingest import IngestRefused, apply_event, authenticate
 
 MAX_BODY = 5 * 1024 * 1024
@@ -61,6 +62,7 @@ async def ingest_events(request: Request) -> JSONResponse:
         return JSONResponse({"dryRun": True, "results": await _dry_run(department, events, now)})
     # In order: events of one case in one batch apply one after the other, each in its own transaction.
     results = []
+    certificate_files_dir.set(settings.certificate_dir)  # a department's certificate PDF is kept there
     conversation.begin_publishing()  # the applicants' SYSTEM messages go live after the commits (issue #11)
     try:
         for index, event in enumerate(events):
@@ -80,6 +82,7 @@ async def _dry_run(department, events: list, now) -> list[dict]:
     transaction is a savepoint of it), so the results are what a real run would answer and nothing is kept.
     No message is published: the conversation's live publishing was not begun for this request."""
     results: list[dict] = []
+    keeping = certificate_files_dir.set(None)  # a department's certificate PDF is not written for a dry run
     try:
         async with in_transaction():
             for index, event in enumerate(events):
@@ -88,4 +91,6 @@ async def _dry_run(department, events: list, now) -> list[dict]:
             raise _RollBack
     except _RollBack:
         pass
+    finally:
+        certificate_files_dir.reset(keeping)
     return results

@@ -116,6 +116,7 @@ class ErrorCode(Enum):
     SERVICE_BUSY = "SERVICE_BUSY"
     PROJECT_UNKNOWN = "PROJECT_UNKNOWN"
     CASE_CODE_TAKEN = "CASE_CODE_TAKEN"
+    CERTIFICATE_NUMBER_TAKEN = "CERTIFICATE_NUMBER_TAKEN"
 
 
 @strawberry.type(description="An expected failure, returned as data: nothing was changed.")

@@ -82,7 +82,22 @@ class Certificate(Node):
     def verify_url(self, info: strawberry.Info) -> str:
         return service.verify_url(info.context.settings, self)
 
-    @strawberry.field(description="True when the sealed PDF exists.")
+    @strawberry.field(
+        description="True when the department's own system issued it (a case it received or imported, issue #15): "
+        "number, dates and file are the department's, this platform sealed nothing."
+    )
+    def issued_by_department_system(self) -> bool:
+        return self.issued_by_department_system
+
+    @strawberry.field(description="Who issued it, in Chinese (the department's system, or this platform's seal).")
+    def issued_by(self) -> str:
+        return service.issued_by_label(self)
+
+    @strawberry.field(description="The department's own reference to the certificate's file, when it keeps it.")
+    def file_ref(self) -> str | None:
+        return self.file_ref
+
+    @strawberry.field(description="True when the PDF exists here (sealed here, or the department's own file).")
     def pdf_ready(self) -> bool:
         return self.pdf_path is not None
 
@@ -92,11 +107,14 @@ class Certificate(Node):
 
     @strawberry.field(
         description="A short-lived signed link to the sealed PDF (see JIANSHEN_CERTIFICATE_DOWNLOAD_TTL); null once the "
-        "certificate is revoked or superseded. The PDF is made on first download if it is not there yet."
+        "certificate is revoked or superseded, and for a department's certificate whose file is not here (fileRef). "
+        "The PDF is made on first download if it is not there yet."
     )
     def download_url(self, info: strawberry.Info) -> str | None:
         if self.status is not models.certificates.StoredCertificateStatus.VALID:
             return None
+        if self.issued_by_department_system and not self.pdf_path:
+            return None  # the department keeps the file (fileRef): nothing to download here
         return service.download_url(info.context.settings, self, info.context.now)
 
     @strawberry.field
@@ -154,6 +172,10 @@ class CertificateVerification:
     issue_date: dt.date | None = None
     valid_from: dt.date | None = None
     valid_until: dt.date | None = None
+    issued_by_department_system: bool | None = strawberry.field(
+        default=None, description="Issued by the department's own system and registered here (issue #15)"
+    )
+    issued_by: str | None = strawberry.field(default=None, description="Who issued it, in Chinese")
 
 
 NOT_FOUND_MESSAGE = "未查询到该证照：证照标识或校验码不正确，或本平台未签发该证照"
@@ -165,7 +187,7 @@ def verification_of(view: service.PublicView | None) -> CertificateVerification:
     c = view.certificate
     return CertificateVerification(
         found=True,
-        message=f"该证照{view.status.label}",
+        message=f"该证照{view.status.label}" + (f"；{service.issued_by_label(c)}" if c.issued_by_department_system else ""),
         status=view.status,
         status_label=view.status.label,
         name=c.name,
@@ -176,6 +198,8 @@ def verification_of(view: service.PublicView | None) -> CertificateVerification:
         issue_date=c.issue_date,
         valid_from=c.valid_from,
         valid_until=c.valid_until,
+        issued_by_department_system=c.issued_by_department_system,
+        issued_by=service.issued_by_label(c),
     )
 
 

@@ -97,8 +97,12 @@ async def apply_case_action(
     occurred_at: dt.datetime | None = None,
     request_id: str | None = None,
     now: dt.datetime | None = None,
+    certificate: certificates.CertificateReference | None = None,
 ) -> ActionResult:
-    """Apply one transition. Raises ``DomainError`` for every expected refusal; then nothing has changed."""
+    """Apply one transition. Raises ``DomainError`` for every expected refusal; then nothing has changed.
+
+    ``certificate``: the certificate a department's system already issued with its approval (issue #15), recorded
+    instead of one sealed here."""
     now = now or dt.datetime.now(dt.timezone.utc)
     dedupe_key = actor.dedupe_key(request_id)
     if dedupe_key is not None:
@@ -107,7 +111,9 @@ async def apply_case_action(
             return previous
     try:
         async with in_transaction():
-            result = await _apply(actor, action, case_id, case_code, data, attachments, occurred_at, dedupe_key, now)
+            result = await _apply(
+                actor, action, case_id, case_code, data, attachments, occurred_at, dedupe_key, now, certificate
+            )
     except IntegrityError:
         # A concurrent writer took the same sequence number or the same request id first.
         if dedupe_key is not None:
@@ -164,10 +170,15 @@ def _party(actor: Actor, action: Action) -> Party:
 _APPLICANT_AT_DEPARTMENT_WINDOW = frozenset({Action.WITHDRAW, Action.SUBMIT_CORRECTION, Action.RETRACT})
 
 
-async def _party_on(case: Case, actor: Actor, action: Action) -> Party:
-    if actor.viewer is None and action in _APPLICANT_AT_DEPARTMENT_WINDOW and await CaseEvent.exists(
+async def _received_by(actor: Actor, case: Case) -> bool:
+    """The acting department's own system received this case (``blzt: 1`` from it)."""
+    return actor.viewer is None and await CaseEvent.exists(
         case_id=case.id, seq=1, action=Action.RECEIVE, department_id=actor.department_id
-    ):
+    )
+
+
+async def _party_on(case: Case, actor: Actor, action: Action) -> Party:
+    if action in _APPLICANT_AT_DEPARTMENT_WINDOW and await _received_by(actor, case):
         return Party.APPLICANT
     return _party(actor, action)
 
@@ -182,6 +193,7 @@ async def _apply(
     occurred_at: dt.datetime | None,
     dedupe_key: str | None,
     now: dt.datetime,
+    reference: certificates.CertificateReference | None = None,
 ) -> ActionResult:
     case = await _load_case(actor, case_id, case_code)
     if dedupe_key is not None:
@@ -204,6 +216,12 @@ async def _apply(
         raise DomainError("REQUIRED", "请上传补正材料", "uploadIds")
     if plan.target in DECISION_STATES:
         await _check_predecessors(case)
+    approving = action in (Action.APPROVE, Action.APPROVE_DEFICIENT)
+    if reference is not None and not approving:
+        raise DomainError("INVALID_INPUT", "证照只能随办结（通过）登记", "certificate")
+    if approving and reference is None and case.certificate_type and await _received_by(actor, case):
+        # The department's own window received it: the department's system issued its certificate, not this platform.
+        raise DomainError("REQUIRED", "该办件由部门系统接件，办结时须登记部门已签发的证照（certificate）", "certificate")
 
     last = await CaseEvent.filter(case_id=case.id).order_by("-seq").first()
     moment = _event_time(occurred_at, last, now)
@@ -243,7 +261,7 @@ async def _apply(
     # 同步签发 (DOMAIN.md §6): the certificate record and its notice belong to the approval's transaction; 撤销 revokes it.
     certificate = None
     if action in (Action.APPROVE, Action.APPROVE_DEFICIENT):
-        certificate = await certificates.record_issuance(case, event, now=now)
+        certificate = await certificates.record_issuance(case, event, now=now, reference=reference)
     elif action is Action.REVOKE:
         await certificates.revoke_for_case(case, event)
     return ActionResult(

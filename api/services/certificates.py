@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
+import contextvars
 import datetime as dt
 import hashlib
 import hmac
@@ -76,17 +78,35 @@ async def _form_rows(application, process_type: int, stage: int) -> list[list[st
     return rows
 
 
-async def record_issuance(case: Case, event: CaseEvent, *, now: dt.datetime) -> Certificate | None:
+def _parties(case: Case, organization: Organization, identifier: CertificateIdentifier) -> dict[str, Any]:
+    """What every certificate of a case records about itself, its holder and its issuer (the case's department)."""
+    return {
+        "case_id": case.id, "organization_id": organization.id, "department_id": case.department.id,
+        "type_code": case.certificate_type, "identifier": str(identifier), "version": 1,
+        "holder_name": organization.name, "holder_code": organization.uscc, "holder_code_type": HOLDER_USCC,
+        "issuer_name": case.department.name, "issuer_uscc": case.department.uscc,
+    }
+
+
+async def record_issuance(
+    case: Case, event: CaseEvent, *, now: dt.datetime, reference: "CertificateReference | None" = None
+) -> Certificate | None:
     """Write the certificate of an approved case and its notice. Call inside the approval's transaction.
 
     ``None`` when the item yields no certificate. A malformed certificate type in the catalogue is logged and issues
     nothing rather than refusing the department's approval: the approval stands, the catalogue gets fixed.
+    With ``reference`` (a department's system reports the certificate it already issued, issue #15) the record is
+    the department's certificate: its number, dates and file; this platform seals nothing for it.
     """
     if not case.certificate_type:
+        if reference is not None:
+            raise DomainError("INVALID_INPUT", "该审批事项不颁发证照，不能登记证照", "certificate")
         return None
     existing = await Certificate.filter(case_id=case.id, status=StoredCertificateStatus.VALID).first()
     if existing is not None:
         return existing
+    if reference is not None:
+        return await _record_reference(case, event, reference, now=now)
     await case.fetch_related("item", "department", "project")
     department, project = case.department, case.project
     organization = await Organization.get(id=project.organization_id)
@@ -102,20 +122,10 @@ async def record_issuance(case: Case, event: CaseEvent, *, now: dt.datetime) -> 
     type_name = case.item.name.removesuffix("核发")
     application = await case.application
     certificate = await Certificate.create(
-        case_id=case.id,
-        organization_id=organization.id,
-        department_id=department.id,
-        type_code=case.certificate_type,
+        **_parties(case, organization, identifier),
         type_name=type_name,
         name=(doc.get("document_title") or type_name)[:200],
         number=f"{department.region_code}{issue_date:%Y%m%d}{case.id:06d}",
-        identifier=str(identifier),
-        version=1,
-        holder_name=organization.name,
-        holder_code=organization.uscc,
-        holder_code_type=HOLDER_USCC,
-        issuer_name=department.name,
-        issuer_uscc=department.uscc,
         issue_date=issue_date,
         valid_from=min(approval_date, issue_date),
         valid_until=valid_until,
@@ -135,16 +145,27 @@ async def record_issuance(case: Case, event: CaseEvent, *, now: dt.datetime) -> 
         issued_at=event.occurred_at,
         request_id=current_request_id(),
     )
+    await _issued_notice(case, certificate, event, now=now, applicant_id=application.applicant_id)
+    log.info("certificate issued", extra={"fields": {"id": certificate.id, "case": case.code}})
+    return certificate
+
+
+async def _issued_notice(
+    case: Case, certificate: Certificate, event: CaseEvent, *, now: dt.datetime, applicant_id: int | None = None
+) -> None:
+    """CERTIFICATE_ISSUED to the person who applied, in the approval's transaction."""
+    if applicant_id is None:
+        applicant_id = (await case.application).applicant_id
     await record_notice(
-        recipient_id=application.applicant_id,
+        recipient_id=applicant_id,
         kind=NoticeKind.CERTIFICATE_ISSUED,
         source_key=f"certificate:{certificate.id}",
         variables={
             "case_id": to_global_id("Case", case.id),
             "case_code": case.code,
             "item_name": case.item.name,
-            "department": department.name,
-            "project_name": project.name,
+            "department": case.department.name,
+            "project_name": case.project.name,
             "certificate_id": to_global_id("Certificate", certificate.id),
             "certificate_name": certificate.name,
             "certificate_no": certificate.number,
@@ -152,7 +173,159 @@ async def record_issuance(case: Case, event: CaseEvent, *, now: dt.datetime) -> 
         },
         now=now,
     )
-    log.info("certificate issued", extra={"fields": {"id": certificate.id, "case": case.code}})
+
+
+# -- a certificate the department's own system issued (issue #15) ------------------------------------------------------
+
+MAX_REFERENCE_PDF = 4 * 1024 * 1024  # the department's PDF, decoded; the ingest body is at most 5 MiB
+MAX_CERTIFICATE_NUMBER = 100
+# Where a department's certificate PDF is written: set by POST /ingest/events to the app's certificate directory; None
+# (the default, and a dry run whose batch is rolled back) writes no file.
+files_dir: contextvars.ContextVar[Path | None] = contextvars.ContextVar("certificate_files_dir", default=None)
+NO_FILE_HERE = "该证照由颁发部门的审批业务系统签发，本平台未存其电子文件，请向颁发部门索取"
+
+
+@dataclass(frozen=True)
+class CertificateReference:
+    """The certificate a department's system already issued: 证照编号, dates, and its file (a reference or the PDF)."""
+
+    number: str
+    issue_date: dt.date
+    valid_from: dt.date
+    valid_until: dt.date
+    name: str | None
+    file_name: str | None
+    file_ref: str | None
+    pdf: bytes | None
+
+
+def _ref_text(raw: dict, key: str, label: str, max_length: int, *, required: bool) -> str | None:
+    value = raw.get(key)
+    field = f"certificate.{key}"
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise DomainError("REQUIRED", f"请提供{label}", field)
+        return None
+    if not isinstance(value, str) or len(value) > max_length or not value.isprintable():
+        raise DomainError("INVALID_INPUT", f"{label}须为不超过{max_length}个可见字符的文字", field)
+    return value.strip()
+
+
+def _ref_date(raw: dict, key: str, label: str, *, default: dt.date | None = None) -> dt.date:
+    value = raw.get(key)
+    if value is None and default is not None:
+        return default
+    try:
+        return dt.date.fromisoformat(value) if isinstance(value, str) else dt.date.fromisoformat("")
+    except ValueError:
+        code = "REQUIRED" if value is None else "INVALID_INPUT"
+        raise DomainError(code, f"{label}须为日期（YYYY-MM-DD）", f"certificate.{key}") from None
+
+
+def parse_certificate_reference(raw: Any) -> CertificateReference | None:
+    """The wire form ``{"number", "issueDate", "validFrom"?, "validUntil"?, "name"?, "file"?: {"name", "ref" |
+    "pdfBase64"}}`` checked; ``DomainError`` (field ``certificate.…``) for what is missing or malformed."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise DomainError("INVALID_INPUT", "证照 certificate 须为对象", "certificate")
+    number = _ref_text(raw, "number", "证照编号 certificate.number", MAX_CERTIFICATE_NUMBER, required=True)
+    issue_date = _ref_date(raw, "issueDate", "颁发日期 certificate.issueDate")
+    valid_from = _ref_date(raw, "validFrom", "有效期起 certificate.validFrom", default=issue_date)
+    valid_until = _ref_date(raw, "validUntil", "有效期止 certificate.validUntil", default=dt.date(9999, 1, 1))
+    if valid_until < valid_from:
+        raise DomainError("INVALID_INPUT", "证照有效期止早于有效期起", "certificate.validUntil")
+    name = _ref_text(raw, "name", "证照名称 certificate.name", 200, required=False)
+    file = raw.get("file")
+    file_name = file_ref = pdf = None
+    if file is not None:
+        if not isinstance(file, dict):
+            raise DomainError("INVALID_INPUT", "证照文件 certificate.file 须为对象 {name, ref} 或 {name, pdfBase64}",
+                              "certificate.file")
+        file_name = _ref_text({"file.name": file.get("name")}, "file.name", "证照文件名称", 255, required=True)
+        file_ref = _ref_text({"file.ref": file.get("ref")}, "file.ref", "证照文件引用", 500, required=False)
+        encoded = file.get("pdfBase64")
+        if encoded is not None:
+            try:
+                pdf = base64.b64decode(encoded, validate=True) if isinstance(encoded, str) else b""
+            except (binascii.Error, ValueError):
+                pdf = b""
+            if not pdf.startswith(b"%PDF-") or len(pdf) > MAX_REFERENCE_PDF:
+                raise DomainError(
+                    "INVALID_INPUT", f"证照文件须为 Base64 编码的 PDF，不超过{MAX_REFERENCE_PDF // 1024 // 1024}MiB",
+                    "certificate.file.pdfBase64",
+                )
+        if file_ref is None and pdf is None:
+            raise DomainError("REQUIRED", "证照文件须提供部门的文件引用 ref 或 PDF（pdfBase64）", "certificate.file")
+    return CertificateReference(number, issue_date, valid_from, valid_until, name, file_name, file_ref, pdf)
+
+
+def issued_by_label(certificate: Certificate) -> str:
+    """Who issued it, in words: the department's own system (issue #15) or this platform's electronic seal."""
+    if certificate.issued_by_department_system:
+        kept = "本平台存有其电子文件" if certificate.pdf_path else "本平台未存其电子文件"
+        return f"由{certificate.issuer_name}审批业务系统签发，本平台登记（{kept}）"
+    return "由本平台以颁发机构电子印章签发"
+
+
+async def _record_reference(
+    case: Case, event: CaseEvent, reference: CertificateReference, *, now: dt.datetime
+) -> Certificate | None:
+    """The department's own certificate, recorded as issued (its number unique among the department's certificates)."""
+    await case.fetch_related("item", "department", "project")
+    department, project = case.department, case.project
+    from api.services.locks import lock_value
+
+    await lock_value(f"certificate-number:{department.id}:{reference.number}")  # two approvals at once: one wins
+    if await Certificate.exists(department_id=department.id, number=reference.number):
+        raise DomainError("CERTIFICATE_NUMBER_TAKEN", "该证照编号已登记在本部门的另一份证照上", "certificate.number")
+    organization = await Organization.get(id=project.organization_id)
+    doc = (event.data or {}).get("document") or {}
+    type_name = case.item.name.removesuffix("核发")
+    try:
+        identifier = CertificateIdentifier(
+            case.certificate_type, department.uscc, f"{reference.issue_date.year}{case.id:07d}", 1
+        )
+    except ValueError:  # as for one issued here: the approval stands, the catalogue gets fixed
+        log.error("certificate not recorded: bad certificate type in the catalogue", extra={"fields": {"case": case.code}})
+        return None
+    pdf_path = pdf_sha = None
+    if reference.pdf is not None:
+        pdf_sha = hashlib.sha256(reference.pdf).hexdigest()
+        pdf_path = f"external/{pdf_sha[:2]}/{pdf_sha}.pdf"
+        directory = files_dir.get()
+        if directory is not None:
+            target = Path(directory) / pdf_path
+            if not target.exists():
+                await asyncio.to_thread(_write_atomic, target, reference.pdf)
+    certificate = await Certificate.create(
+        **_parties(case, organization, identifier),
+        type_name=type_name,
+        name=(reference.name or doc.get("document_title") or type_name)[:200],
+        number=reference.number,
+        issue_date=reference.issue_date,
+        valid_from=reference.valid_from,
+        valid_until=reference.valid_until,
+        region_code=project.region_code,
+        fields_data=[
+            ["项目代码", project.code],
+            ["项目名称", project.name],
+            ["建设单位", organization.name],
+            ["审批事项", case.item.name],
+            ["办件编号", case.code],
+            ["批复文号", doc.get("document_number") or ""],
+            ["证照文件", reference.file_name or ""],
+        ],
+        issued_at=event.occurred_at,
+        request_id=current_request_id(),
+        issued_by_department_system=True,
+        file_ref=reference.file_ref,
+        pdf_path=pdf_path,
+        pdf_sha256=pdf_sha,
+        pdf_pending_reason=None if pdf_path else NO_FILE_HERE,
+    )
+    await _issued_notice(case, certificate, event, now=now)
+    log.info("certificate recorded from the department's system", extra={"fields": {"id": certificate.id, "case": case.code}})
     return certificate
 
 
@@ -208,6 +381,8 @@ async def ensure_pdf(settings: Settings, certificate_id: int, *, now: dt.datetim
 
 async def _ensure_pdf(settings: Settings, certificate_id: int, now: dt.datetime) -> Certificate:
     certificate = await Certificate.get(id=certificate_id)
+    if certificate.issued_by_department_system:
+        return certificate  # the department's own file (or none): nothing to seal here
     existing = pdf_file(settings, certificate)
     if existing is not None:
         if existing.exists():
@@ -291,7 +466,7 @@ async def produce_pending(settings: Settings, *, now: dt.datetime, limit: int = 
         "department_id"
     )
     ids = await (
-        Certificate.filter(status=StoredCertificateStatus.VALID, pdf_path__isnull=True)
+        Certificate.filter(status=StoredCertificateStatus.VALID, pdf_path__isnull=True, issued_by_department_system=False)
         .order_by("id")
         .limit(limit)
         .values_list("id", "department_id", "request_id")

@@ -35,6 +35,7 @@ from api.models import (
     ApprovalItem,
     Case,
     CaseEvent,
+    Certificate,
     Department,
     ExchangeWatermark,
     Organization,
@@ -44,6 +45,7 @@ from api.models import (
     TemplateStage,
     User,
 )
+from api.models.certificates import StoredCertificateStatus
 
 V, N, T, D, I = "VARCHAR(500)", "NUMERIC(18,4)", "TIMESTAMPTZ", "DATE", "INTEGER"
 
@@ -294,6 +296,18 @@ async def collect(*, after_event: int = 0, after_project: int = 0, since: dt.dat
             elif action == Action.END_SPECIAL_PROCEDURE and special is not None:
                 special["TBCXJSSJ"] = event.occurred_at
                 special = None
+        # The certificates of the case are 批复文件 too, each under its own 证照编号 (PFWH): the one sealed here, or the
+        # one the department's system issued and reported (issue #15). A revoked or superseded one: SJYXBS 0.
+        for certificate in await Certificate.filter(case_id=case.id).order_by("id"):
+            file_name = next((str(v) for k, v in certificate.fields_data or [] if k == "证照文件" and v), None)
+            out["SPGL_XMSPSXPFWJXXB"].append({
+                "DFSJZJ": f"{case.code}-ZZ{certificate.version}-{certificate.id}", **base,
+                "PFRQ": certificate.issue_date, "PFWH": certificate.number, "PFWJBT": certificate.name,
+                "PFWJYXQX": certificate.valid_until, "FJMC": file_name or certificate.name,
+                "FJID": certificate.file_ref or certificate.identifier,
+                "FJLX": "pdf",
+                "SJYXBS": 1 if certificate.status == StoredCertificateStatus.VALID else 0,
+            })
 
     for table in TABLES:
         for row in out.get(table, ()):

@@ -23,7 +23,8 @@ from api.domain.errors import DomainError
 from api.domain.lifecycle import BLZT_ACTION
 from api.domain.timing import CaseState
 from api.models import Department
-from api.services.cases import Actor, apply_case_action
+from api.services.cases import Actor, _previous_result, apply_case_action
+from api.services.certificates import parse_certificate_reference
 from api.services.ingest_receive import receive_case
 
 log = logging.getLogger("jianshen.ingest")
@@ -202,16 +203,26 @@ async def apply_event(department: Department, event: Any, *, now: dt.datetime) -
                 occurred_at=parse_time(event.get("occurredAt")), now=now,
             )
         else:
-            result = await apply_case_action(
-                Actor.department_system(department.id),
-                action,
-                case_code=case_code,
-                data=_event_data(event),
-                attachments=attachments,
-                occurred_at=parse_time(event.get("occurredAt")),
-                request_id=event_id,
-                now=now,
-            )
+            actor = Actor.department_system(department.id)
+            try:
+                reference = parse_certificate_reference(event.get("certificate"))
+            except DomainError:
+                # An event applied before answers DUPLICATE whatever it carries now (the first version wins).
+                result = await _previous_result(actor.dedupe_key(event_id), action, None, case_code)
+                if result is None:
+                    raise
+            else:
+                result = await apply_case_action(
+                    actor,
+                    action,
+                    case_code=case_code,
+                    data=_event_data(event),
+                    attachments=attachments,
+                    occurred_at=parse_time(event.get("occurredAt")),
+                    request_id=event_id,
+                    now=now,
+                    certificate=reference,
+                )
     except DomainError as error:
         # The service names the mutations' field; on the wire the department's id for the event is ``eventId``.
         field = "eventId" if error.field == "requestId" else error.field

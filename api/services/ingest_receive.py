@@ -10,6 +10,7 @@ creates it under the applicant organisation (by 统一社会信用代码). Wire 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -17,7 +18,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from api.domain.accounts import Role
-from api.domain.codes import is_valid_region_code, is_valid_uscc
+from api.domain.codes import is_valid_mobile, is_valid_region_code, is_valid_uscc
 from api.domain.errors import DomainError
 from api.domain.lifecycle import STATE_BLZT, Action, Party, plan_transition
 from api.models import (
@@ -31,11 +32,15 @@ from api.models import (
     ProcessTemplate,
     Project,
     TemplateItem,
+    TemplateStage,
     User,
 )
-from api.services.applications import _check_open_cases, check_project_code
+from api.services.applications import MAX_FORM_TEXT, _check_form, _check_open_cases, check_project_code, known_values
 from api.services.cases import ActionResult, Actor, _event_time, _previous_result
 from api.services.locks import lock_row
+from notifications.channels.base import mask_phone
+
+log = logging.getLogger("jianshen.ingest")
 
 MAX_TEXT = 200
 MAX_MATERIALS = 100
@@ -138,17 +143,58 @@ async def _template_entry(department: Department, project: Project, item_code: A
     return entry
 
 
-async def _applicant(data: Any, organization_id: int) -> User:
-    """The person who applied at the department's window: a user of the organisation who cannot sign in."""
+def _applicant_data(data: Any) -> tuple[str, str | None]:
+    """The applicant's name and contact phone (a mainland mobile number, optional), checked."""
     if not isinstance(data, dict):
         raise DomainError("REQUIRED", "缺少申请人 applicant（姓名）", "applicant")
     name = _text(data.get("name"), "applicant.name", "申请人姓名", 100)
+    phone = data.get("phone")
+    if phone is not None and not is_valid_mobile(phone):
+        raise DomainError("INVALID_INPUT", "申请人手机号 applicant.phone 应为11位手机号码", "applicant.phone")
+    return name, phone
+
+
+async def _applicant(name: str, phone: str | None, organization_id: int) -> User:
+    """The person who applied at the department's window. With a phone: the organisation's own user who verified
+    that number in the mini-program, if there is one (the case's notices then reach them as for an application made
+    here); else a user of the organisation who cannot sign in, keeping the phone the notices are sent to by SMS."""
+    if phone is not None:
+        user = await User.filter(
+            role=Role.APPLICANT, organization_id=organization_id, phone=phone, phone_verified_at__isnull=False
+        ).order_by("id").first()
+        if user is not None:
+            return user
     user = await User.filter(
-        role=Role.APPLICANT, organization_id=organization_id, display_name=name, openid=None, username=None
+        role=Role.APPLICANT, organization_id=organization_id, display_name=name, openid=None, username=None,
+        phone=phone,
     ).first()
     if user is None:
-        user = await User.create(display_name=name, role=Role.APPLICANT, organization_id=organization_id)
+        user = await User.create(display_name=name, role=Role.APPLICANT, organization_id=organization_id, phone=phone)
     return user
+
+
+MAX_FREE_FORM_FIELDS = 100
+
+
+async def _form(data: Any, project: Project, stage: int) -> dict[str, Any]:
+    """The application form the department sends (optional). Checked against the stage's one form (一张表单) exactly
+    like an application made here when the stage has one; kept as given (flat, bounded) when it has none."""
+    if data is None:
+        return {}
+    template_stage = await TemplateStage.get_or_none(template__process_type=project.process_type, stage=stage)
+    specs = (template_stage.form_fields if template_stage else None) or []
+    if specs:
+        return _check_form(specs, data, await known_values(project, stage, specs))
+    if not isinstance(data, dict) or len(data) > MAX_FREE_FORM_FIELDS:
+        raise DomainError("FORM_INVALID", f"申报表单 form 须为对象，至多{MAX_FREE_FORM_FIELDS}项", "form")
+    for key, value in data.items():
+        if not isinstance(key, str) or not key.strip() or len(key) > 64 or not key.isprintable():
+            raise DomainError("FORM_INVALID", "表单项名称须为1至64个可见字符", "form")
+        ok = value is None or isinstance(value, (bool, int, float)) or (
+            isinstance(value, str) and len(value) <= MAX_FORM_TEXT and value.isprintable())
+        if not ok:
+            raise DomainError("FORM_INVALID", f"表单项“{key}”须为不超过{MAX_FORM_TEXT}字的文字、数字或布尔值", f"form.{key}")
+    return dict(data)
 
 
 async def receive_case(
@@ -165,6 +211,7 @@ async def receive_case(
     moment = _event_time(occurred_at, None, now)
     materials = _materials(event.get("materials"))
     opinion = _text(event.get("opinion"), "opinion", "办理意见", 2000, required=False)
+    applicant_name, applicant_phone = _applicant_data(event.get("applicant"))
     receive = plan_transition(None, Action.RECEIVE, Party.APPLICANT)
     try:
         async with in_transaction():
@@ -180,11 +227,12 @@ async def receive_case(
                 await _check_open_cases(project, [entry])
             except DomainError as error:
                 raise DomainError(error.code, error.message, "itemCode") from None
-            applicant = await _applicant(event.get("applicant"), project.organization_id)
+            form = await _form(event.get("form"), project, entry.template_stage.stage)
+            applicant = await _applicant(applicant_name, applicant_phone, project.organization_id)
             application = await Application.create(
                 project_id=project.id,
                 stage=entry.template_stage.stage,
-                form={},
+                form=form,
                 materials=materials,
                 parallel_instance_code=f"tmp-{dedupe_key}"[:40],
                 applicant_id=applicant.id,
@@ -225,6 +273,9 @@ async def receive_case(
                 data={"opinion": opinion} if opinion else {},
                 attachments=[],
             )
+        log.info("case received from the department's system", extra={"fields": {
+            "department": department.code, "case": case_code, "event_id": event_id,
+            "applicant_phone": mask_phone(applicant_phone) if applicant_phone else None}})
     except IntegrityError:
         previous = await _previous_result(dedupe_key, Action.RECEIVE, None, case_code)
         if previous is not None:
