@@ -120,7 +120,7 @@ def _working_hours(at: dt.datetime, rng: random.Random) -> dt.datetime:
 
 
 def _is_postgres(connection) -> bool:
-    return "postgres" in type(connection).__module__ or "asyncpg" in type(connection).__module__
+    return connection.capabilities.dialect == "postgres"
 
 
 class BulkWriter:

@@ -78,4 +78,6 @@ class CaseEvent(Model):
     class Meta:
         table = "case_event"
         unique_together = (("case", "seq"),)
+        # caseStats counts a period's events of each action from this index alone (api/services/supervision.py).
+        indexes = (("action", "occurred_at", "case_id"),)
         ordering = ["case_id", "seq"]

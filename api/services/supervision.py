@@ -44,6 +44,7 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any, Iterable, Sequence
 
+from tortoise import connections
 from tortoise.expressions import Q, Subquery
 
 from api.domain.accounts import READ_ALL_ROLES, Role
@@ -470,6 +471,189 @@ def _counting_days(unit: LimitUnit, calendar: WorkCalendar, first: dt.date, stop
     return n
 
 
+# -- the statistics in SQL --------------------------------------------------------------------------------------------
+
+# The counted events: action -> the figure it adds to (decisions are counted with their clocks, below).
+_COUNTED = {
+    Action.RECEIVE.value: "received",
+    Action.ACCEPT.value: "accepted",
+    Action.NOT_ACCEPT.value: "not_accepted",
+    Action.REFUSE.value: "refused",
+    Action.WITHDRAW.value: "withdrawn",
+    Action.RETRACT.value: "retracted",
+    Action.REVOKE.value: "revoked",
+}
+
+
+def _is_postgres(connection) -> bool:
+    return connection.capabilities.dialect == "postgres"
+
+
+class _StatsSql:
+    """The statements of ``case_stats``, written for the connection's dialect (placeholders, the local date of a
+    moment). The scope is a WHERE over the case (``c``); the key column is the case's department / item / stage, or
+    for WEEK / MONTH the local date of the event (``e``), bucketed by the caller (at most 366 dates)."""
+
+    def __init__(self, scope: Scope, group_by: GroupBy, start: dt.datetime, end: dt.datetime) -> None:
+        self.connection = connections.get("default")
+        self.postgres = _is_postgres(self.connection)
+        self.scope, self.group_by, self.start, self.end = scope, group_by, start, end
+        self.events, self.cases = CaseEvent._meta.db_table, Case._meta.db_table
+
+    def day(self, column: str) -> str:
+        """The date of a moment in Asia/Shanghai. SQLite keeps moments as text with their offset (api/db.py), which
+        ``date()`` reads as a moment."""
+        if self.postgres:
+            return f"({column} AT TIME ZONE 'Asia/Shanghai')::date"
+        return f"date({column}, '+8 hours')"
+
+    def key(self) -> str:
+        if self.group_by.by_time:
+            return self.day("e.occurred_at")
+        return {GroupBy.DEPARTMENT: "c.department_id", GroupBy.ITEM: "c.item_id", GroupBy.STAGE: "c.stage"}[
+            self.group_by]
+
+    def mark(self, params: list) -> str:
+        """The placeholder of the last value of ``params``."""
+        return f"${len(params)}" if self.postgres else "?"
+
+    def where(self, params: list) -> str:
+        """Conditions on the case ``c`` for the scope; values go to ``params``."""
+
+        def mark(value: Any) -> str:
+            params.append(value)
+            return self.mark(params)
+
+        scope, out = self.scope, []
+        if scope.department_id is not None:
+            out.append(f"c.department_id = {mark(scope.department_id)}")
+        if scope.item_code is not None:
+            out.append(f"c.item_id IN (SELECT id FROM {ApprovalItem._meta.db_table} WHERE code = {mark(scope.item_code)})")
+        if scope.stage is not None:
+            out.append(f"c.stage = {mark(scope.stage)}")
+        projects = []
+        if scope.process_type is not None:
+            projects.append(f"process_type = {mark(scope.process_type)}")
+        if scope.region is not None:
+            projects.append(f"region_code LIKE {mark(scope.region + '%')}")  # digits only (check_format)
+        if projects:
+            out.append(f"c.project_id IN (SELECT id FROM {Project._meta.db_table} WHERE {' AND '.join(projects)})")
+        return "".join(f" AND {condition}" for condition in out)
+
+    def period(self, params: list, column: str = "e.occurred_at") -> str:
+        params.append(self.start)
+        since = self.mark(params)
+        params.append(self.end)
+        return f"{column} >= {since} AND {column} < {self.mark(params)}"
+
+    async def rows(self, sql: str, params: list) -> list[tuple]:
+        _, rows = await self.connection.execute_query(sql, params)
+        return [tuple(row) for row in rows]
+
+    async def event_counts(self) -> list[tuple]:
+        """(key, action, events, of them of cases that went through 补正) for the counted events of the period. A 补正
+        can only be asked for before acceptance (DOMAIN.md §4: from RECEIVED), so an accepted case that went through
+        it is one whose ``correction_requested`` projection is set (it is never unset)."""
+        params: list = []
+        period = self.period(params)
+        actions = ", ".join(f"'{action}'" for action in _COUNTED)  # constants of the enum, not input
+        return await self.rows(
+            f"SELECT {self.key()}, e.action, COUNT(*), "
+            f"SUM(CASE WHEN c.correction_requested THEN 1 ELSE 0 END) "
+            f"FROM {self.events} e JOIN {self.cases} c ON c.id = e.case_id "
+            f"WHERE {period} AND e.action IN ({actions}){self.where(params)} "
+            f"GROUP BY {self.key()}, e.action",
+            params,
+        )
+
+    def decided_case_ids(self) -> Subquery:
+        return Subquery(CaseEvent.filter(
+            occurred_at__gte=self.start, occurred_at__lt=self.end, action__in=list(DECISION_ACTIONS)
+        ).values("case_id"))
+
+    async def special_procedures(self) -> list[tuple]:
+        """(key, the case's limit unit, began at, ended at or None) of the 特别程序 begun in the period. It ends with
+        the case's next change out of SPECIAL_PROCEDURE (its end, or a retraction)."""
+        params: list = []
+        period = self.period(params)
+        return await self.rows(
+            f"SELECT {self.key()}, c.limit_unit, e.occurred_at, (SELECT n.occurred_at FROM {self.events} n "
+            f"WHERE n.case_id = e.case_id AND n.seq > e.seq AND n.state_after <> 'SPECIAL_PROCEDURE' "
+            f"ORDER BY n.seq LIMIT 1) "
+            f"FROM {self.events} e JOIN {self.cases} c ON c.id = e.case_id "
+            f"WHERE {period} AND e.action = 'BEGIN_SPECIAL_PROCEDURE'{self.where(params)}",
+            params,
+        )
+
+
+    async def ratings(self) -> list[tuple]:
+        """(key, level, rectified 0/1, ratings) of the period's ratings of the scope, an upheld appeal's excluded. The
+        scope's department and item are the rating's own; its stage, process type and region the rated case's (a
+        complaint's rating has none: outside a scope that names one). Keys: the rating's department / item, the
+        case's stage, the rating's date."""
+        params: list = []
+        period = self.period(params, "r.created_at")
+        scope = self.scope
+        conditions = []
+        if scope.department_id is not None:
+            params.append(scope.department_id)
+            conditions.append(f"r.department_id = {self.mark(params)}")
+        if scope.item_code is not None:
+            params.append(scope.item_code)
+            conditions.append(f"r.item_code = {self.mark(params)}")
+        by_case = replace(scope, department_id=None, item_code=None)
+        if by_case != Scope():
+            conditions.append(f"c.id IS NOT NULL{_StatsSql(by_case, self.group_by, self.start, self.end).where(params)}")
+        key = {GroupBy.DEPARTMENT: "r.department_id", GroupBy.ITEM: "r.item_code", GroupBy.STAGE: "c.stage"}.get(
+            self.group_by) or self.day("r.created_at")
+        rectified = "CASE WHEN r.rectified_at IS NULL THEN 0 ELSE 1 END"
+        return await self.rows(
+            f"SELECT {key}, r.level, {rectified}, COUNT(*) FROM {Rating._meta.db_table} r "
+            f"LEFT JOIN {self.cases} c ON c.id = r.case_id "
+            f"WHERE {period} AND r.appeal_status <> 'UPHELD'{''.join(' AND ' + x for x in conditions)} "
+            f"GROUP BY {key}, r.level, {rectified}",
+            params,
+        )
+
+
+def _day(value: Any) -> dt.date:
+    """A date from the driver (PostgreSQL: a date; SQLite: "2026-05-03"), or the local date of a moment."""
+    if isinstance(value, dt.datetime):
+        return value.astimezone(CHINA).date()
+    if isinstance(value, dt.date):
+        return value
+    if len(value) == 10:
+        return dt.date.fromisoformat(value)
+    return _moment(value).astimezone(CHINA).date()
+
+
+class _CountingDays:
+    """Counting days between two dates in O(1): a running count of the working days from ``first`` to ``last``."""
+
+    def __init__(self, calendar: WorkCalendar, first: dt.date, last: dt.date) -> None:
+        self.calendar, self.first = calendar, first
+        self.counts = [0]
+        day = first
+        while day <= last:
+            self.counts.append(self.counts[-1] + calendar.is_working_day(day))
+            day += dt.timedelta(days=1)
+
+    def between(self, unit: LimitUnit, first: dt.date, stop: dt.date) -> int:
+        """Counting days from ``first`` up to the day before ``stop`` (``_counting_days``)."""
+        if stop <= first:
+            return 0
+        if unit is LimitUnit.ND:
+            return (stop - first).days
+        a, b = (first - self.first).days, (stop - self.first).days
+        if 0 <= a and b < len(self.counts):
+            return self.counts[b] - self.counts[a]
+        return _counting_days(unit, self.calendar, first, stop)
+
+
+async def _item_codes() -> dict[int, str]:
+    return {pk: code for pk, code in await ApprovalItem.all().values_list("id", "code")}
+
+
 async def case_stats(
     viewer: Viewer | None,
     stats_filter: StatsFilter,
@@ -489,84 +673,86 @@ async def case_stats(
     today = local_date(now)
     clock_key = calendar_key(calendar)
 
-    # The cases with an event in the period, or running now.
-    in_period = Subquery(CaseEvent.filter(occurred_at__gte=start, occurred_at__lt=end).values("case_id"))
-    cases = await _load_cases(scope.cases() & (Q(id__in=in_period) | Q(state__in=list(OPEN_CLOCK_STATES))))
-
+    names = await _group_names(group_by, ())
     groups: dict[str, Figures] = {}
     total = Figures(key="TOTAL", label="合计")
     if group_by.by_time:
         for key, label in _buckets(group_by, stats_filter.start, stats_filter.end):
-            groups[key] = Figures(key=key, label=label, running_green=None, running_yellow=None, running_red=None)
-    names = await _group_names(group_by, cases.values())
+            groups[key] = Figures(key=key, label=label)
+            groups[key].running_green = groups[key].running_yellow = groups[key].running_red = None
 
-    def group(case_key: str, day: dt.date | None) -> Figures:
-        key = _bucket_of(group_by, day) if group_by.by_time else case_key
+    def group(key: str) -> Figures:
         if key not in groups:
             groups[key] = Figures(key=key, label=names.get(key, key))
         return groups[key]
 
-    def both(case_key: str, day: dt.date | None) -> tuple[Figures, Figures]:
-        return total, group(case_key, day)
+    sql = _StatsSql(scope, group_by, start, end)
+    item_codes = await _item_codes() if group_by is GroupBy.ITEM else {}
 
-    def in_range(day: dt.date) -> bool:
-        return stats_filter.start <= day <= stats_filter.end
+    def key_of(raw: Any) -> str:
+        """The group of a row's key column: a case's department / item / stage, or the bucket of an event's date."""
+        if group_by.by_time:
+            return _bucket_of(group_by, _day(raw))
+        return item_codes.get(raw, str(raw)) if group_by is GroupBy.ITEM else str(raw)
 
-    for n, case in enumerate(cases.values(), 1):
+    # Counts of events: one GROUP BY over the period's events of the scope.
+    for raw, action, count, corrected in await sql.event_counts():
+        attr = _COUNTED.get(action)
+        if attr is None:
+            continue
+        for figures in (total, group(key_of(raw))):
+            setattr(figures, attr, getattr(figures, attr) + count)
+            if action == Action.ACCEPT.value:
+                figures.corrected += corrected
+
+    # Decided in the period, on time or not, and the means: the clock of each case decided in it.
+    decided = await _load_cases(scope.cases() & Q(id__in=sql.decided_case_ids()))
+    for n, case in enumerate(decided.values(), 1):
         if n % YIELD_EVERY == 0:
-            # A year of a city's cases is seconds of arithmetic: let the other requests of this process run between
-            # slices, so one supervisor's statistics never stall the mini-program's users.
-            await asyncio.sleep(0)
-        case_key = _case_key(group_by, case)
-        timing = None
-        if case.state in OPEN_CLOCK_STATES or any(e.action in DECISION_ACTIONS and in_range(e.day)
-                                                  for e in case.events):
-            timing = clock_of(case, calendar, clock_key, now)
-        corrected = False
+            await asyncio.sleep(0)  # let the other requests of this process run between slices
+        timing = clock_of(case, calendar, clock_key, now)
+        if timing.remaining is None:
+            continue
         for event in case.events:
-            if event.action is Action.REQUEST_CORRECTION:
-                corrected = True
-            if not in_range(event.day):
+            if event.action not in DECISION_ACTIONS or not stats_filter.start <= event.day <= stats_filter.end:
                 continue
-            day = event.day
-            for figures in both(case_key, day):
-                if event.action is Action.RECEIVE:
-                    figures.received += 1
-                elif event.action is Action.ACCEPT:
-                    figures.accepted += 1
-                    figures.corrected += corrected
-                elif event.action is Action.NOT_ACCEPT:
-                    figures.not_accepted += 1
-                elif event.action is Action.REFUSE:
-                    figures.refused += 1
-                elif event.action is Action.WITHDRAW:
-                    figures.withdrawn += 1
-                elif event.action is Action.RETRACT:
-                    figures.retracted += 1
-                elif event.action is Action.REVOKE:
-                    figures.revoked += 1
-                elif event.action in DECISION_ACTIONS and timing is not None and timing.remaining is not None:
-                    figures.decided += 1
-                    if timing.remaining >= 0:
-                        figures.decided_on_time += 1
-                    else:
-                        figures.decided_overdue += 1
-                    figures._used.append(timing.used)
-                    figures._limits.append(timing.limit)
-                    if timing.limit > 0:
-                        figures._ratios.append(1 - timing.used / timing.limit)
-                    figures.provisional |= timing.provisional
-        for begun, days in paused_days(case, calendar, today):
-            if stats_filter.start <= begun <= stats_filter.end:
-                for figures in both(case_key, begun):
-                    figures.special_procedures += 1
-                    figures.special_procedure_days += days
-        if case.state in OPEN_CLOCK_STATES and timing is not None and timing.light is not None:
-            targets = [total] if group_by.by_time else [total, group(case_key, None)]
-            for figures in targets:
-                attr = {Light.GREEN: "running_green", Light.YELLOW: "running_yellow", Light.RED: "running_red"}
-                setattr(figures, attr[timing.light], getattr(figures, attr[timing.light]) + 1)
+            key = _bucket_of(group_by, event.day) if group_by.by_time else _case_key(group_by, case)
+            for figures in (total, group(key)):
+                figures.decided += 1
+                if timing.remaining >= 0:
+                    figures.decided_on_time += 1
+                else:
+                    figures.decided_overdue += 1
+                figures._used.append(timing.used)
+                figures._limits.append(timing.limit)
+                if timing.limit > 0:
+                    figures._ratios.append(1 - timing.used / timing.limit)
                 figures.provisional |= timing.provisional
+
+    # 特别程序 begun in the period, with the counting days each paused the clock.
+    procedures = await sql.special_procedures()
+    if procedures:
+        days = _CountingDays(calendar, min(_day(r[2]) for r in procedures), today + dt.timedelta(days=1))
+        for raw, unit, begun, ended in procedures:
+            first = _day(begun)
+            stop = _day(ended) if ended is not None else today + dt.timedelta(days=1)
+            for figures in (total, group(key_of(raw))):
+                figures.special_procedures += 1
+                figures.special_procedure_days += days.between(LimitUnit(unit), first, stop)
+
+    # Running now, by light: a snapshot of today (in the total only when grouped by time).
+    running = await _load_cases(scope.cases() & Q(state__in=list(OPEN_CLOCK_STATES)))
+    attrs = {Light.GREEN: "running_green", Light.YELLOW: "running_yellow", Light.RED: "running_red"}
+    for n, case in enumerate(running.values(), 1):
+        if n % YIELD_EVERY == 0:
+            await asyncio.sleep(0)
+        timing = case_timing(case, case.events, calendar, now)
+        if timing.light is None:
+            continue
+        targets = [total] if group_by.by_time else [total, group(_case_key(group_by, case))]
+        for figures in targets:
+            setattr(figures, attrs[timing.light], getattr(figures, attrs[timing.light]) + 1)
+            figures.provisional |= timing.provisional
 
     await _add_ratings(stats_filter, group_by, groups, total, names, start, end, now)
     await _add_complaint_replies(
@@ -615,39 +801,19 @@ async def _add_ratings(
     stats_filter: StatsFilter, group_by: GroupBy, groups: dict[str, Figures], total: Figures, names: dict[str, str],
     start: dt.datetime, end: dt.datetime, now: dt.datetime,
 ) -> None:
-    scope = stats_filter.scope
-    query = Rating.filter(created_at__gte=start, created_at__lt=end)
-    if scope.department_id is not None:
-        query = query.filter(department_id=scope.department_id)
-    if scope.item_code is not None:
-        query = query.filter(item_code=scope.item_code)
-    if scope.stage is not None:
-        query = query.filter(case__stage=scope.stage)
-    if scope.process_type is not None:
-        query = query.filter(case__project__process_type=scope.process_type)
-    if scope.region is not None:
-        query = query.filter(case__project__region_code__startswith=scope.region)
-    ratings = await _rows(query.values_list(
-        "case_id", "department_id", "item_code", "level", "appeal_status", "rectified_at", "created_at", "case__stage"
-    ))
-    for case_id, department_id, item_code, level, appeal, rectified_at, created_at, stage in ratings:
+    """The period's ratings of the scope, counted in SQL by group, level and whether rectified (``rating_stats`` then
+    gives the rates from as many facts)."""
+    sql = _StatsSql(stats_filter.scope, group_by, start, end)
+    for key, level, rectified, count in await sql.ratings():
         # ``overdue`` is not a figure of caseStats (ratingStats has it): not computed here.
-        facts = RatingFacts(level=level, excluded=appeal == "UPHELD", rectified=rectified_at is not None,
-                            overdue=False)
-        total._rating_facts.append(facts)
-        if group_by is GroupBy.DEPARTMENT:
-            key = str(department_id)
-        elif group_by is GroupBy.ITEM:
-            key = item_code
-        elif group_by is GroupBy.STAGE:
-            key = str(stage) if case_id is not None else None
-        else:
-            key = _bucket_of(group_by, _moment(created_at).astimezone(CHINA).date())
+        facts = [RatingFacts(level=level, excluded=False, rectified=bool(rectified), overdue=False)] * count
+        total._rating_facts.extend(facts)
         if key is None:
-            continue
+            continue  # a complaint's rating has no item nor stage
+        key = _bucket_of(group_by, _day(key)) if group_by.by_time else str(key)
         if key not in groups:
             groups[key] = Figures(key=key, label=names.get(key, key))
-        groups[key]._rating_facts.append(facts)
+        groups[key]._rating_facts.extend(facts)
 
 
 async def _add_complaint_replies(
