@@ -22,6 +22,7 @@ from api.domain.lifecycle import ACTION_BLZT, RULES, Action, Party, SpecialProce
 from api.domain.timing import SHANGHAI, CaseState, LimitUnit
 from api.models import Application, Case, CaseEvent, Project
 from api.models.feedback import Complaint, ComplaintEvent, Rating
+from api.services import clocks
 
 BATCH = 2000
 
@@ -162,6 +163,7 @@ async def generate(
         await Application.bulk_create(applications, batch_size=BATCH)
         await Case.bulk_create(cases, batch_size=BATCH)
         await CaseEvent.bulk_create(events, batch_size=BATCH)
+        await clocks.refresh([c.id for c in cases])  # the clocks' read model (api/services/clocks.py)
         await Rating.bulk_create(ratings, batch_size=BATCH)
         applications.clear(), cases.clear(), events.clear(), ratings.clear()
 
