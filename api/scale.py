@@ -26,9 +26,10 @@ from tortoise.models import Model
 
 from api.domain.feedback import ComplaintAction, ComplaintCategory, ComplaintKind, ComplaintState
 from api.domain.lifecycle import ACTION_BLZT, RULES, Action, Party, SpecialProcedureKind
-from api.domain.timing import SHANGHAI, CaseState, LimitUnit
-from api.models import Application, Case, CaseEvent, Project
+from api.domain.timing import SHANGHAI, CaseState, LimitUnit, StateChange
+from api.models import Application, Case, CaseClock, CaseEvent, Project
 from api.models.feedback import Complaint, ComplaintEvent, Rating
+from api.services import clocks
 
 BATCH = 2000
 FLUSH_EVENTS = 20_000  # events kept in memory before the rows so far are written
@@ -229,11 +230,15 @@ async def generate(
     )
     applications, cases, events = BulkWriter(Application), BulkWriter(Case), BulkWriter(CaseEvent)
     ratings, complaints, cevents = BulkWriter(Rating), BulkWriter(Complaint), BulkWriter(ComplaintEvent)
+    # The clocks' read model (api/services/clocks.py), folded from the histories in hand: ``clocks.refresh`` would read
+    # every event back and write through model objects.
+    clock_rows = BulkWriter(CaseClock)
+    calendar = await clocks.current_calendar()
 
     async def flush(final: bool = False) -> None:
         if len(events.rows) < FLUSH_EVENTS and not final:
             return
-        for writer in (applications, cases, events, ratings):  # in the order of their foreign keys
+        for writer in (applications, cases, events, clock_rows, ratings):  # in the order of their foreign keys
             await writer.flush()
 
     start = now - dt.timedelta(days=days_back)
@@ -264,6 +269,10 @@ async def generate(
                 occurred_at=when, recorded_at=when, data=_data(action, rng, when), attachments=[],
             )
             event_id += 1
+        clock_rows.add(case_id=case_id, **clocks.fold(
+            [StateChange(when, RULES[action].target) for action, when in history], limit=spec.limit_days,
+            unit=spec.limit_unit, warning_days=spec.warning_days, calendar=calendar,
+        ))
         cases.add(
             id=case_id, code=code, application_id=app_id, project_id=project.id, item_id=spec.item_id,
             department_id=spec.department_id, stage=spec.stage, limit_days=spec.limit_days, limit_unit=spec.limit_unit,

@@ -33,6 +33,7 @@ from api.models import (
     TemplateItem,
     User,
 )
+from api.services import clocks
 from api.services.applications import _check_open_cases, check_project_code
 from api.services.cases import ActionResult, Actor, _event_time, _previous_result
 from api.services.locks import lock_row
@@ -225,6 +226,7 @@ async def receive_case(
                 data={"opinion": opinion} if opinion else {},
                 attachments=[],
             )
+            await clocks.refresh([case.id])  # the clock's read model, with its event
     except IntegrityError:
         previous = await _previous_result(dedupe_key, Action.RECEIVE, None, case_code)
         if previous is not None:

@@ -1,7 +1,8 @@
 """The read side of approval progress: projects and cases as each role may see them, with their clocks and lights.
 
-Lights depend on today, so they are computed (from the events, DOMAIN.md §4–5), never stored; the lists that filter on
-a light compute it for the candidates in the viewer's scope.
+Lights depend on today: they are computed at the date from each case's clock row (api/services/clocks.py, the fold of
+its events that does not depend on today, DOMAIN.md §4–5); the lists that filter on a light compute it for the
+candidates in the viewer's scope.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from api.db import key_max
 from api.domain.errors import DomainError
 from api.domain.ids import BIGINT_MAX, key_of, to_global_id
 from api.domain.lifecycle import OPEN_CLOCK_STATES
-from api.domain.timing import CaseState, Light, StateChange, Timing, compute_timing, worst
+from api.domain.timing import CaseState, Light, StateChange, Timing, compute_timing, local_date, worst
 from api.models import Case, CaseEvent, Project
+from api.services import clocks
 from api.services.access import Viewer, case_scope, project_scope, require_viewer
 
 T = TypeVar("T")
@@ -75,8 +77,8 @@ async def events_by_case(case_ids: Iterable[int]) -> dict[int, list[CaseEvent]]:
 
 
 async def lights_of(cases: Sequence[Case], calendar: WorkCalendar, now: dt.datetime) -> dict[int, Light | None]:
-    events = await events_by_case([c.id for c in cases])
-    return {c.id: case_timing(c, events.get(c.id, []), calendar, now).light for c in cases}
+    timings = await clocks.timings_at([c.id for c in cases], calendar, local_date(now))
+    return {c.id: timings[c.id].light for c in cases}
 
 
 async def get_project(viewer: Viewer | None, code: str) -> Project | None:

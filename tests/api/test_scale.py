@@ -1,14 +1,16 @@
 """The bulk generator behind ``python -m api load-demo --scale N`` (api/scale.py): the same seed writes the same rows,
-every column; the rows read back through the models as the services wrote them. On SQLite and PostgreSQL."""
+every column; the rows read back through the models as the services wrote them, the clocks' read model included. On
+SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import datetime as dt
 
 from api.domain.timing import SHANGHAI, LimitUnit
-from api.models import Application, Case, CaseEvent
+from api.models import Application, Case, CaseClock, CaseEvent
 from api.models.feedback import Complaint, ComplaintEvent, Rating
 from api.scale import ItemSpec, generate
+from api.services import clocks
 
 NOW = dt.datetime(2026, 11, 20, 15, 0, tzinfo=SHANGHAI)
 
@@ -85,6 +87,12 @@ async def test_the_rows_read_back_as_the_models_write_them(world, clock):
     assert any(c.correction_requested for c in cases) and not all(c.correction_requested for c in cases)
     bad = await Rating.filter(case__code__startswith="S3-", level__lte=2)
     assert bad and all(isinstance(r.contact_due, dt.date) and r.deadline_provisional is False for r in bad)
+    # The clocks' read model is written with the cases, as the services' own refresh computes it from the events.
+    ids = sorted(c.id for c in cases)
+    written = await CaseClock.filter(case_id__in=ids).order_by("case_id").values()
+    assert len(written) == len(ids)
+    await clocks.refresh(ids)
+    assert await CaseClock.filter(case_id__in=ids).order_by("case_id").values() == written
     # The ids continue after the bulk rows (PostgreSQL's sequences were moved past them).
     extra = await Application.create(project=world.projects["main"], stage=1, parallel_instance_code="after-bulk",
                                      applicant=world.users["applicant"], submitted_at=NOW)
