@@ -37,7 +37,6 @@ department with no work); a window clerk its own region (likewise). Anybody else
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import datetime as dt
 from dataclasses import dataclass, field, replace
@@ -67,12 +66,12 @@ from api.domain.timing import (
     compute_timing,
     local_date,
 )
-from api.models import ApprovalItem, Case, CaseEvent, Department, Project
+from api.models import ApprovalItem, Case, CaseClock, CaseEvent, Department, Project
 from api.models.feedback import Complaint, ComplaintEvent, Rating
+from api.services import clocks
 from api.services.access import Viewer, require_viewer
 from api.services.progress import Page, case_timing, check_first
 
-YIELD_EVERY = 500  # cases between two yields to the event loop
 DECISION_ACTIONS = frozenset({Action.APPROVE, Action.APPROVE_DEFICIENT, Action.DISAPPROVE})
 
 
@@ -228,10 +227,12 @@ class Figures:
     complaint_replies: int | None = 0
     complaint_replies_on_time: int | None = 0
     provisional: bool = False  # some clock relies on a year without holiday data
-    # Sums behind the means (not shown).
-    _used: list[int] = field(default_factory=list, repr=False)
-    _limits: list[int] = field(default_factory=list, repr=False)
-    _ratios: list[float] = field(default_factory=list, repr=False)
+    # Sums behind the means (not shown): of ``used`` and of the limit over the decided cases, of ``1 − used / limit``
+    # over those with a limit > 0.
+    _used_sum: int = field(default=0, repr=False)
+    _limit_sum: int = field(default=0, repr=False)
+    _ratio_sum: float = field(default=0.0, repr=False)
+    _ratio_count: int = field(default=0, repr=False)
     _rating_facts: list[RatingFacts] = field(default_factory=list, repr=False)
 
     @property
@@ -248,15 +249,29 @@ class Figures:
 
     @property
     def average_used_days(self) -> float | None:
-        return round(sum(self._used) / len(self._used), 2) if self._used else None
+        return round(self._used_sum / self.decided, 2) if self.decided else None
 
     @property
     def average_limit_days(self) -> float | None:
-        return round(sum(self._limits) / len(self._limits), 2) if self._limits else None
+        return round(self._limit_sum / self.decided, 2) if self.decided else None
 
     @property
     def speedup_rate(self) -> float | None:
-        return round(sum(self._ratios) / len(self._ratios), 4) if self._ratios else None
+        return round(self._ratio_sum / self._ratio_count, 4) if self._ratio_count else None
+
+    def add_decided(self, timing: Timing) -> None:
+        """One decision, with the final clock of its case."""
+        self.decided += 1
+        if timing.remaining >= 0:
+            self.decided_on_time += 1
+        else:
+            self.decided_overdue += 1
+        self._used_sum += timing.used
+        self._limit_sum += timing.limit
+        if timing.limit > 0:
+            self._ratio_sum += 1 - timing.used / timing.limit
+            self._ratio_count += 1
+        self.provisional |= timing.provisional
 
     @property
     def complaint_on_time_rate(self) -> float | None:
@@ -420,57 +435,6 @@ async def _load_cases(case_filter: Q) -> dict[int, _Case]:
     return cases
 
 
-# The clock of a closed case never changes (its events are append-only, its end is fixed; DOMAIN.md §4): kept per
-# process, keyed by what it is computed from — the limit and every (moment, state) of the events — and the calendar.
-_FINAL_CLOCKS: dict[tuple, Timing] = {}
-FINAL_CLOCKS_KEPT = 200_000
-
-
-def calendar_key(calendar: WorkCalendar) -> int:
-    schedules = getattr(calendar, "_schedules", {})
-    return hash(tuple(sorted((y, tuple(sorted(s.holidays)), tuple(sorted(s.workdays))) for y, s in schedules.items())))
-
-
-def clock_of(case: _Case, calendar: WorkCalendar, calendar_hash: int, now: dt.datetime) -> Timing:
-    """``case_timing`` (the one clock), remembered for a closed case."""
-    key = (case.id, case.limit_days, case.limit_unit, case.warning_days, calendar_hash,
-           tuple((e.occurred_at, e.state_after) for e in case.events))
-    kept = _FINAL_CLOCKS.get(key)
-    if kept is not None:
-        return kept
-    timing = case_timing(case, case.events, calendar, now)
-    if timing.stopped:
-        if len(_FINAL_CLOCKS) >= FINAL_CLOCKS_KEPT:
-            _FINAL_CLOCKS.clear()
-        _FINAL_CLOCKS[key] = timing
-    return timing
-
-
-def paused_days(case: _Case, calendar: WorkCalendar, today: dt.date) -> list[tuple[dt.date, int]]:
-    """(begin date, days paused) of each special procedure of the case: counting days from the day it began up to the
-    day before it ended (or up to today while it runs)."""
-    out = []
-    begun: dt.date | None = None
-    for event in case.events:
-        if event.action is Action.BEGIN_SPECIAL_PROCEDURE:
-            begun = event.day
-        elif begun is not None and event.state_after is not CaseState.SPECIAL_PROCEDURE:
-            out.append((begun, _counting_days(case.limit_unit, calendar, begun, event.day)))
-            begun = None
-    if begun is not None:
-        out.append((begun, _counting_days(case.limit_unit, calendar, begun, today + dt.timedelta(days=1))))
-    return out
-
-
-def _counting_days(unit: LimitUnit, calendar: WorkCalendar, first: dt.date, stop: dt.date) -> int:
-    n, day = 0, first
-    while day < stop:
-        if unit is LimitUnit.ND or calendar.is_working_day(day):
-            n += 1
-        day += dt.timedelta(days=1)
-    return n
-
-
 # -- the statistics in SQL --------------------------------------------------------------------------------------------
 
 # The counted events: action -> the figure it adds to (decisions are counted with their clocks, below).
@@ -566,10 +530,70 @@ class _StatsSql:
             params,
         )
 
-    def decided_case_ids(self) -> Subquery:
-        return Subquery(CaseEvent.filter(
-            occurred_at__gte=self.start, occurred_at__lt=self.end, action__in=list(DECISION_ACTIONS)
-        ).values("case_id"))
+    def case_key(self) -> str:
+        """The group of a case (for WEEK / MONTH, none: what is not an event goes in the total only)."""
+        return {GroupBy.DEPARTMENT: "c.department_id", GroupBy.ITEM: "c.item_id", GroupBy.STAGE: "c.stage"}.get(
+            self.group_by, "NULL")
+
+    def decisions(self, params: list) -> str:
+        """FROM … WHERE of the period's decisions of the scope's cases, each with its case's clock row ``k`` if any."""
+        period = self.period(params)
+        actions = ", ".join(f"'{action.value}'" for action in sorted(DECISION_ACTIONS))
+        return (f"FROM {self.events} e JOIN {self.cases} c ON c.id = e.case_id "
+                f"LEFT JOIN {CaseClock._meta.db_table} k ON k.case_id = e.case_id "
+                f"WHERE {period} AND e.action IN ({actions}){self.where(params)}")
+
+    async def decided(self) -> list[tuple]:
+        """(key, decided, on time, Σ used, Σ limit, Σ (1 − used / limit) and how many over a limit > 0, any provisional)
+        of the period's decisions, from the final clocks of their cases (a decision stops the clock: DOMAIN.md §5)."""
+        params: list = []
+        source = self.decisions(params)
+        # 1.0 * …: a fraction, not an integer division (PostgreSQL gives a numeric, SQLite a real).
+        return await self.rows(
+            f"SELECT {self.key()}, COUNT(*), SUM(CASE WHEN k.used <= k.limit_days THEN 1 ELSE 0 END), SUM(k.used), "
+            f"SUM(k.limit_days), SUM(CASE WHEN k.limit_days > 0 THEN 1.0 - 1.0 * k.used / k.limit_days ELSE 0 END), "
+            f"SUM(CASE WHEN k.limit_days > 0 THEN 1 ELSE 0 END), MAX(CASE WHEN k.provisional THEN 1 ELSE 0 END) "
+            f"{source} AND k.stopped AND k.accepted_on IS NOT NULL GROUP BY {self.key()}",
+            params,
+        )
+
+    async def decided_without_clock(self) -> list[int]:
+        """The cases of the period's decisions whose clock row cannot tell (none, or not stopped): from their events."""
+        params: list = []
+        source = self.decisions(params)
+        rows = await self.rows(f"SELECT DISTINCT e.case_id {source} AND (k.case_id IS NULL OR NOT k.stopped)", params)
+        return [row[0] for row in rows]
+
+    async def running(self, calendar: WorkCalendar, today: dt.date) -> list[tuple[Any, int, Timing]]:
+        """(case key, case id, clock today) of the scope's cases running now (ACCEPTED / IN_PROGRESS / 特别程序), from their
+        clock rows (``clocks.timing_of``); where a row cannot tell, from the events (``clocks.timings_at``)."""
+        params: list = []
+        states = ", ".join(f"'{state.value}'" for state in sorted(OPEN_CLOCK_STATES))
+        columns = ", ".join(f"k.{name}" for name in clocks.COLUMNS[1:])
+        rows = await self.rows(
+            f"SELECT {self.case_key()}, c.id, {columns} FROM {self.cases} c "
+            f"LEFT JOIN {CaseClock._meta.db_table} k ON k.case_id = c.id "
+            f"WHERE c.state IN ({states}){self.where(params)}",
+            params,
+        )
+        out, unknown = [], {}
+        for key, case_id, *values in rows:
+            timing = None
+            if values[0] is not None:  # a row
+                limit, unit, warning, accepted_on, last_on, used, due_on, running, stopped, provisional = values
+                timing = clocks.timing_of(
+                    (case_id, limit, unit, warning, _date_or_none(accepted_on), _date_or_none(last_on), used,
+                     _date_or_none(due_on), bool(running), bool(stopped), bool(provisional)),
+                    calendar, today,
+                )
+            if timing is None:
+                unknown[case_id] = key
+            else:
+                out.append((key, case_id, timing))
+        if unknown:
+            for case_id, timing in (await clocks.timings_at(list(unknown), calendar, today)).items():
+                out.append((unknown[case_id], case_id, timing))
+        return out
 
     async def special_procedures(self) -> list[tuple]:
         """(key, the case's limit unit, began at, ended at or None) of the 特别程序 begun in the period. It ends with
@@ -627,27 +651,18 @@ def _day(value: Any) -> dt.date:
     return _moment(value).astimezone(CHINA).date()
 
 
-class _CountingDays:
-    """Counting days between two dates in O(1): a running count of the working days from ``first`` to ``last``."""
+def _date_or_none(value: Any) -> dt.date | None:
+    return None if value is None else _day(value)
 
-    def __init__(self, calendar: WorkCalendar, first: dt.date, last: dt.date) -> None:
-        self.calendar, self.first = calendar, first
-        self.counts = [0]
-        day = first
-        while day <= last:
-            self.counts.append(self.counts[-1] + calendar.is_working_day(day))
-            day += dt.timedelta(days=1)
 
-    def between(self, unit: LimitUnit, first: dt.date, stop: dt.date) -> int:
-        """Counting days from ``first`` up to the day before ``stop`` (``_counting_days``)."""
-        if stop <= first:
-            return 0
-        if unit is LimitUnit.ND:
-            return (stop - first).days
-        a, b = (first - self.first).days, (stop - self.first).days
-        if 0 <= a and b < len(self.counts):
-            return self.counts[b] - self.counts[a]
-        return _counting_days(unit, self.calendar, first, stop)
+def _counting_days_between(unit: LimitUnit, calendar: WorkCalendar, first: dt.date, stop: dt.date) -> int:
+    """Counting days from ``first`` up to the day before ``stop``: every day for a natural-day limit, else the working
+    days (``WorkCalendar.working_days_between``, O(log n))."""
+    if stop <= first:
+        return 0
+    if unit is LimitUnit.ND:
+        return (stop - first).days
+    return calendar.working_days_between(first - dt.timedelta(days=1), stop - dt.timedelta(days=1))
 
 
 async def _item_codes() -> dict[int, str]:
@@ -671,7 +686,6 @@ async def case_stats(
     stats_filter = replace(stats_filter, scope=scope)
     start, end = day_start(stats_filter.start), day_start(stats_filter.end + dt.timedelta(days=1))
     today = local_date(now)
-    clock_key = calendar_key(calendar)
 
     names = await _group_names(group_by, ())
     groups: dict[str, Figures] = {}
@@ -705,51 +719,46 @@ async def case_stats(
             if action == Action.ACCEPT.value:
                 figures.corrected += corrected
 
-    # Decided in the period, on time or not, and the means: the clock of each case decided in it.
-    decided = await _load_cases(scope.cases() & Q(id__in=sql.decided_case_ids()))
-    for n, case in enumerate(decided.values(), 1):
-        if n % YIELD_EVERY == 0:
-            await asyncio.sleep(0)  # let the other requests of this process run between slices
-        timing = clock_of(case, calendar, clock_key, now)
-        if timing.remaining is None:
-            continue
-        for event in case.events:
-            if event.action not in DECISION_ACTIONS or not stats_filter.start <= event.day <= stats_filter.end:
+    # Decided in the period, on time or not, and the means: summed in SQL over the decided cases' final clocks (the
+    # read model, api/services/clocks.py); a case whose row cannot tell (none yet, or not stopped) from its events.
+    for raw, count, on_time, used, limit, ratio_sum, ratios, provisional in await sql.decided():
+        for figures in (total, group(key_of(raw))):
+            figures.decided += count
+            figures.decided_on_time += on_time
+            figures.decided_overdue += count - on_time
+            figures._used_sum += used
+            figures._limit_sum += limit
+            figures._ratio_sum += float(ratio_sum)
+            figures._ratio_count += ratios
+            figures.provisional |= bool(provisional)
+    unfolded = await sql.decided_without_clock()
+    if unfolded:
+        decided = await _load_cases(Q(id__in=unfolded))
+        for case in decided.values():
+            timing = case_timing(case, case.events, calendar, now)
+            if timing.remaining is None:
                 continue
-            key = _bucket_of(group_by, event.day) if group_by.by_time else _case_key(group_by, case)
-            for figures in (total, group(key)):
-                figures.decided += 1
-                if timing.remaining >= 0:
-                    figures.decided_on_time += 1
-                else:
-                    figures.decided_overdue += 1
-                figures._used.append(timing.used)
-                figures._limits.append(timing.limit)
-                if timing.limit > 0:
-                    figures._ratios.append(1 - timing.used / timing.limit)
-                figures.provisional |= timing.provisional
+            for event in case.events:
+                if event.action not in DECISION_ACTIONS or not stats_filter.start <= event.day <= stats_filter.end:
+                    continue
+                key = _bucket_of(group_by, event.day) if group_by.by_time else _case_key(group_by, case)
+                for figures in (total, group(key)):
+                    figures.add_decided(timing)
 
     # 特别程序 begun in the period, with the counting days each paused the clock.
-    procedures = await sql.special_procedures()
-    if procedures:
-        days = _CountingDays(calendar, min(_day(r[2]) for r in procedures), today + dt.timedelta(days=1))
-        for raw, unit, begun, ended in procedures:
-            first = _day(begun)
-            stop = _day(ended) if ended is not None else today + dt.timedelta(days=1)
-            for figures in (total, group(key_of(raw))):
-                figures.special_procedures += 1
-                figures.special_procedure_days += days.between(LimitUnit(unit), first, stop)
+    for raw, unit, begun, ended in await sql.special_procedures():
+        stop = _day(ended) if ended is not None else today + dt.timedelta(days=1)
+        days = _counting_days_between(LimitUnit(unit), calendar, _day(begun), stop)
+        for figures in (total, group(key_of(raw))):
+            figures.special_procedures += 1
+            figures.special_procedure_days += days
 
-    # Running now, by light: a snapshot of today (in the total only when grouped by time).
-    running = await _load_cases(scope.cases() & Q(state__in=list(OPEN_CLOCK_STATES)))
+    # Running now, by light: a snapshot of today (in the total only when grouped by time), from the clocks' rows.
     attrs = {Light.GREEN: "running_green", Light.YELLOW: "running_yellow", Light.RED: "running_red"}
-    for n, case in enumerate(running.values(), 1):
-        if n % YIELD_EVERY == 0:
-            await asyncio.sleep(0)
-        timing = case_timing(case, case.events, calendar, now)
+    for raw, _, timing in await sql.running(calendar, today):
         if timing.light is None:
             continue
-        targets = [total] if group_by.by_time else [total, group(_case_key(group_by, case))]
+        targets = [total] if group_by.by_time else [total, group(key_of(raw))]
         for figures in targets:
             setattr(figures, attrs[timing.light], getattr(figures, attrs[timing.light]) + 1)
             figures.provisional |= timing.provisional
@@ -928,12 +937,9 @@ async def light_cases(
     scope = await check_scope(viewer, scope)
     check_first(first, page_max)
     after_key = _parse_cursor(after)
-    cases = await _load_cases(scope.cases() & Q(state__in=list(OPEN_CLOCK_STATES)))
-    ranked = []
-    for case in cases.values():
-        timing = case_timing(case, case.events, calendar, now)
-        if timing.light is light and timing.remaining is not None:
-            ranked.append(_Ranked(case.id, timing.remaining))
+    running = await _StatsSql(scope, GroupBy.DEPARTMENT, now, now).running(calendar, local_date(now))
+    ranked = [_Ranked(case_id, timing.remaining) for _, case_id, timing in running
+              if timing.light is light and timing.remaining is not None]
     ranked.sort(key=lambda r: r.sort_key(order))
     keys = [r.sort_key(order) for r in ranked]
     begin = 0
