@@ -8,7 +8,7 @@ Definitions (every figure is derived from the events; a test recomputes them fro
   occurred in it; received / accepted / decided / 不受理 / 不予受理 / 撤件 / 撤回 / 撤销 / 特别程序 are counts of events
   (BLZT 1 / 3 / 11–13 / 4 / 5 / 2 / 14 / 15 / 9) of the scope's cases in the period.
 - 按时办结率 = decided with ``remaining ≥ 0`` / decided; 超期办结 = decided with ``remaining < 0`` (the case clock,
-  api/services/progress.py ``case_timing``).
+  api/domain/timing.py ``compute_timing``, as its read model api/services/clocks.py keeps it).
 - 平均用时 / 平均承诺时限: the means of ``used`` and of the limit over the decided cases, each in the case's own unit
   (working days, or natural days for the few items whose limit is in natural days); 提速率 = mean of
   ``1 − used / limit`` over the decided cases with a limit > 0.
@@ -33,6 +33,21 @@ Definitions (every figure is derived from the events; a test recomputes them fro
 Who sees what: supervisors and admins everything; an approver its own department (naming another is refused with
 PERMISSION_DENIED, not answered with zeros: department names are public, and an empty answer would look like a
 department with no work); a window clerk its own region (likewise). Anybody else: PERMISSION_DENIED.
+
+How they are computed (issue #14 §3: a year of 100,000 cases within a second or two, bench/supervision.py): in SQL,
+never a Python loop over the scope's events (``_StatsSql``, one dialect-aware statement per kind of figure):
+
+- Counts of events: ``GROUP BY`` key and action over the period's events, read from the covering index
+  ``case_event (action, occurred_at, case_id)``; the key is the case's department / item / stage, or the event's
+  local date (bucketed into weeks or months here). 补正 of an accepted case: its ``correction_requested`` projection.
+- Decided, on time, the means: sums over the decided cases' final clocks, the read model ``case_clock``
+  (api/services/clocks.py, kept in each event's transaction and rebuilt with the calendar); a decision stops the
+  clock, so its row is final. A case whose row cannot tell (none: a database from before it) from its events.
+- Running by light (and the overdue / warning lists): the open cases' rows, brought to today by ``clocks.timing_of``
+  (one working-day count each).
+- 特别程序 days: each begun procedure with the moment of the case's next change, counted by
+  ``WorkCalendar.working_days_between``. Ratings: ``GROUP BY`` key, level and rectified. Complaint replies: per reply
+  (a few per complaint; their rounds' clocks).
 """
 
 from __future__ import annotations
@@ -492,7 +507,8 @@ class _StatsSql:
         if scope.department_id is not None:
             out.append(f"c.department_id = {mark(scope.department_id)}")
         if scope.item_code is not None:
-            out.append(f"c.item_id IN (SELECT id FROM {ApprovalItem._meta.db_table} WHERE code = {mark(scope.item_code)})")
+            items = ApprovalItem._meta.db_table
+            out.append(f"c.item_id IN (SELECT id FROM {items} WHERE code = {mark(scope.item_code)})")
         if scope.stage is not None:
             out.append(f"c.stage = {mark(scope.stage)}")
         projects = []
@@ -627,7 +643,8 @@ class _StatsSql:
             conditions.append(f"r.item_code = {self.mark(params)}")
         by_case = replace(scope, department_id=None, item_code=None)
         if by_case != Scope():
-            conditions.append(f"c.id IS NOT NULL{_StatsSql(by_case, self.group_by, self.start, self.end).where(params)}")
+            case_sql = _StatsSql(by_case, self.group_by, self.start, self.end)
+            conditions.append(f"c.id IS NOT NULL{case_sql.where(params)}")
         key = {GroupBy.DEPARTMENT: "r.department_id", GroupBy.ITEM: "r.item_code", GroupBy.STAGE: "c.stage"}.get(
             self.group_by) or self.day("r.created_at")
         rectified = "CASE WHEN r.rectified_at IS NULL THEN 0 ELSE 1 END"
