@@ -66,7 +66,7 @@ from api.domain.calendar import WorkCalendar
 from api.domain.catalog import PROCESS_TYPE_NAMES, STAGE_NAMES, ProcessType, Stage
 from api.domain.codes import is_valid_region_code, region_prefix
 from api.domain.errors import DomainError
-from api.domain.feedback import RatingFacts, rating_stats, reply_timing
+from api.domain.feedback import RatingLevel
 from api.domain.lifecycle import OPEN_CLOCK_STATES, Action
 from api.domain.timing import (
     DECISION_STATES,
@@ -248,7 +248,7 @@ class Figures:
     _limit_sum: int = field(default=0, repr=False)
     _ratio_sum: float = field(default=0.0, repr=False)
     _ratio_count: int = field(default=0, repr=False)
-    _rating_facts: list[RatingFacts] = field(default_factory=list, repr=False)
+    _rated: dict[tuple[int, bool], int] = field(default_factory=dict, repr=False)  # (level, rectified) -> ratings
 
     @property
     def on_time_rate(self) -> float | None:
@@ -307,9 +307,15 @@ class Figures:
         return not any(counted)
 
     def finish(self) -> None:
-        stats = rating_stats(self._rating_facts)
-        self.ratings, self.bad_ratings = stats.count, stats.bad_count
-        self.good_rate, self.rectified_rate = stats.good_rate, stats.rectified_rate
+        """The rating figures from the counts (as ``rating_stats`` gives them from the facts)."""
+        self.ratings = sum(self._rated.values())
+        self.bad_ratings = sum(n for (level, _), n in self._rated.items() if RatingLevel(level).is_bad)
+        rectified = sum(n for (level, done), n in self._rated.items() if done and RatingLevel(level).is_bad)
+        self.good_rate = _rate(self.ratings - self.bad_ratings, self.ratings)
+        self.rectified_rate = _rate(rectified, self.bad_ratings)
+
+    def add_ratings(self, level: int, rectified: bool, count: int) -> None:
+        self._rated[level, rectified] = self._rated.get((level, rectified), 0) + count
 
 
 def _rate(part: int, whole: int) -> float | None:
@@ -827,19 +833,17 @@ async def _add_ratings(
     stats_filter: StatsFilter, group_by: GroupBy, groups: dict[str, Figures], total: Figures, names: dict[str, str],
     start: dt.datetime, end: dt.datetime, now: dt.datetime,
 ) -> None:
-    """The period's ratings of the scope, counted in SQL by group, level and whether rectified (``rating_stats`` then
-    gives the rates from as many facts)."""
+    """The period's ratings of the scope, counted in SQL by group, level and whether rectified."""
     sql = _StatsSql(stats_filter.scope, group_by, start, end)
     for key, level, rectified, count in await sql.ratings():
         # ``overdue`` is not a figure of caseStats (ratingStats has it): not computed here.
-        facts = [RatingFacts(level=level, excluded=False, rectified=bool(rectified), overdue=False)] * count
-        total._rating_facts.extend(facts)
+        total.add_ratings(level, bool(rectified), count)
         if key is None:
             continue  # a complaint's rating has no item nor stage
         key = _bucket_of(group_by, _day(key)) if group_by.by_time else str(key)
         if key not in groups:
             groups[key] = Figures(key=key, label=names.get(key, key))
-        groups[key]._rating_facts.extend(facts)
+        groups[key].add_ratings(level, bool(rectified), count)
 
 
 async def _add_complaint_replies(
@@ -863,22 +867,22 @@ async def _add_complaint_replies(
     replied = Subquery(
         ComplaintEvent.filter(action="REPLY", occurred_at__gte=start, occurred_at__lt=end).values("complaint_id")
     )
-    rows = await complaints.filter(id__in=replied).values_list("id", "department_id", "created_at")
+    complaints = complaints.filter(id__in=replied)
+    rows = await _rows(complaints.values_list("id", "department_id", "created_at"))
     if not rows:
         return
-    info = {pk: (department_id, created_at) for pk, department_id, created_at in rows}
-    events = await ComplaintEvent.filter(complaint_id__in=list(info)).order_by("complaint_id", "seq").values_list(
-        "complaint_id", "action", "occurred_at"
-    )
+    info = {pk: (department_id, _moment(created_at)) for pk, department_id, created_at in rows}
+    events = await _rows(ComplaintEvent.filter(complaint_id__in=Subquery(complaints.values("id"))).order_by(
+        "complaint_id", "seq").values_list("complaint_id", "action", "occurred_at"))
     round_started: dict[int, dt.datetime] = {pk: created for pk, (_, created) in info.items()}
     for complaint_id, action, at in events:
-        action = getattr(action, "value", action)
+        if complaint_id not in info:
+            continue  # replied between the two statements
+        at = _moment(at)
         if action == "REOPEN":
             round_started[complaint_id] = at
         elif action == "REPLY" and start <= at < end:
-            timing = reply_timing(round_started[complaint_id], at, limit=limit, warning_days=warning_days,
-                                  calendar=calendar, now=now)
-            on_time = timing.remaining is not None and timing.remaining >= 0
+            on_time, provisional = reply_clock(round_started[complaint_id], at, limit=limit, calendar=calendar)
             targets = [total]
             if group_by is GroupBy.DEPARTMENT:
                 department_id = info[complaint_id][0]
@@ -888,11 +892,29 @@ async def _add_complaint_replies(
                         groups[key] = Figures(key=key, label=names.get(key, key))
                     targets.append(groups[key])
             elif group_by.by_time:
-                targets.append(groups[_bucket_of(group_by, local_date(at))])
+                targets.append(groups[_bucket_of(group_by, at.astimezone(CHINA).date())])
             for figures in targets:
                 figures.complaint_replies += 1
                 figures.complaint_replies_on_time += on_time
-                figures.provisional |= timing.provisional
+                figures.provisional |= provisional
+
+
+def reply_clock(round_started: dt.datetime, replied_at: dt.datetime, *, limit: int,
+                calendar: WorkCalendar) -> tuple[bool, bool]:
+    """(on time, provisional) of a complaint's reply: the figures of ``reply_timing`` (api/domain/feedback.py) in
+    O(log n). Its round's clock counts every working day after the day it began through the reply's day (the round
+    runs until the reply, which is a decision), so ``used`` is one ``working_days_between``; provisional as
+    ``compute_timing``: a year without holiday data from the day after it began up to the reply's day, or up to the
+    due date when that lies later."""
+    began = round_started.astimezone(CHINA).date()
+    ended = max(replied_at, round_started).astimezone(CHINA).date()
+    used = calendar.working_days_between(began, ended)
+    last_day = ended
+    if used < limit:
+        due = calendar.nth_working_day_after(ended, limit - used)
+        last_day = max(ended, due) if due is not None else ended
+    provisional = last_day > began and calendar.has_unknown_year((began + dt.timedelta(days=1)).year, last_day.year)
+    return used <= limit, provisional
 
 
 # -- overdue and warning cases ----------------------------------------------------------------------------------------
