@@ -566,16 +566,22 @@ class _StatsSql:
                 f"WHERE {period} AND e.action IN ({actions}){self.where(params)}")
 
     async def decided(self) -> list[tuple]:
-        """(key, decided, on time, Σ used, Σ limit, Σ (1 − used / limit) and how many over a limit > 0, any provisional)
-        of the period's decisions, from the final clocks of their cases (a decision stops the clock: DOMAIN.md §5)."""
+        """(key, decided, on time, Σ used, Σ limit, Σ (1 − used / limit) and how many over a limit > 0, any provisional,
+        decisions whose clock row cannot tell) of the period's decisions, from the final clocks of their cases (a
+        decision stops the clock: DOMAIN.md §5)."""
         params: list = []
         source = self.decisions(params)
+        final = "k.stopped AND k.accepted_on IS NOT NULL"
         # 1.0 * …: a fraction, not an integer division (PostgreSQL gives a numeric, SQLite a real).
         return await self.rows(
-            f"SELECT {self.key()}, COUNT(*), SUM(CASE WHEN k.used <= k.limit_days THEN 1 ELSE 0 END), SUM(k.used), "
-            f"SUM(k.limit_days), SUM(CASE WHEN k.limit_days > 0 THEN 1.0 - 1.0 * k.used / k.limit_days ELSE 0 END), "
-            f"SUM(CASE WHEN k.limit_days > 0 THEN 1 ELSE 0 END), MAX(CASE WHEN k.provisional THEN 1 ELSE 0 END) "
-            f"{source} AND k.stopped AND k.accepted_on IS NOT NULL GROUP BY {self.key()}",
+            f"SELECT {self.key()}, SUM(CASE WHEN {final} THEN 1 ELSE 0 END), "
+            f"SUM(CASE WHEN {final} AND k.used <= k.limit_days THEN 1 ELSE 0 END), "
+            f"SUM(CASE WHEN {final} THEN k.used ELSE 0 END), SUM(CASE WHEN {final} THEN k.limit_days ELSE 0 END), "
+            f"SUM(CASE WHEN {final} AND k.limit_days > 0 THEN 1.0 - 1.0 * k.used / k.limit_days ELSE 0 END), "
+            f"SUM(CASE WHEN {final} AND k.limit_days > 0 THEN 1 ELSE 0 END), "
+            f"MAX(CASE WHEN {final} AND k.provisional THEN 1 ELSE 0 END), "
+            f"SUM(CASE WHEN k.case_id IS NULL OR NOT k.stopped THEN 1 ELSE 0 END) "
+            f"{source} GROUP BY {self.key()}",
             params,
         )
 
@@ -744,7 +750,11 @@ async def case_stats(
 
     # Decided in the period, on time or not, and the means: summed in SQL over the decided cases' final clocks (the
     # read model, api/services/clocks.py); a case whose row cannot tell (none yet, or not stopped) from its events.
-    for raw, count, on_time, used, limit, ratio_sum, ratios, provisional in await sql.decided():
+    unfolded = 0
+    for raw, count, on_time, used, limit, ratio_sum, ratios, provisional, without_clock in await sql.decided():
+        unfolded += without_clock
+        if not count:
+            continue
         for figures in (total, group(key_of(raw))):
             figures.decided += count
             figures.decided_on_time += on_time
@@ -754,9 +764,8 @@ async def case_stats(
             figures._ratio_sum += float(ratio_sum)
             figures._ratio_count += ratios
             figures.provisional |= bool(provisional)
-    unfolded = await sql.decided_without_clock()
     if unfolded:
-        decided = await _load_cases(Q(id__in=unfolded))
+        decided = await _load_cases(Q(id__in=await sql.decided_without_clock()))
         for case in decided.values():
             timing = case_timing(case, case.events, calendar, now)
             if timing.remaining is None:
