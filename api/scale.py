@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from tortoise import connections
+from tortoise.transactions import in_transaction
 
 from api.domain.feedback import ComplaintAction, ComplaintCategory, ComplaintKind, ComplaintState
 from api.domain.lifecycle import ACTION_BLZT, RULES, Action, Party, SpecialProcedureKind
@@ -160,11 +161,12 @@ async def generate(
     async def flush(final: bool = False) -> None:
         if len(events) < BATCH * 4 and not final:
             return
-        await Application.bulk_create(applications, batch_size=BATCH)
-        await Case.bulk_create(cases, batch_size=BATCH)
-        await CaseEvent.bulk_create(events, batch_size=BATCH)
-        await clocks.refresh([c.id for c in cases])  # the clocks' read model (api/services/clocks.py)
-        await Rating.bulk_create(ratings, batch_size=BATCH)
+        async with in_transaction():  # the events and their clocks' read model (api/services/clocks.py) together
+            await Application.bulk_create(applications, batch_size=BATCH)
+            await Case.bulk_create(cases, batch_size=BATCH)
+            await CaseEvent.bulk_create(events, batch_size=BATCH)
+            await clocks.refresh([c.id for c in cases])
+            await Rating.bulk_create(ratings, batch_size=BATCH)
         applications.clear(), cases.clear(), events.clear(), ratings.clear()
 
     start = now - dt.timedelta(days=days_back)
