@@ -23,6 +23,7 @@ from typing import Any, Callable, Sequence
 from tortoise import connections
 from tortoise.fields import BooleanField, DateField, DatetimeField, JSONField
 from tortoise.models import Model
+from tortoise.transactions import in_transaction
 
 from api.domain.feedback import ComplaintAction, ComplaintCategory, ComplaintKind, ComplaintState
 from api.domain.lifecycle import ACTION_BLZT, RULES, Action, Party, SpecialProcedureKind
@@ -157,18 +158,21 @@ class BulkWriter:
             raise TypeError(f"{self.model.__name__} has no column {sorted(values)}")
         self.rows.append(tuple(row))
 
-    async def flush(self) -> None:
+    async def flush(self, connection=None) -> None:
+        """Write the rows so far, on ``connection`` (a transaction's, so that several tables' rows commit together)
+        or the default one."""
+        connection = connection or self.connection
         rows, self.rows = self.rows, []
         table = self.model._meta.db_table
         for begin in range(0, len(rows), BATCH * 5):
             batch = rows[begin: begin + BATCH * 5]
-            if _is_postgres(self.connection):
-                async with self.connection.acquire_connection() as raw:
+            if _is_postgres(connection):
+                async with connection.acquire_connection() as raw:
                     await raw.copy_records_to_table(table, records=batch, columns=self.columns)
             else:
                 columns = ", ".join(f'"{c}"' for c in self.columns)
                 marks = ", ".join("?" for _ in self.columns)
-                await self.connection.execute_many(f'INSERT INTO "{table}" ({columns}) VALUES ({marks})', batch)
+                await connection.execute_many(f'INSERT INTO "{table}" ({columns}) VALUES ({marks})', batch)
             self.written += len(batch)
 
 
@@ -238,8 +242,9 @@ async def generate(
     async def flush(final: bool = False) -> None:
         if len(events.rows) < FLUSH_EVENTS and not final:
             return
-        for writer in (applications, cases, events, clock_rows, ratings):  # in the order of their foreign keys
-            await writer.flush()
+        async with in_transaction() as connection:  # the events and their clocks' read model together
+            for writer in (applications, cases, events, clock_rows, ratings):  # in the order of their foreign keys
+                await writer.flush(connection)
 
     start = now - dt.timedelta(days=days_back)
     for n in range(count):

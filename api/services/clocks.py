@@ -21,7 +21,8 @@ Interface — what other modules use (keep it small):
     ``api.services.ingest_receive``, ``api.scale.generate`` (and through the services, the demo loader).
 ``await rebuild_all()``
     Every row from the events, in the caller's transaction (a calendar load, ``python -m api clocks rebuild``,
-    ``python -m api migrate``). On PostgreSQL it first locks every case row, so no event is written meanwhile.
+    ``python -m api migrate``). On PostgreSQL it locks the table against writers of rows until it commits (a writer
+    that read the calendar before the change would otherwise fold new events with the old calendar).
 ``await timings_at(case_ids, calendar, today) -> dict[int, Timing]``
     The ``Timing`` of each case at the date ``today``: one SELECT of rows (plus, only for the cases above, their events).
 ``COLUMNS`` and ``timing_of(row, calendar, today) -> Timing | None``
@@ -38,7 +39,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Iterable, Sequence
 
+from tortoise.backends.base.client import TransactionalDBClient
 from tortoise.connection import connections
+from tortoise.transactions import in_transaction
 
 from api.domain.calendar import WorkCalendar
 from api.domain.timing import (
@@ -158,9 +161,16 @@ async def _histories(case_ids: Sequence[int]) -> dict[int, tuple[list[StateChang
 
 
 async def refresh(case_ids: Iterable[int], *, calendar: WorkCalendar | None = None) -> int:
-    """Recompute the rows of these cases from their events (call it in the transaction that wrote the events).
-    Returns how many rows were written."""
+    """Recompute the rows of these cases from their events (call it in the transaction that wrote the events; called
+    outside one, it makes its own). Returns how many rows were written."""
     ids = sorted(set(case_ids))
+    if not ids:
+        return 0
+    if not isinstance(connections.get("default"), TransactionalDBClient):
+        async with in_transaction():
+            return await refresh(ids, calendar=calendar)
+    # Before the calendar is read: a calendar change that commits meanwhile must either see these events or be seen.
+    await _lock_table("ROW EXCLUSIVE")
     written = 0
     for start in range(0, len(ids), BATCH):
         histories = await _histories(ids[start:start + BATCH])
@@ -185,15 +195,21 @@ _NO_CALENDAR = WorkCalendar()  # never consulted: a case never accepted has no w
 async def rebuild_all() -> int:
     """Every case's row from its events, with the calendar of the current transaction; returns the number of rows.
     Call it inside a transaction (a calendar change must be in the same one)."""
-    connection = connections.get("default")
-    if connection.capabilities.dialect == "postgres":
-        # An event written meanwhile would be folded with the calendar its writer read: wait for every such writer
-        # (they lock their case first, api/services/cases.py) and hold the others off until this commits.
-        await connection.execute_query('SELECT "id" FROM "case_instance" ORDER BY "id" FOR UPDATE')
+    # An event written meanwhile would be folded with the calendar its writer read: wait for every writer of rows
+    # (``refresh`` takes ROW EXCLUSIVE before it reads the calendar) and hold the next ones off until this commits.
+    await _lock_table("SHARE ROW EXCLUSIVE")
     calendar = await current_calendar()
     ids = await Case.all().order_by("id").values_list("id", flat=True)
     written = await refresh(ids, calendar=calendar)
     return written
+
+
+async def _lock_table(mode: str) -> None:
+    """PostgreSQL: lock ``case_clock`` in ``mode`` until the transaction ends. (SQLite needs nothing: a transaction
+    takes the database's write lock at BEGIN, api/sqlite_backend.py, so writers never overlap.)"""
+    connection = connections.get("default")  # inside ``in_transaction()``: the transaction's own connection
+    if connection.capabilities.dialect == "postgres":
+        await connection.execute_query(f'LOCK TABLE "case_clock" IN {mode} MODE')
 
 
 async def fill_missing() -> int:

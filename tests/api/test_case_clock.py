@@ -19,12 +19,13 @@ from pathlib import Path
 import pytest
 from tortoise.transactions import in_transaction
 
+from api.busy import is_busy
 from api.demo import load_demo
 from api.domain.errors import DomainError
 from api.domain.lifecycle import RULES, Action
 from api.domain.timing import SHANGHAI, TERMINAL_STATES, local_date
-from api.models import Case, CaseClock
-from api.scale import _data
+from api.models import Case, CaseClock, Project
+from api.scale import ItemSpec, _data, generate
 from api.services import clocks
 from api.services.calendar import invalidate_calendar_cache, store_years
 from api.services.cases import Actor, apply_case_action
@@ -40,27 +41,20 @@ YEAR_2027 = {"year": 2027, "source": "测试：2027年节假日安排",
              "workdays": [{"date": "2027-02-06", "name": "春节调休"}]}
 
 
-def midnight(day: dt.date) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time(), tzinfo=SHANGHAI)
-
-
-async def recomputed(ids: list[int], calendar, today: dt.date) -> dict:
-    """The clocks as computed before the read model: from each case's events."""
-    cases = await Case.filter(id__in=ids)
-    events = await events_by_case(ids)
-    return {c.id: case_timing(c, events.get(c.id, []), calendar, midnight(today)) for c in cases}
-
-
 async def check(todays, *, ids: list[int] | None = None) -> int:
-    """Read model == recomputation for these cases (default: all) at each date; the rows alone answer every date on or
-    after their latest event. Returns how many (case, date) answers came from the rows alone."""
+    """Read model == recomputation from the events (``case_timing``, as before the read model) for these cases
+    (default: all) at each date; the rows alone answer every date on or after their latest event. Returns how many
+    (case, date) answers came from the rows alone."""
     calendar = await clocks.current_calendar()
     ids = ids if ids is not None else await Case.all().order_by("id").values_list("id", flat=True)
+    cases = await Case.filter(id__in=ids)
+    events = await events_by_case(ids)
     rows = {row[0]: row for row in await CaseClock.filter(case_id__in=ids).values_list(*clocks.COLUMNS)}
     assert sorted(rows) == sorted(ids), "every case has its row"
     from_rows = 0
     for today in sorted(set(todays)):
-        expected = await recomputed(ids, calendar, today)
+        now = dt.datetime.combine(today, dt.time(), tzinfo=SHANGHAI)
+        expected = {c.id: case_timing(c, events.get(c.id, []), calendar, now) for c in cases}
         assert await clocks.timings_at(ids, calendar, today) == expected, today
         for case_id, row in rows.items():
             alone = clocks.timing_of(row, calendar, today)
@@ -84,6 +78,45 @@ def dates_around(rows) -> set[dt.date]:
     return out
 
 
+# -- the fold itself, over many random histories (no database) ---------------------------------------------------
+
+
+def test_the_row_of_a_random_history_answers_as_its_events_at_every_date():
+    """Histories of the scale generator's shapes (api/scale.py: every lifecycle path) with random limits, units and
+    gaps, over 2026→2027 (a year without holiday data): ``timing_of(fold(...))`` == ``compute_timing`` at each date."""
+    from api.domain.calendar import load_bundled_calendar
+    from api.domain.timing import LimitUnit, StateChange, compute_timing
+    from api.scale import _script
+
+    calendar = load_bundled_calendar()
+    rng = random.Random(14)
+    from_rows = 0
+    for n in range(400):
+        limit = rng.choice([0, 1, 3, 5, 10, 20, 60])
+        unit = rng.choice([LimitUnit.WD, LimitUnit.WD, LimitUnit.ND])
+        warning = rng.choice([0, 2, 5])
+        at = shanghai(2026, 9, 1, 9) + dt.timedelta(days=rng.uniform(0, 150))
+        changes = []
+        for action, gap in _script(rng, limit):
+            at += dt.timedelta(days=gap * rng.choice([0.3, 1, 1, 2]))
+            changes.append(StateChange(at, RULES[action].target))
+        if rng.random() < 0.3:
+            changes = changes[: rng.randrange(1, len(changes) + 1)]  # a case still under way
+        row = (n, *clocks.fold(changes, limit=limit, unit=unit, warning_days=warning, calendar=calendar).values())
+        first, last = local_date(changes[0].at), local_date(changes[-1].at)
+        for today in {first - dt.timedelta(days=1), first, last, last + dt.timedelta(days=1),
+                      *(first + dt.timedelta(days=rng.randrange(0, 400)) for _ in range(12))}:
+            expected = compute_timing(changes, limit=limit, unit=unit, warning_days=warning, calendar=calendar,
+                                      now=dt.datetime.combine(today, dt.time(), tzinfo=SHANGHAI))
+            alone = clocks.timing_of(row, calendar, today)
+            if alone is None:
+                assert today < last and not expected.stopped and expected.started_on is not None
+            else:
+                assert alone == expected, (changes, limit, unit, today)
+                from_rows += 1
+    assert from_rows > 4000
+
+
 # -- every demo case -------------------------------------------------------------------------------------------------
 
 
@@ -97,7 +130,7 @@ async def test_every_demo_case_at_many_dates_and_across_a_calendar_load(app, set
     rng = random.Random(13)
     around = sorted(dates_around(rows))
     todays = {today, today + dt.timedelta(days=1), today - dt.timedelta(days=1), today + dt.timedelta(days=40),
-              today + dt.timedelta(days=400), *rng.sample(around, min(40, len(around)))}
+              today + dt.timedelta(days=400), *rng.sample(around, min(24, len(around)))}
     assert await check(todays) > len(rows) * len(todays) // 2
 
     # 2027 was assumed Monday–Friday: loading its schedule makes the clocks that reach into it final, and moves them.
@@ -230,3 +263,54 @@ async def test_rebuild_and_migrate_fill_the_rows_and_a_calendar_load_recomputes_
     assert (good[0][7], moved[0][7]) == (dt.date(2027, 1, 4), dt.date(2027, 1, 5))
     await check([dt.date(2026, 12, 22), dt.date(2026, 12, 31), dt.date(2027, 1, 4), dt.date(2027, 2, 1)],
                 ids=[case_id])
+
+
+async def test_a_calendar_load_racing_event_writes_leaves_no_stale_row(world, settings, db_backend, tmp_path):
+    """The operator loads 2027 in another process while a department system reports events on many cases at once:
+    however they interleave, every row ends as the fold of its case's events with the calendar that committed
+    (a writer that read the old calendar must not commit its row after the load's recomputation)."""
+    planning = world.departments["planning"]
+    system = Actor.department_system(planning.id)
+    start = shanghai(2026, 12, 28, 9)
+    main = world.projects["main"]
+    codes = [f"2026-440402-47-01-{900 + n:06d}" for n in range(10)]
+    for code in codes:  # one open case per item and project: ten projects of the same template
+        await Project.create(code=code, name=f"赛跑项目{code[-3:]}", organization_id=main.organization_id,
+                             process_type=3, region_code="440402", address=main.address, investment=main.investment)
+    case_ids = []
+    for n, code in enumerate(codes):
+        made = await receive_case(planning, {"projectCode": code, "itemCode": "A", "applicant": {"name": "刘申请"},
+                                             "materials": []},
+                                  case_code=f"SPRACE{n}", event_id=f"race-r{n}", occurred_at=start, now=start)
+        case_ids.append(made.case.id)
+        for action, minutes in [(Action.ACCEPT, 1), (Action.START, 2)]:
+            when = start + dt.timedelta(minutes=minutes)
+            await apply_case_action(system, action, case_id=made.case.id, data={}, occurred_at=when, now=when)
+    # Many more cases (after these, by id), so the load's recomputation holds its transaction open a while.
+    a = world.items["A"]
+    await generate(seed=5, count=1000, now=start, projects=[main], applicant_id=world.users["applicant"].id,
+                   items=[ItemSpec(item_id=a.id, item_code="A", department_id=planning.id, stage=1, limit_days=5)])
+    (tmp_path / "2027.json").write_text(json.dumps(YEAR_2027, ensure_ascii=False), encoding="utf-8")
+    load = asyncio.create_task(run_cli(settings, "calendar", "load", str(tmp_path / "2027.json")))
+    at, rounds, rng = shanghai(2026, 12, 29, 9), 0, random.Random(7)
+
+    async def toggle(case_id: int, when: dt.datetime) -> None:
+        state = (await Case.get(id=case_id)).state.value
+        action = Action.END_SPECIAL_PROCEDURE if state == "SPECIAL_PROCEDURE" else Action.BEGIN_SPECIAL_PROCEDURE
+        try:
+            await apply_case_action(system, action, case_id=case_id, data=_data(action, rng, when), occurred_at=when,
+                                    now=when)
+        except Exception as error:  # the load holds the database longer than a write waits: refused, nothing written
+            assert is_busy(error), error
+
+    while not load.done() or rounds < 3:
+        at += dt.timedelta(minutes=7)
+        await asyncio.gather(*(toggle(case_id, at) for case_id in case_ids))
+        rounds += 1
+    await load
+    assert (await clocks.current_calendar()).is_known_year(2027)
+    kept = sorted(await CaseClock.filter(case_id__in=case_ids).values_list(*clocks.COLUMNS))
+    async with in_transaction():
+        await clocks.rebuild_all()
+    assert sorted(await CaseClock.filter(case_id__in=case_ids).values_list(*clocks.COLUMNS)) == kept
+    await check([dt.date(2026, 12, 31), dt.date(2027, 1, 4)], ids=case_ids)
