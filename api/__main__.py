@@ -19,6 +19,7 @@
     revoked-seals [--output F]    export the revoked seals (serial → revocation time) for `python -m esign verify --revoked`
     calendar load FILE...         load a year's holiday schedule (国务院办公厅节假日安排) from a JSON file
     calendar show                 list the years the database has
+    clocks rebuild                recompute every case's clock row (api/services/clocks.py) from its events
     exchange push --to URL [--since T] [--dry-run]
                                   write projects and cases into the national exchange tables (SPGL_*, DOMAIN.md §13)
                                   of the PostgreSQL database URL (前置库): what changed since the last push to it
@@ -54,9 +55,36 @@ def cmd_migrate(_args) -> int:
     settings = get_settings()
     applied = asyncio.run(migrate(settings.database_url))
     print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
-    added = asyncio.run(_with_orm(seed_bundled_years))
+    added = asyncio.run(_with_orm(seed_bundled_years))  # a year added recomputes every clock row with it
     if added:
         print("holiday calendars added: " + ", ".join(map(str, added)))
+    filled = asyncio.run(_with_orm(_fill_clocks))
+    if filled:
+        print(f"case clocks filled: {filled}")
+    return 0
+
+
+async def _fill_clocks() -> int:
+    """Clock rows for the cases of a database from before the read model (api/services/clocks.py)."""
+    from tortoise.transactions import in_transaction
+
+    from api.services import clocks
+
+    async with in_transaction():
+        return await clocks.fill_missing()
+
+
+def cmd_clocks(_args) -> int:
+    """Rebuild every case's clock row from its events, in one transaction."""
+    from tortoise.transactions import in_transaction
+
+    from api.services import clocks
+
+    async def rebuild() -> int:
+        async with in_transaction():
+            return await clocks.rebuild_all()
+
+    print(f"case clocks rebuilt: {asyncio.run(_with_orm(rebuild))}")
     return 0
 
 
@@ -319,12 +347,12 @@ def cmd_rotate_ingest_secret(args) -> int:
 
 def cmd_calendar(args) -> int:
     from api.domain.calendar import CalendarDataError
-    from api.services.calendar import read_year_file, store_year
+    from api.services.calendar import read_year_file, store_years
 
     async def load() -> None:
-        for name in args.files:
-            schedule = read_year_file(Path(name))
-            await store_year(schedule, replace=True)
+        schedules = [read_year_file(Path(name)) for name in args.files]
+        await store_years(schedules, replace=True)  # one transaction, with every case's clock row recomputed
+        for schedule in schedules:
             print(f"{schedule.year}: {len(schedule.holidays)} holidays, {len(schedule.workdays)} make-up working days")
 
     async def show() -> None:
@@ -422,6 +450,9 @@ def main(argv: list[str] | None = None) -> int:
     load.add_argument("files", nargs="+")
     calendar_sub.add_parser("show", help="list loaded years")
     calendar.set_defaults(func=cmd_calendar)
+    clocks_parser = sub.add_parser("clocks", help="the cases' clock rows (read model)")
+    clocks_sub = clocks_parser.add_subparsers(dest="clocks_command", required=True)
+    clocks_sub.add_parser("rebuild", help="recompute every row from the events").set_defaults(func=cmd_clocks)
     exchange = sub.add_parser("exchange", help="the national data-sharing exchange (前置库)")
     exchange_sub = exchange.add_subparsers(dest="exchange_command", required=True)
     push = exchange_sub.add_parser("push", help="push what changed since the last push")

@@ -3,9 +3,13 @@
 
 Unlike the demo's 20 projects (api/demo.py), which go through the real services one action at a time, these are
 written in bulk — applications, cases, their events, ratings and complaints with theirs — because 100,000 cases through
-the services would take hours. Every event sequence follows the lifecycle's rules (DOMAIN.md §4: the transitions of
+the services would take hours. Not through Tortoise's ``bulk_create`` either: a model object per row, its validators
+and per-value conversions cost more than the database (and 100,000 cases into PostgreSQL had not finished after
+30 minutes); rows go as plain tuples, by ``COPY`` on PostgreSQL and ``executemany`` in one transaction per batch on
+SQLite (``BulkWriter``). Every event sequence follows the lifecycle's rules (DOMAIN.md §4: the transitions of
 ``api.domain.lifecycle.RULES``; a test checks each against ``plan_transition``), and the cases' projections (state,
-BLZT, last sequence number, correction flag) are those of their events. The same seed gives the same rows.
+BLZT, last sequence number, correction flag) are those of their events. The same seed gives the same rows (every
+column, the created / updated times included: they are the case's first and last event times, not the clock's).
 """
 
 from __future__ import annotations
@@ -13,17 +17,23 @@ from __future__ import annotations
 import datetime as dt
 import random
 from dataclasses import dataclass
-from typing import Sequence
+from enum import Enum
+from typing import Any, Callable, Sequence
 
 from tortoise import connections
+from tortoise.fields import BooleanField, DateField, DatetimeField, JSONField
+from tortoise.models import Model
+from tortoise.transactions import in_transaction
 
 from api.domain.feedback import ComplaintAction, ComplaintCategory, ComplaintKind, ComplaintState
 from api.domain.lifecycle import ACTION_BLZT, RULES, Action, Party, SpecialProcedureKind
-from api.domain.timing import SHANGHAI, CaseState, LimitUnit
-from api.models import Application, Case, CaseEvent, Project
+from api.domain.timing import SHANGHAI, CaseState, LimitUnit, StateChange
+from api.models import Application, Case, CaseClock, CaseEvent, Project
 from api.models.feedback import Complaint, ComplaintEvent, Rating
+from api.services import clocks
 
 BATCH = 2000
+FLUSH_EVENTS = 20_000  # events kept in memory before the rows so far are written
 
 
 @dataclass(frozen=True)
@@ -111,6 +121,77 @@ def _working_hours(at: dt.datetime, rng: random.Random) -> dt.datetime:
     return local.replace(hour=rng.randint(8, 17), minute=rng.randint(0, 59), second=0, microsecond=0)
 
 
+def _is_postgres(connection) -> bool:
+    return connection.capabilities.dialect == "postgres"
+
+
+class BulkWriter:
+    """Rows of one table as plain tuples, written in batches: ``COPY`` on PostgreSQL (asyncpg's
+    ``copy_records_to_table``), ``executemany`` in one transaction on SQLite. ``add`` takes the model's field names
+    (``case_id``, not ``case``); a column not given gets the field's default (or NULL), as the model would write it.
+    Values are converted as Tortoise stores them: enums by value, JSON as text, and on SQLite datetimes as text in
+    the database's zone (api/db.py: text order is time order), dates as ISO text, booleans as 0/1."""
+
+    def __init__(self, model: type[Model]) -> None:
+        self.model = model
+        self.connection = connections.get("default")
+        postgres = _is_postgres(self.connection)
+        meta = model._meta
+        self.names = list(meta.fields_db_projection)
+        self.columns = [meta.fields_db_projection[name] for name in self.names]
+        self.defaults: list[Callable[[], Any]] = []
+        self.converters: list[Callable[[Any], Any] | None] = []
+        for name in self.names:
+            field = meta.fields_map[name]
+            default = field.default
+            self.defaults.append(default if callable(default) else (lambda value=default: value))
+            self.converters.append(_converter(field, postgres))
+        self.rows: list[tuple] = []
+        self.written = 0
+
+    def add(self, **values: Any) -> None:
+        row = []
+        for name, default, convert in zip(self.names, self.defaults, self.converters):
+            value = values.pop(name) if name in values else default()
+            row.append(value if value is None or convert is None else convert(value))
+        if values:
+            raise TypeError(f"{self.model.__name__} has no column {sorted(values)}")
+        self.rows.append(tuple(row))
+
+    async def flush(self, connection=None) -> None:
+        """Write the rows so far, on ``connection`` (a transaction's, so that several tables' rows commit together)
+        or the default one."""
+        connection = connection or self.connection
+        rows, self.rows = self.rows, []
+        table = self.model._meta.db_table
+        for begin in range(0, len(rows), BATCH * 5):
+            batch = rows[begin: begin + BATCH * 5]
+            if _is_postgres(connection):
+                async with connection.acquire_connection() as raw:
+                    await raw.copy_records_to_table(table, records=batch, columns=self.columns)
+            else:
+                columns = ", ".join(f'"{c}"' for c in self.columns)
+                marks = ", ".join("?" for _ in self.columns)
+                await connection.execute_many(f'INSERT INTO "{table}" ({columns}) VALUES ({marks})', batch)
+            self.written += len(batch)
+
+
+def _converter(field, postgres: bool) -> Callable[[Any], Any] | None:
+    if isinstance(field, JSONField):
+        return field.encoder
+    if getattr(field, "enum_type", None) is not None:
+        return lambda value: value.value if isinstance(value, Enum) else value
+    if postgres:
+        return None
+    if isinstance(field, DatetimeField):
+        return lambda value: value.astimezone(SHANGHAI).isoformat(" ")
+    if isinstance(field, DateField):
+        return lambda value: value.isoformat()
+    if isinstance(field, BooleanField):
+        return int
+    return None
+
+
 async def _next_ids(*models) -> list[int]:
     out = []
     for model in models:
@@ -122,7 +203,7 @@ async def _next_ids(*models) -> list[int]:
 async def _fix_sequences(*models) -> None:
     """Rows written with explicit ids: PostgreSQL's sequences must move past them."""
     connection = connections.get("default")
-    if "postgres" not in type(connection).__module__ and "asyncpg" not in type(connection).__module__:
+    if not _is_postgres(connection):
         return
     for model in models:
         table = model._meta.db_table
@@ -151,19 +232,19 @@ async def generate(
     app_id, case_id, event_id, rating_id, complaint_id, cevent_id = await _next_ids(
         Application, Case, CaseEvent, Rating, Complaint, ComplaintEvent
     )
-    applications: list[Application] = []
-    cases: list[Case] = []
-    events: list[CaseEvent] = []
-    ratings: list[Rating] = []
+    applications, cases, events = BulkWriter(Application), BulkWriter(Case), BulkWriter(CaseEvent)
+    ratings, complaints, cevents = BulkWriter(Rating), BulkWriter(Complaint), BulkWriter(ComplaintEvent)
+    # The clocks' read model (api/services/clocks.py), folded from the histories in hand: ``clocks.refresh`` would read
+    # every event back and write through model objects.
+    clock_rows = BulkWriter(CaseClock)
+    calendar = await clocks.current_calendar()
 
     async def flush(final: bool = False) -> None:
-        if len(events) < BATCH * 4 and not final:
+        if len(events.rows) < FLUSH_EVENTS and not final:
             return
-        await Application.bulk_create(applications, batch_size=BATCH)
-        await Case.bulk_create(cases, batch_size=BATCH)
-        await CaseEvent.bulk_create(events, batch_size=BATCH)
-        await Rating.bulk_create(ratings, batch_size=BATCH)
-        applications.clear(), cases.clear(), events.clear(), ratings.clear()
+        async with in_transaction() as connection:  # the events and their clocks' read model together
+            for writer in (applications, cases, events, clock_rows, ratings):  # in the order of their foreign keys
+                await writer.flush(connection)
 
     start = now - dt.timedelta(days=days_back)
     for n in range(count):
@@ -180,25 +261,30 @@ async def generate(
                 break
             history.append((action, at))
         code = f"{code_prefix}{seed}-{n:07d}"
-        applications.append(Application(
+        applications.add(
             id=app_id, project_id=project.id, stage=spec.stage, form={}, materials=[],
             parallel_instance_code=f"P{code}", applicant_id=applicant_id, submitted_at=received,
-        ))
+        )
         state = CaseState.RECEIVED
         for seq, (action, when) in enumerate(history, start=1):
             state = RULES[action].target
-            events.append(CaseEvent(
+            events.add(
                 id=event_id, case_id=case_id, seq=seq, action=action, blzt=ACTION_BLZT[action], state_after=state,
                 party=_party(action), actor_id=applicant_id if _party(action) is Party.APPLICANT else staff_id,
                 occurred_at=when, recorded_at=when, data=_data(action, rng, when), attachments=[],
-            ))
+            )
             event_id += 1
-        cases.append(Case(
+        clock_rows.add(case_id=case_id, **clocks.fold(
+            [StateChange(when, RULES[action].target) for action, when in history], limit=spec.limit_days,
+            unit=spec.limit_unit, warning_days=spec.warning_days, calendar=calendar,
+        ))
+        cases.add(
             id=case_id, code=code, application_id=app_id, project_id=project.id, item_id=spec.item_id,
             department_id=spec.department_id, stage=spec.stage, limit_days=spec.limit_days, limit_unit=spec.limit_unit,
             warning_days=spec.warning_days, predecessor_codes=[], state=state, blzt=state.blzt,
             last_seq=len(history), correction_requested=any(a is Action.REQUEST_CORRECTION for a, _ in history),
-        ))
+            created_at=received, updated_at=history[-1][1] if history else received,
+        )
         decided = next((w for a, w in history if a in (Action.APPROVE, Action.APPROVE_DEFICIENT, Action.DISAPPROVE)),
                        None)
         if decided is not None and rng.random() < 0.35:
@@ -207,7 +293,7 @@ async def generate(
                 level = rng.choices([5, 4, 3, 2, 1], weights=[50, 25, 10, 8, 7])[0]
                 bad = level <= 2
                 rectified = bad and rng.random() < 0.6
-                ratings.append(Rating(
+                ratings.add(
                     id=rating_id, rater_id=applicant_id, case_id=case_id, matter_key=f"case:{case_id}",
                     department_id=spec.department_id, item_code=spec.item_code, level=level,
                     reasons=["SLOW"] if bad else [], comment="", created_at=rated,
@@ -216,7 +302,7 @@ async def generate(
                     rectify_due=(rated + dt.timedelta(days=7)).date() if bad else None,
                     rectified_at=rated + dt.timedelta(days=3) if rectified else None,
                     appeal_status="UPHELD" if bad and rng.random() < 0.1 else "NONE",
-                ))
+                )
                 rating_id += 1
                 out.ratings += 1
         out.cases += 1
@@ -228,8 +314,6 @@ async def generate(
 
     # Complaints: filed, assigned, replied (on time or late), some reopened and replied again.
     department_ids = sorted({s.department_id for s in items})
-    complaints: list[Complaint] = []
-    cevents: list[ComplaintEvent] = []
     for _ in range(count // 20):
         filed = _working_hours(start + dt.timedelta(days=rng.uniform(0, days_back)), rng)
         department_id = rng.choice(department_ids)
@@ -254,36 +338,35 @@ async def generate(
                 round_started, replied_at = when, None
             elif action is ComplaintAction.REPLY:
                 replied_at = when
-        complaints.append(Complaint(
+        complaints.add(
             id=complaint_id, filer_id=applicant_id, kind=ComplaintKind.COMPLAINT,
             category=rng.choice(list(ComplaintCategory)), text="办理时间过长", images=[],
             project_code=project.code if project else None, department_id=department_id if steps else None,
             state=state, round_started_at=round_started, replied_at=replied_at, last_seq=len(steps), created_at=filed,
-        ))
+        )
         for seq, (action, state_after, when) in enumerate(steps, start=1):
-            cevents.append(ComplaintEvent(
+            cevents.add(
                 id=cevent_id, complaint_id=complaint_id, seq=seq, action=action, state_after=state_after,
                 actor_id=staff_id, department_id=department_id if action is ComplaintAction.ASSIGN else None,
                 occurred_at=when,
-            ))
+            )
             cevent_id += 1
         replied = [when for action, _, when in steps if action is ComplaintAction.REPLY]
         if replied and rng.random() < 0.3:
             rated = replied[-1] + dt.timedelta(days=rng.uniform(0.1, 5))
             if rated <= now:
                 level = rng.choice([5, 4, 3, 2, 1])
-                ratings.append(Rating(
+                ratings.add(
                     id=rating_id, rater_id=applicant_id, complaint_id=complaint_id, matter_key=f"complaint:{complaint_id}",
                     department_id=department_id, item_code=None, level=level, reasons=["SLOW"] if level <= 2 else [],
                     comment="", created_at=rated, rectified_at=rated + dt.timedelta(days=2) if level == 2 else None,
-                ))
+                )
                 rating_id += 1
                 out.ratings += 1
         complaint_id += 1
         out.complaints += 1
-    await Complaint.bulk_create(complaints, batch_size=BATCH)
-    await ComplaintEvent.bulk_create(cevents, batch_size=BATCH)
-    await Rating.bulk_create(ratings, batch_size=BATCH)
+    for writer in (complaints, cevents, ratings):
+        await writer.flush()
     await _fix_sequences(Application, Case, CaseEvent, Rating, Complaint, ComplaintEvent)
     return out
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -143,6 +144,22 @@ class WorkCalendar:
             if schedule.year in self._schedules:
                 raise CalendarDataError(f"{schedule.year} 年的节假日安排重复加载")
             self._schedules[schedule.year] = schedule
+        # Prefix sums for counting working days between two dates in O(log n) (the case clocks' read model,
+        # api/services/clocks.py): a date where the schedule departs from Monday–Friday (a holiday on a weekday: -1, a
+        # make-up working weekend day: +1), ascending, with the running total of those departures up to each.
+        departures = sorted(
+            (day.toordinal(), int(self.is_working_day(day)) - int(day.weekday() < 5))
+            for schedule in self._schedules.values()
+            for day in {*schedule.holidays, *schedule.workdays}
+        )
+        departures = [(ordinal, delta) for ordinal, delta in departures if delta]
+        self._departure_ordinals = [ordinal for ordinal, _ in departures]
+        self._departure_totals: list[int] = []
+        total = 0
+        for _, delta in departures:
+            total += delta
+            self._departure_totals.append(total)
+        self._known_years = sorted(self._schedules)
 
     @property
     def years(self) -> list[int]:
@@ -164,6 +181,43 @@ class WorkCalendar:
                 return False
         return day.weekday() < 5
 
+    def working_days_between(self, after: date, through: date) -> int:
+        """How many working days lie in ``(after, through]`` (0 when ``through <= after``), in O(log n): the same count
+        as asking ``is_working_day`` of each day."""
+        first, last = after.toordinal(), through.toordinal()
+        if last <= first:
+            return 0
+        return _weekdays_through(last) - _weekdays_through(first) + self._departures_through(last) - self._departures_through(first)
+
+    def nth_working_day_after(self, after: date, n: int) -> date | None:
+        """The ``n``-th working day after ``after`` (``n`` ≥ 1); ``None`` past the last representable date."""
+        if n < 1:
+            raise ValueError("n must be >= 1")
+        start, ceiling = after.toordinal(), date.max.toordinal()
+        high = min(ceiling, start + 2 * n + 64)
+        while self.working_days_between(after, date.fromordinal(high)) < n:
+            if high == ceiling:
+                return None
+            high = min(ceiling, start + 2 * (high - start))
+        low = start + 1  # the answer is the first ordinal in [low, high] through which n working days have passed
+        while low < high:
+            middle = (low + high) // 2
+            if self.working_days_between(after, date.fromordinal(middle)) >= n:
+                high = middle
+            else:
+                low = middle + 1
+        return date.fromordinal(low)
+
+    def has_unknown_year(self, first: int, last: int) -> bool:
+        """Whether some year of ``first..last`` has no schedule (``False`` for an empty range)."""
+        if last < first:
+            return False
+        return bisect_right(self._known_years, last) - bisect_left(self._known_years, first) < last - first + 1
+
+    def _departures_through(self, ordinal: int) -> int:
+        index = bisect_right(self._departure_ordinals, ordinal)
+        return self._departure_totals[index - 1] if index else 0
+
     def holiday_name(self, day: date) -> str | None:
         """The name of the official holiday on ``day`` (e.g. ``国庆节``), or ``None``."""
         if isinstance(day, datetime):
@@ -173,6 +227,11 @@ class WorkCalendar:
 
     def __repr__(self) -> str:
         return f"WorkCalendar(years={self.years})"
+
+
+def _weekdays_through(ordinal: int) -> int:
+    """How many Mondays–Fridays have an ordinal in ``1..ordinal`` (ordinal 1, 0001-01-01, is a Monday)."""
+    return (ordinal // 7) * 5 + min(ordinal % 7, 5)
 
 
 def load_calendar_dir(directory: Path) -> WorkCalendar:

@@ -11,7 +11,7 @@ from api.models.accounts import (
     User,
 )
 from api.models.calendar import CalendarYear
-from api.models.cases import Application, Case, CaseEvent
+from api.models.cases import Application, Case, CaseClock, CaseEvent
 from api.models.certificates import Certificate, Seal
 from api.models.conversation import Consultation, Conversation, ConversationMessage
 from api.models.catalog import ApprovalItem, ItemGuide, ProcessTemplate, TemplateItem, TemplateStage
@@ -28,6 +28,7 @@ __all__ = [
     "Building",
     "CalendarYear",
     "Case",
+    "CaseClock",
     "CaseEvent",
     "Certificate",
     "Complaint",

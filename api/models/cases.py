@@ -78,4 +78,29 @@ class CaseEvent(Model):
     class Meta:
         table = "case_event"
         unique_together = (("case", "seq"),)
+        # caseStats counts a period's events of each action from this index alone (api/services/supervision.py).
+        indexes = (("action", "occurred_at", "case_id"),)
         ordering = ["case_id", "seq"]
+
+
+class CaseClock(Model):
+    """The read model of a case's clock (api/services/clocks.py): the fold of its events that does not depend on
+    today, written in the transaction of every event and recomputed whenever the calendar changes. A case's timing at
+    any date then needs at most one working-day count between two dates (O(log n)), never its events."""
+
+    case_id = fields.IntField(primary_key=True, generated=False)
+    # The case's committed limit (a snapshot that never changes), so a clock is read from this one table.
+    limit_days = fields.IntField()
+    limit_unit = fields.CharEnumField(LimitUnit, max_length=2)
+    warning_days = fields.IntField()
+    accepted_on = fields.DateField(null=True)  # day 0 of the clock; NULL: never accepted
+    last_on = fields.DateField(null=True)  # local date of the latest event: the row holds the clock as of that day
+    used = fields.IntField(null=True)  # counting days used through last_on (final when stopped)
+    due_on = fields.DateField(null=True)  # due date as computed on last_on (final when stopped)
+    running = fields.BooleanField(default=False)  # the clock counts every counting day after last_on
+    stopped = fields.BooleanField(default=False)  # ended for good (its figures are final)
+    provisional = fields.BooleanField(default=False)  # final when stopped; else recomputed at the read
+
+    class Meta:
+        table = "case_clock"
+        table_description = "Read model of each case's clock (api/services/clocks.py), kept with its events."

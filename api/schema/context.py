@@ -32,7 +32,7 @@ from api.models import (
 )
 from api.services.access import Viewer, case_scope
 from api.services.calendar import get_calendar
-from api.services.progress import case_timing
+from api.services import clocks
 from api.settings import Settings
 
 K = TypeVar("K")
@@ -191,6 +191,7 @@ class Context:
         self._calendar: WorkCalendar | None = None
         self._calendar_lock = asyncio.Lock()
         self._timings: dict[int, asyncio.Future[Timing]] = {}
+        self._clocks = DataLoader(self._load_clocks, cache=False)  # batches the cases asked for in one tick
 
     def _touch(self, what: str) -> None:
         if self.volatile is None:
@@ -268,8 +269,12 @@ class Context:
 
         return later()
 
+    async def _load_clocks(self, case_ids: list[int]) -> list[Timing]:
+        found = await clocks.timings_at(case_ids, await self.calendar(), self.today)
+        return [found[case_id] for case_id in case_ids]
+
     async def timings(self, cases: list[Case]) -> list[Timing]:
-        """Clocks of many cases with one batched load of their events (never one query per case).
+        """Clocks of many cases from their read-model rows in one statement (api/services/clocks.py).
 
         The timing fields of a case (light, used, remaining, due date, ...) resolve concurrently: the first asker
         starts the computation and every other one awaits the same future, so each clock is computed once.
@@ -280,10 +285,9 @@ class Context:
             for case in missing:
                 self._timings[case.id] = loop.create_future()
             try:
-                events = await self.loaders.events_by_case.load_many([c.id for c in missing])
-                calendar = await self.calendar()
-                for case, case_events in zip(missing, events):
-                    self._timings[case.id].set_result(case_timing(case, case_events, calendar, self.today_start))
+                found = await self._clocks.load_many([c.id for c in missing])
+                for case, timing in zip(missing, found):
+                    self._timings[case.id].set_result(timing)
             except BaseException as exc:
                 for case in missing:
                     future = self._timings.pop(case.id)

@@ -20,6 +20,7 @@ from api.domain.ids import to_global_id
 from api.domain.errors import DomainError
 from api.domain.lifecycle import APPROVED_STATES, CLOSED_STATES, STATE_BLZT, Action, Party, plan_transition
 from api.models import Application, Case, CaseEvent, ItemGuide, ProcessTemplate, Project, TemplateItem, TemplateStage
+from api.services import clocks
 from api.services.access import Viewer, client_key, project_scope
 from api.services.cases import resolve_uploads
 from api.services.certificates import cite_certificates
@@ -402,4 +403,5 @@ async def _create(
             attachments=[],
         )
         cases.append(case)
+    await clocks.refresh([c.id for c in cases])  # the clocks' read model, with their events
     return SubmittedApplication(application, cases, duplicate=False)

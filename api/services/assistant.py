@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from api.domain.accounts import Role
 from api.domain.catalog import STAGE_NAMES, Stage
 from api.domain.lifecycle import OPEN_CLOCK_STATES
-from api.domain.timing import Light, worst
+from api.domain.timing import Light, local_date, worst
 
 if TYPE_CHECKING:
     from api.services.access import Viewer
@@ -476,7 +476,7 @@ async def _progress(viewer: "Viewer", text: str, u: Understanding, named: tuple[
     from api.models import Case, Project
     from api.services.access import case_scope, project_scope
     from api.services.calendar import get_calendar
-    from api.services.progress import case_timing, events_by_case
+    from api.services.clocks import timings_at
 
     item = named[0] if len(named) == 1 else None
     refusal = _not_an_applicant(viewer, "项目")
@@ -496,9 +496,7 @@ async def _progress(viewer: "Viewer", text: str, u: Understanding, named: tuple[
     async def timed(query) -> tuple[list[Any], dict[int, Any]]:
         """Cases with their clocks (lights depend on today: computed, never stored)."""
         rows = await query.order_by("-id").prefetch_related("item", "project")
-        events = await events_by_case([c.id for c in rows if c.state in OPEN_CLOCK_STATES])
-        return rows, {c.id: case_timing(c, events.get(c.id, []), calendar, now) for c in rows
-                      if c.state in OPEN_CLOCK_STATES}
+        return rows, await timings_at([c.id for c in rows if c.state in OPEN_CLOCK_STATES], calendar, local_date(now))
 
     if not named and not u.lights and u.stage is None:
         if mentioned:

@@ -2,7 +2,8 @@
 
 The operator loads a year's schedule with ``python -m api calendar load FILE.json`` when the State Council publishes it;
 ``python -m api migrate`` seeds the years shipped in ``api/data/calendar/`` that the database does not have yet (it never
-overwrites a year the operator loaded).
+overwrites a year the operator loaded). Either way every case's clock row (api/services/clocks.py) is recomputed in the
+same transaction as the calendar's change.
 """
 
 from __future__ import annotations
@@ -11,9 +12,13 @@ import datetime as dt
 import json
 import time
 from pathlib import Path
+from typing import Iterable
+
+from tortoise.transactions import in_transaction
 
 from api.domain.calendar import CALENDAR_DIR, CalendarDataError, WorkCalendar, YearSchedule, parse_year_file
 from api.models import CalendarYear
+from api.services import clocks
 
 _cache: tuple[float, object, WorkCalendar] | None = None  # (read at, database generation, calendar)
 
@@ -58,6 +63,25 @@ def invalidate_calendar_cache() -> None:
 
 async def store_year(schedule: YearSchedule, *, replace: bool = True) -> bool:
     """Write one year's schedule; returns whether anything was written."""
+    return bool(await store_years([schedule], replace=replace))
+
+
+async def store_years(schedules: Iterable[YearSchedule], *, replace: bool = True) -> list[int]:
+    """Write these years' schedules and, in the same transaction, recompute every case's clock row from its events
+    (api/services/clocks.py: the rows hold working-day counts); returns the years written."""
+    written: list[int] = []
+    async with in_transaction():
+        for schedule in schedules:
+            if await _store_year(schedule, replace=replace):
+                written.append(schedule.year)
+        if written:
+            await clocks.rebuild_all()
+    if written:
+        invalidate_calendar_cache()
+    return written
+
+
+async def _store_year(schedule: YearSchedule, *, replace: bool) -> bool:
     holidays, workdays = _to_row_lists(schedule)
     existing = await CalendarYear.get_or_none(year=schedule.year)
     if existing is not None and not replace:
@@ -67,7 +91,6 @@ async def store_year(schedule: YearSchedule, *, replace: bool = True) -> bool:
     else:
         existing.source, existing.holidays, existing.workdays = schedule.source, holidays, workdays
         await existing.save()
-    invalidate_calendar_cache()
     return True
 
 
@@ -81,9 +104,4 @@ def read_year_file(path: Path) -> YearSchedule:
 
 async def seed_bundled_years() -> list[int]:
     """Store the shipped years the database lacks; returns the years added."""
-    added = []
-    for path in sorted(CALENDAR_DIR.glob("*.json")):
-        schedule = read_year_file(path)
-        if await store_year(schedule, replace=False):
-            added.append(schedule.year)
-    return added
+    return await store_years([read_year_file(path) for path in sorted(CALENDAR_DIR.glob("*.json"))], replace=False)

@@ -26,7 +26,7 @@ from api.domain.lifecycle import (
 )
 from api.domain.timing import DECISION_STATES
 from api.models import ApprovalItem, Case, CaseEvent, Upload
-from api.services import certificates
+from api.services import certificates, clocks
 from api.services.access import Viewer, case_scope, not_found
 from api.services.calendar import get_calendar
 from api.services.notices import record_case_notice
@@ -252,6 +252,7 @@ async def _apply(
         raise IntegrityError("case changed concurrently")
     case.state, case.blzt, case.last_seq = plan.target, STATE_BLZT[plan.target], case.last_seq + 1
     case.correction_requested = case.correction_requested or action is Action.REQUEST_CORRECTION
+    await clocks.refresh([case.id])  # the clock's read model, with its event
     # The applicant's notice, in this same transaction: it exists if and only if the transition happened.
     timing = None
     if action is Action.ACCEPT:  # the notice tells when the case is due

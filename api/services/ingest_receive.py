@@ -35,6 +35,7 @@ from api.models import (
     TemplateStage,
     User,
 )
+from api.services import clocks
 from api.services.applications import MAX_FORM_TEXT, _check_form, _check_open_cases, check_project_code, known_values
 from api.services.cases import ActionResult, Actor, _event_time, _previous_result
 from api.services.locks import lock_row
@@ -273,6 +274,7 @@ async def receive_case(
                 data={"opinion": opinion} if opinion else {},
                 attachments=[],
             )
+            await clocks.refresh([case.id])  # the clock's read model, with its event
         log.info("case received from the department's system", extra={"fields": {
             "department": department.code, "case": case_code, "event_id": event_id,
             "applicant_phone": mask_phone(applicant_phone) if applicant_phone else None}})

@@ -1,7 +1,8 @@
 """The read side of approval progress: projects and cases as each role may see them, with their clocks and lights.
 
-Lights depend on today, so they are computed (from the events, DOMAIN.md §4–5), never stored; the lists that filter on
-a light compute it for the candidates in the viewer's scope.
+Lights depend on today: they are computed at the date from each case's clock row (api/services/clocks.py, the fold of
+its events that does not depend on today, DOMAIN.md §4–5); the lists that filter on a light compute it for the
+candidates in the viewer's scope.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from api.db import key_max
 from api.domain.errors import DomainError
 from api.domain.ids import BIGINT_MAX, key_of, to_global_id
 from api.domain.lifecycle import OPEN_CLOCK_STATES
-from api.domain.timing import CaseState, Light, StateChange, Timing, compute_timing, worst
+from api.domain.timing import CaseState, Light, StateChange, Timing, compute_timing, local_date, worst
 from api.models import Case, CaseEvent, Project
+from api.services import clocks
 from api.services.access import Viewer, case_scope, project_scope, require_viewer
 
 T = TypeVar("T")
@@ -74,11 +76,6 @@ async def events_by_case(case_ids: Iterable[int]) -> dict[int, list[CaseEvent]]:
     return grouped
 
 
-async def lights_of(cases: Sequence[Case], calendar: WorkCalendar, now: dt.datetime) -> dict[int, Light | None]:
-    events = await events_by_case([c.id for c in cases])
-    return {c.id: case_timing(c, events.get(c.id, []), calendar, now).light for c in cases}
-
-
 async def get_project(viewer: Viewer | None, code: str) -> Project | None:
     return await Project.filter(project_scope(viewer), code=code).first()
 
@@ -101,21 +98,21 @@ async def list_projects(
         query = query.filter(Q(name__icontains=term) | Q(code__icontains=term) | Q(address__icontains=term))
     if light is not None or stage is not None:
         ids = await query.values_list("id", flat=True)
-        cases = await Case.filter(case_scope(viewer), project_id__in=ids).only(
-            "id", "project_id", "stage", "state", "limit_days", "limit_unit", "warning_days"
+        cases = await Case.filter(case_scope(viewer), project_id__in=ids).values_list(
+            "id", "project_id", "stage", "state"
         )
         keep = set(ids)
         if stage is not None:
             current: dict[int, int] = {}
-            for c in cases:
-                current[c.project_id] = max(current.get(c.project_id, 0), c.stage)
+            for _, project_id, case_stage, _ in cases:
+                current[project_id] = max(current.get(project_id, 0), case_stage)
             keep &= {pid for pid, s in current.items() if s == stage}
         if light is not None:
-            running = [c for c in cases if c.state in OPEN_CLOCK_STATES and c.project_id in keep]
-            case_lights = await lights_of(running, calendar, now)
+            running = [(c, p) for c, p, _, state in cases if state in OPEN_CLOCK_STATES and p in keep]
+            timings = await clocks.timings_at([c for c, _ in running], calendar, local_date(now))
             by_project: dict[int, list[Light | None]] = {}
-            for c in running:
-                by_project.setdefault(c.project_id, []).append(case_lights[c.id])
+            for case_id, project_id in running:
+                by_project.setdefault(project_id, []).append(timings[case_id].light)
             keep &= {pid for pid, lights in by_project.items() if worst(lights) is light}
         query = Project.filter(id__in=sorted(keep))
     return await page_of(query, first, after, newest_first=True)
@@ -138,11 +135,9 @@ async def case_queue(
     if states:
         query = query.filter(state__in=list(states))
     if light is not None:
-        candidates = await query.filter(state__in=list(OPEN_CLOCK_STATES)).only(
-            "id", "state", "limit_days", "limit_unit", "warning_days"
-        )
-        case_lights = await lights_of(candidates, calendar, now)
-        query = Case.filter(id__in=[cid for cid, lt in case_lights.items() if lt is light])
+        candidates = await query.filter(state__in=list(OPEN_CLOCK_STATES)).values_list("id", flat=True)
+        timings = await clocks.timings_at(candidates, calendar, local_date(now))
+        query = Case.filter(id__in=[cid for cid, t in timings.items() if t.light is light])
     return await page_of(query, first, after, newest_first=False)
 
 

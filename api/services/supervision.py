@@ -8,7 +8,7 @@ Definitions (every figure is derived from the events; a test recomputes them fro
   occurred in it; received / accepted / decided / 不受理 / 不予受理 / 撤件 / 撤回 / 撤销 / 特别程序 are counts of events
   (BLZT 1 / 3 / 11–13 / 4 / 5 / 2 / 14 / 15 / 9) of the scope's cases in the period.
 - 按时办结率 = decided with ``remaining ≥ 0`` / decided; 超期办结 = decided with ``remaining < 0`` (the case clock,
-  api/services/progress.py ``case_timing``).
+  api/domain/timing.py ``compute_timing``, as its read model api/services/clocks.py keeps it).
 - 平均用时 / 平均承诺时限: the means of ``used`` and of the limit over the decided cases, each in the case's own unit
   (working days, or natural days for the few items whose limit is in natural days); 提速率 = mean of
   ``1 − used / limit`` over the decided cases with a limit > 0.
@@ -33,17 +33,32 @@ Definitions (every figure is derived from the events; a test recomputes them fro
 Who sees what: supervisors and admins everything; an approver its own department (naming another is refused with
 PERMISSION_DENIED, not answered with zeros: department names are public, and an empty answer would look like a
 department with no work); a window clerk its own region (likewise). Anybody else: PERMISSION_DENIED.
+
+How they are computed (issue #14 §3: a year of 100,000 cases within a second or two, bench/supervision.py): in SQL,
+never a Python loop over the scope's events (``_StatsSql``, one dialect-aware statement per kind of figure):
+
+- Counts of events: ``GROUP BY`` key and action over the period's events, read from the covering index
+  ``case_event (action, occurred_at, case_id)``; the key is the case's department / item / stage, or the event's
+  local date (bucketed into weeks or months here). 补正 of an accepted case: its ``correction_requested`` projection.
+- Decided, on time, the means: sums over the decided cases' final clocks, the read model ``case_clock``
+  (api/services/clocks.py, kept in each event's transaction and rebuilt with the calendar); a decision stops the
+  clock, so its row is final. A case whose row cannot tell (none: a database from before it) from its events.
+- Running by light (and the overdue / warning lists): the open cases' rows, brought to today by ``clocks.timing_of``
+  (one working-day count each).
+- 特别程序 days: each begun procedure with the moment of the case's next change, counted by
+  ``WorkCalendar.working_days_between``. Ratings: ``GROUP BY`` key, level and rectified. Complaint replies: per reply
+  (a few per complaint; their rounds' clocks).
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import datetime as dt
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any, Iterable, Sequence
 
+from tortoise import connections
 from tortoise.expressions import Q, Subquery
 
 from api.domain.accounts import READ_ALL_ROLES, Role
@@ -51,7 +66,7 @@ from api.domain.calendar import WorkCalendar
 from api.domain.catalog import PROCESS_TYPE_NAMES, STAGE_NAMES, ProcessType, Stage
 from api.domain.codes import is_valid_region_code, region_prefix
 from api.domain.errors import DomainError
-from api.domain.feedback import RatingFacts, rating_stats, reply_timing
+from api.domain.feedback import RatingLevel
 from api.domain.lifecycle import OPEN_CLOCK_STATES, Action
 from api.domain.timing import (
     DECISION_STATES,
@@ -66,12 +81,12 @@ from api.domain.timing import (
     compute_timing,
     local_date,
 )
-from api.models import ApprovalItem, Case, CaseEvent, Department, Project
+from api.models import ApprovalItem, Case, CaseClock, CaseEvent, Department, Project
 from api.models.feedback import Complaint, ComplaintEvent, Rating
+from api.services import clocks
 from api.services.access import Viewer, require_viewer
 from api.services.progress import Page, case_timing, check_first
 
-YIELD_EVERY = 500  # cases between two yields to the event loop
 DECISION_ACTIONS = frozenset({Action.APPROVE, Action.APPROVE_DEFICIENT, Action.DISAPPROVE})
 
 
@@ -227,11 +242,13 @@ class Figures:
     complaint_replies: int | None = 0
     complaint_replies_on_time: int | None = 0
     provisional: bool = False  # some clock relies on a year without holiday data
-    # Sums behind the means (not shown).
-    _used: list[int] = field(default_factory=list, repr=False)
-    _limits: list[int] = field(default_factory=list, repr=False)
-    _ratios: list[float] = field(default_factory=list, repr=False)
-    _rating_facts: list[RatingFacts] = field(default_factory=list, repr=False)
+    # Sums behind the means (not shown): of ``used`` and of the limit over the decided cases, of ``1 − used / limit``
+    # over those with a limit > 0.
+    _used_sum: int = field(default=0, repr=False)
+    _limit_sum: int = field(default=0, repr=False)
+    _ratio_sum: float = field(default=0.0, repr=False)
+    _ratio_count: int = field(default=0, repr=False)
+    _rated: dict[tuple[int, bool], int] = field(default_factory=dict, repr=False)  # (level, rectified) -> ratings
 
     @property
     def on_time_rate(self) -> float | None:
@@ -247,15 +264,29 @@ class Figures:
 
     @property
     def average_used_days(self) -> float | None:
-        return round(sum(self._used) / len(self._used), 2) if self._used else None
+        return round(self._used_sum / self.decided, 2) if self.decided else None
 
     @property
     def average_limit_days(self) -> float | None:
-        return round(sum(self._limits) / len(self._limits), 2) if self._limits else None
+        return round(self._limit_sum / self.decided, 2) if self.decided else None
 
     @property
     def speedup_rate(self) -> float | None:
-        return round(sum(self._ratios) / len(self._ratios), 4) if self._ratios else None
+        return round(self._ratio_sum / self._ratio_count, 4) if self._ratio_count else None
+
+    def add_decided(self, timing: Timing) -> None:
+        """One decision, with the final clock of its case."""
+        self.decided += 1
+        if timing.remaining >= 0:
+            self.decided_on_time += 1
+        else:
+            self.decided_overdue += 1
+        self._used_sum += timing.used
+        self._limit_sum += timing.limit
+        if timing.limit > 0:
+            self._ratio_sum += 1 - timing.used / timing.limit
+            self._ratio_count += 1
+        self.provisional |= timing.provisional
 
     @property
     def complaint_on_time_rate(self) -> float | None:
@@ -276,9 +307,15 @@ class Figures:
         return not any(counted)
 
     def finish(self) -> None:
-        stats = rating_stats(self._rating_facts)
-        self.ratings, self.bad_ratings = stats.count, stats.bad_count
-        self.good_rate, self.rectified_rate = stats.good_rate, stats.rectified_rate
+        """The rating figures from the counts (as ``rating_stats`` gives them from the facts)."""
+        self.ratings = sum(self._rated.values())
+        self.bad_ratings = sum(n for (level, _), n in self._rated.items() if RatingLevel(level).is_bad)
+        rectified = sum(n for (level, done), n in self._rated.items() if done and RatingLevel(level).is_bad)
+        self.good_rate = _rate(self.ratings - self.bad_ratings, self.ratings)
+        self.rectified_rate = _rate(rectified, self.bad_ratings)
+
+    def add_ratings(self, level: int, rectified: bool, count: int) -> None:
+        self._rated[level, rectified] = self._rated.get((level, rectified), 0) + count
 
 
 def _rate(part: int, whole: int) -> float | None:
@@ -419,55 +456,246 @@ async def _load_cases(case_filter: Q) -> dict[int, _Case]:
     return cases
 
 
-# The clock of a closed case never changes (its events are append-only, its end is fixed; DOMAIN.md §4): kept per
-# process, keyed by what it is computed from — the limit and every (moment, state) of the events — and the calendar.
-_FINAL_CLOCKS: dict[tuple, Timing] = {}
-FINAL_CLOCKS_KEPT = 200_000
+# -- the statistics in SQL --------------------------------------------------------------------------------------------
+
+# The counted events: action -> the figure it adds to (decisions are counted with their clocks, below).
+_COUNTED = {
+    Action.RECEIVE.value: "received",
+    Action.ACCEPT.value: "accepted",
+    Action.NOT_ACCEPT.value: "not_accepted",
+    Action.REFUSE.value: "refused",
+    Action.WITHDRAW.value: "withdrawn",
+    Action.RETRACT.value: "retracted",
+    Action.REVOKE.value: "revoked",
+}
 
 
-def calendar_key(calendar: WorkCalendar) -> int:
-    schedules = getattr(calendar, "_schedules", {})
-    return hash(tuple(sorted((y, tuple(sorted(s.holidays)), tuple(sorted(s.workdays))) for y, s in schedules.items())))
+def _is_postgres(connection) -> bool:
+    return connection.capabilities.dialect == "postgres"
 
 
-def clock_of(case: _Case, calendar: WorkCalendar, calendar_hash: int, now: dt.datetime) -> Timing:
-    """``case_timing`` (the one clock), remembered for a closed case."""
-    key = (case.id, case.limit_days, case.limit_unit, case.warning_days, calendar_hash,
-           tuple((e.occurred_at, e.state_after) for e in case.events))
-    kept = _FINAL_CLOCKS.get(key)
-    if kept is not None:
-        return kept
-    timing = case_timing(case, case.events, calendar, now)
-    if timing.stopped:
-        if len(_FINAL_CLOCKS) >= FINAL_CLOCKS_KEPT:
-            _FINAL_CLOCKS.clear()
-        _FINAL_CLOCKS[key] = timing
-    return timing
+class _StatsSql:
+    """The statements of ``case_stats``, written for the connection's dialect (placeholders, the local date of a
+    moment). The scope is a WHERE over the case (``c``); the key column is the case's department / item / stage, or
+    for WEEK / MONTH the local date of the event (``e``), bucketed by the caller (at most 366 dates)."""
+
+    def __init__(self, scope: Scope, group_by: GroupBy, start: dt.datetime, end: dt.datetime) -> None:
+        self.connection = connections.get("default")
+        self.postgres = _is_postgres(self.connection)
+        self.scope, self.group_by, self.start, self.end = scope, group_by, start, end
+        self.events, self.cases = CaseEvent._meta.db_table, Case._meta.db_table
+
+    def day(self, column: str) -> str:
+        """The date of a moment in Asia/Shanghai. SQLite keeps moments as text with their offset (api/db.py), which
+        ``date()`` reads as a moment."""
+        if self.postgres:
+            return f"({column} AT TIME ZONE 'Asia/Shanghai')::date"
+        return f"date({column}, '+8 hours')"
+
+    def key(self) -> str:
+        if self.group_by.by_time:
+            return self.day("e.occurred_at")
+        return {GroupBy.DEPARTMENT: "c.department_id", GroupBy.ITEM: "c.item_id", GroupBy.STAGE: "c.stage"}[
+            self.group_by]
+
+    def mark(self, params: list) -> str:
+        """The placeholder of the last value of ``params``."""
+        return f"${len(params)}" if self.postgres else "?"
+
+    def where(self, params: list) -> str:
+        """Conditions on the case ``c`` for the scope; values go to ``params``."""
+
+        def mark(value: Any) -> str:
+            params.append(value)
+            return self.mark(params)
+
+        scope, out = self.scope, []
+        if scope.department_id is not None:
+            out.append(f"c.department_id = {mark(scope.department_id)}")
+        if scope.item_code is not None:
+            items = ApprovalItem._meta.db_table
+            out.append(f"c.item_id IN (SELECT id FROM {items} WHERE code = {mark(scope.item_code)})")
+        if scope.stage is not None:
+            out.append(f"c.stage = {mark(scope.stage)}")
+        projects = []
+        if scope.process_type is not None:
+            projects.append(f"process_type = {mark(scope.process_type)}")
+        if scope.region is not None:
+            projects.append(f"region_code LIKE {mark(scope.region + '%')}")  # digits only (check_format)
+        if projects:
+            out.append(f"c.project_id IN (SELECT id FROM {Project._meta.db_table} WHERE {' AND '.join(projects)})")
+        return "".join(f" AND {condition}" for condition in out)
+
+    def period(self, params: list, column: str = "e.occurred_at") -> str:
+        params.append(self.start)
+        since = self.mark(params)
+        params.append(self.end)
+        return f"{column} >= {since} AND {column} < {self.mark(params)}"
+
+    async def rows(self, sql: str, params: list) -> list[tuple]:
+        _, rows = await self.connection.execute_query(sql, params)
+        return [tuple(row) for row in rows]
+
+    async def event_counts(self) -> list[tuple]:
+        """(key, action, events, of them of cases that went through 补正) for the counted events of the period. A 补正
+        can only be asked for before acceptance (DOMAIN.md §4: from RECEIVED), so an accepted case that went through
+        it is one whose ``correction_requested`` projection is set (it is never unset)."""
+        params: list = []
+        period = self.period(params)
+        actions = ", ".join(f"'{action}'" for action in _COUNTED)  # constants of the enum, not input
+        return await self.rows(
+            f"SELECT {self.key()}, e.action, COUNT(*), "
+            f"SUM(CASE WHEN c.correction_requested THEN 1 ELSE 0 END) "
+            f"FROM {self.events} e JOIN {self.cases} c ON c.id = e.case_id "
+            f"WHERE {period} AND e.action IN ({actions}){self.where(params)} "
+            f"GROUP BY {self.key()}, e.action",
+            params,
+        )
+
+    def case_key(self) -> str:
+        """The group of a case (for WEEK / MONTH, none: what is not an event goes in the total only)."""
+        return {GroupBy.DEPARTMENT: "c.department_id", GroupBy.ITEM: "c.item_id", GroupBy.STAGE: "c.stage"}.get(
+            self.group_by, "NULL")
+
+    def decisions(self, params: list) -> str:
+        """FROM … WHERE of the period's decisions of the scope's cases, each with its case's clock row ``k`` if any."""
+        period = self.period(params)
+        actions = ", ".join(f"'{action.value}'" for action in sorted(DECISION_ACTIONS))
+        return (f"FROM {self.events} e JOIN {self.cases} c ON c.id = e.case_id "
+                f"LEFT JOIN {CaseClock._meta.db_table} k ON k.case_id = e.case_id "
+                f"WHERE {period} AND e.action IN ({actions}){self.where(params)}")
+
+    async def decided(self) -> list[tuple]:
+        """(key, decided, on time, Σ used, Σ limit, Σ (1 − used / limit) and how many over a limit > 0, any provisional,
+        decisions whose clock row cannot tell) of the period's decisions, from the final clocks of their cases (a
+        decision stops the clock: DOMAIN.md §5)."""
+        params: list = []
+        source = self.decisions(params)
+        final = "k.stopped AND k.accepted_on IS NOT NULL"
+        # 1.0 * …: a fraction, not an integer division (PostgreSQL gives a numeric, SQLite a real).
+        return await self.rows(
+            f"SELECT {self.key()}, SUM(CASE WHEN {final} THEN 1 ELSE 0 END), "
+            f"SUM(CASE WHEN {final} AND k.used <= k.limit_days THEN 1 ELSE 0 END), "
+            f"SUM(CASE WHEN {final} THEN k.used ELSE 0 END), SUM(CASE WHEN {final} THEN k.limit_days ELSE 0 END), "
+            f"SUM(CASE WHEN {final} AND k.limit_days > 0 THEN 1.0 - 1.0 * k.used / k.limit_days ELSE 0 END), "
+            f"SUM(CASE WHEN {final} AND k.limit_days > 0 THEN 1 ELSE 0 END), "
+            f"MAX(CASE WHEN {final} AND k.provisional THEN 1 ELSE 0 END), "
+            f"SUM(CASE WHEN k.case_id IS NULL OR NOT k.stopped THEN 1 ELSE 0 END) "
+            f"{source} GROUP BY {self.key()}",
+            params,
+        )
+
+    async def decided_without_clock(self) -> list[int]:
+        """The cases of the period's decisions whose clock row cannot tell (none, or not stopped): from their events."""
+        params: list = []
+        source = self.decisions(params)
+        rows = await self.rows(f"SELECT DISTINCT e.case_id {source} AND (k.case_id IS NULL OR NOT k.stopped)", params)
+        return [row[0] for row in rows]
+
+    async def running(self, calendar: WorkCalendar, today: dt.date) -> list[tuple[Any, int, Timing]]:
+        """(case key, case id, clock today) of the scope's cases running now (ACCEPTED / IN_PROGRESS / 特别程序), from their
+        clock rows (``clocks.timing_of``); where a row cannot tell, from the events (``clocks.timings_at``)."""
+        params: list = []
+        states = ", ".join(f"'{state.value}'" for state in sorted(OPEN_CLOCK_STATES))
+        columns = ", ".join(f"k.{name}" for name in clocks.COLUMNS[1:])
+        rows = await self.rows(
+            f"SELECT {self.case_key()}, c.id, {columns} FROM {self.cases} c "
+            f"LEFT JOIN {CaseClock._meta.db_table} k ON k.case_id = c.id "
+            f"WHERE c.state IN ({states}){self.where(params)}",
+            params,
+        )
+        out, unknown = [], {}
+        for key, case_id, *values in rows:
+            timing = None
+            if values[0] is not None:  # a row
+                limit, unit, warning, accepted_on, last_on, used, due_on, running, stopped, provisional = values
+                timing = clocks.timing_of(
+                    (case_id, limit, unit, warning, _date_or_none(accepted_on), _date_or_none(last_on), used,
+                     _date_or_none(due_on), bool(running), bool(stopped), bool(provisional)),
+                    calendar, today,
+                )
+            if timing is None:
+                unknown[case_id] = key
+            else:
+                out.append((key, case_id, timing))
+        if unknown:
+            for case_id, timing in (await clocks.timings_at(list(unknown), calendar, today)).items():
+                out.append((unknown[case_id], case_id, timing))
+        return out
+
+    async def special_procedures(self) -> list[tuple]:
+        """(key, the case's limit unit, began at, ended at or None) of the 特别程序 begun in the period. It ends with
+        the case's next change out of SPECIAL_PROCEDURE (its end, or a retraction)."""
+        params: list = []
+        period = self.period(params)
+        return await self.rows(
+            f"SELECT {self.key()}, c.limit_unit, e.occurred_at, (SELECT n.occurred_at FROM {self.events} n "
+            f"WHERE n.case_id = e.case_id AND n.seq > e.seq AND n.state_after <> 'SPECIAL_PROCEDURE' "
+            f"ORDER BY n.seq LIMIT 1) "
+            f"FROM {self.events} e JOIN {self.cases} c ON c.id = e.case_id "
+            f"WHERE {period} AND e.action = 'BEGIN_SPECIAL_PROCEDURE'{self.where(params)}",
+            params,
+        )
 
 
-def paused_days(case: _Case, calendar: WorkCalendar, today: dt.date) -> list[tuple[dt.date, int]]:
-    """(begin date, days paused) of each special procedure of the case: counting days from the day it began up to the
-    day before it ended (or up to today while it runs)."""
-    out = []
-    begun: dt.date | None = None
-    for event in case.events:
-        if event.action is Action.BEGIN_SPECIAL_PROCEDURE:
-            begun = event.day
-        elif begun is not None and event.state_after is not CaseState.SPECIAL_PROCEDURE:
-            out.append((begun, _counting_days(case.limit_unit, calendar, begun, event.day)))
-            begun = None
-    if begun is not None:
-        out.append((begun, _counting_days(case.limit_unit, calendar, begun, today + dt.timedelta(days=1))))
-    return out
+    async def ratings(self) -> list[tuple]:
+        """(key, level, rectified 0/1, ratings) of the period's ratings of the scope, an upheld appeal's excluded. The
+        scope's department and item are the rating's own; its stage, process type and region the rated case's (a
+        complaint's rating has none: outside a scope that names one). Keys: the rating's department / item, the
+        case's stage, the rating's date."""
+        params: list = []
+        period = self.period(params, "r.created_at")
+        scope = self.scope
+        conditions = []
+        if scope.department_id is not None:
+            params.append(scope.department_id)
+            conditions.append(f"r.department_id = {self.mark(params)}")
+        if scope.item_code is not None:
+            params.append(scope.item_code)
+            conditions.append(f"r.item_code = {self.mark(params)}")
+        by_case = replace(scope, department_id=None, item_code=None)
+        if by_case != Scope():
+            case_sql = _StatsSql(by_case, self.group_by, self.start, self.end)
+            conditions.append(f"c.id IS NOT NULL{case_sql.where(params)}")
+        key = {GroupBy.DEPARTMENT: "r.department_id", GroupBy.ITEM: "r.item_code", GroupBy.STAGE: "c.stage"}.get(
+            self.group_by) or self.day("r.created_at")
+        rectified = "CASE WHEN r.rectified_at IS NULL THEN 0 ELSE 1 END"
+        return await self.rows(
+            f"SELECT {key}, r.level, {rectified}, COUNT(*) FROM {Rating._meta.db_table} r "
+            f"LEFT JOIN {self.cases} c ON c.id = r.case_id "
+            f"WHERE {period} AND r.appeal_status <> 'UPHELD'{''.join(' AND ' + x for x in conditions)} "
+            f"GROUP BY {key}, r.level, {rectified}",
+            params,
+        )
 
 
-def _counting_days(unit: LimitUnit, calendar: WorkCalendar, first: dt.date, stop: dt.date) -> int:
-    n, day = 0, first
-    while day < stop:
-        if unit is LimitUnit.ND or calendar.is_working_day(day):
-            n += 1
-        day += dt.timedelta(days=1)
-    return n
+def _day(value: Any) -> dt.date:
+    """A date from the driver (PostgreSQL: a date; SQLite: "2026-05-03"), or the local date of a moment."""
+    if isinstance(value, dt.datetime):
+        return value.astimezone(CHINA).date()
+    if isinstance(value, dt.date):
+        return value
+    if len(value) == 10:
+        return dt.date.fromisoformat(value)
+    return _moment(value).astimezone(CHINA).date()
+
+
+def _date_or_none(value: Any) -> dt.date | None:
+    return None if value is None else _day(value)
+
+
+def _counting_days_between(unit: LimitUnit, calendar: WorkCalendar, first: dt.date, stop: dt.date) -> int:
+    """Counting days from ``first`` up to the day before ``stop``: every day for a natural-day limit, else the working
+    days (``WorkCalendar.working_days_between``, O(log n))."""
+    if stop <= first:
+        return 0
+    if unit is LimitUnit.ND:
+        return (stop - first).days
+    return calendar.working_days_between(first - dt.timedelta(days=1), stop - dt.timedelta(days=1))
+
+
+async def _item_codes() -> dict[int, str]:
+    return {pk: code for pk, code in await ApprovalItem.all().values_list("id", "code")}
 
 
 async def case_stats(
@@ -487,86 +715,85 @@ async def case_stats(
     stats_filter = replace(stats_filter, scope=scope)
     start, end = day_start(stats_filter.start), day_start(stats_filter.end + dt.timedelta(days=1))
     today = local_date(now)
-    clock_key = calendar_key(calendar)
 
-    # The cases with an event in the period, or running now.
-    in_period = Subquery(CaseEvent.filter(occurred_at__gte=start, occurred_at__lt=end).values("case_id"))
-    cases = await _load_cases(scope.cases() & (Q(id__in=in_period) | Q(state__in=list(OPEN_CLOCK_STATES))))
-
+    names = await _group_names(group_by, ())
     groups: dict[str, Figures] = {}
     total = Figures(key="TOTAL", label="合计")
     if group_by.by_time:
         for key, label in _buckets(group_by, stats_filter.start, stats_filter.end):
-            groups[key] = Figures(key=key, label=label, running_green=None, running_yellow=None, running_red=None)
-    names = await _group_names(group_by, cases.values())
+            groups[key] = Figures(key=key, label=label)
+            groups[key].running_green = groups[key].running_yellow = groups[key].running_red = None
 
-    def group(case_key: str, day: dt.date | None) -> Figures:
-        key = _bucket_of(group_by, day) if group_by.by_time else case_key
+    def group(key: str) -> Figures:
         if key not in groups:
             groups[key] = Figures(key=key, label=names.get(key, key))
         return groups[key]
 
-    def both(case_key: str, day: dt.date | None) -> tuple[Figures, Figures]:
-        return total, group(case_key, day)
+    sql = _StatsSql(scope, group_by, start, end)
+    item_codes = await _item_codes() if group_by is GroupBy.ITEM else {}
 
-    def in_range(day: dt.date) -> bool:
-        return stats_filter.start <= day <= stats_filter.end
+    def key_of(raw: Any) -> str:
+        """The group of a row's key column: a case's department / item / stage, or the bucket of an event's date."""
+        if group_by.by_time:
+            return _bucket_of(group_by, _day(raw))
+        return item_codes.get(raw, str(raw)) if group_by is GroupBy.ITEM else str(raw)
 
-    for n, case in enumerate(cases.values(), 1):
-        if n % YIELD_EVERY == 0:
-            # A year of a city's cases is seconds of arithmetic: let the other requests of this process run between
-            # slices, so one supervisor's statistics never stall the mini-program's users.
-            await asyncio.sleep(0)
-        case_key = _case_key(group_by, case)
-        timing = None
-        if case.state in OPEN_CLOCK_STATES or any(e.action in DECISION_ACTIONS and in_range(e.day)
-                                                  for e in case.events):
-            timing = clock_of(case, calendar, clock_key, now)
-        corrected = False
-        for event in case.events:
-            if event.action is Action.REQUEST_CORRECTION:
-                corrected = True
-            if not in_range(event.day):
+    # Counts of events: one GROUP BY over the period's events of the scope.
+    for raw, action, count, corrected in await sql.event_counts():
+        attr = _COUNTED.get(action)
+        if attr is None:
+            continue
+        for figures in (total, group(key_of(raw))):
+            setattr(figures, attr, getattr(figures, attr) + count)
+            if action == Action.ACCEPT.value:
+                figures.corrected += corrected
+
+    # Decided in the period, on time or not, and the means: summed in SQL over the decided cases' final clocks (the
+    # read model, api/services/clocks.py); a case whose row cannot tell (none yet, or not stopped) from its events.
+    unfolded = 0
+    for raw, count, on_time, used, limit, ratio_sum, ratios, provisional, without_clock in await sql.decided():
+        unfolded += without_clock
+        if not count:
+            continue
+        for figures in (total, group(key_of(raw))):
+            figures.decided += count
+            figures.decided_on_time += on_time
+            figures.decided_overdue += count - on_time
+            figures._used_sum += used
+            figures._limit_sum += limit
+            figures._ratio_sum += float(ratio_sum)
+            figures._ratio_count += ratios
+            figures.provisional |= bool(provisional)
+    if unfolded:
+        decided = await _load_cases(Q(id__in=await sql.decided_without_clock()))
+        for case in decided.values():
+            timing = case_timing(case, case.events, calendar, now)
+            if timing.remaining is None:
                 continue
-            day = event.day
-            for figures in both(case_key, day):
-                if event.action is Action.RECEIVE:
-                    figures.received += 1
-                elif event.action is Action.ACCEPT:
-                    figures.accepted += 1
-                    figures.corrected += corrected
-                elif event.action is Action.NOT_ACCEPT:
-                    figures.not_accepted += 1
-                elif event.action is Action.REFUSE:
-                    figures.refused += 1
-                elif event.action is Action.WITHDRAW:
-                    figures.withdrawn += 1
-                elif event.action is Action.RETRACT:
-                    figures.retracted += 1
-                elif event.action is Action.REVOKE:
-                    figures.revoked += 1
-                elif event.action in DECISION_ACTIONS and timing is not None and timing.remaining is not None:
-                    figures.decided += 1
-                    if timing.remaining >= 0:
-                        figures.decided_on_time += 1
-                    else:
-                        figures.decided_overdue += 1
-                    figures._used.append(timing.used)
-                    figures._limits.append(timing.limit)
-                    if timing.limit > 0:
-                        figures._ratios.append(1 - timing.used / timing.limit)
-                    figures.provisional |= timing.provisional
-        for begun, days in paused_days(case, calendar, today):
-            if stats_filter.start <= begun <= stats_filter.end:
-                for figures in both(case_key, begun):
-                    figures.special_procedures += 1
-                    figures.special_procedure_days += days
-        if case.state in OPEN_CLOCK_STATES and timing is not None and timing.light is not None:
-            targets = [total] if group_by.by_time else [total, group(case_key, None)]
-            for figures in targets:
-                attr = {Light.GREEN: "running_green", Light.YELLOW: "running_yellow", Light.RED: "running_red"}
-                setattr(figures, attr[timing.light], getattr(figures, attr[timing.light]) + 1)
-                figures.provisional |= timing.provisional
+            for event in case.events:
+                if event.action not in DECISION_ACTIONS or not stats_filter.start <= event.day <= stats_filter.end:
+                    continue
+                key = _bucket_of(group_by, event.day) if group_by.by_time else _case_key(group_by, case)
+                for figures in (total, group(key)):
+                    figures.add_decided(timing)
+
+    # 特别程序 begun in the period, with the counting days each paused the clock.
+    for raw, unit, begun, ended in await sql.special_procedures():
+        stop = _day(ended) if ended is not None else today + dt.timedelta(days=1)
+        days = _counting_days_between(LimitUnit(unit), calendar, _day(begun), stop)
+        for figures in (total, group(key_of(raw))):
+            figures.special_procedures += 1
+            figures.special_procedure_days += days
+
+    # Running now, by light: a snapshot of today (in the total only when grouped by time), from the clocks' rows.
+    attrs = {Light.GREEN: "running_green", Light.YELLOW: "running_yellow", Light.RED: "running_red"}
+    for raw, _, timing in await sql.running(calendar, today):
+        if timing.light is None:
+            continue
+        targets = [total] if group_by.by_time else [total, group(key_of(raw))]
+        for figures in targets:
+            setattr(figures, attrs[timing.light], getattr(figures, attrs[timing.light]) + 1)
+            figures.provisional |= timing.provisional
 
     await _add_ratings(stats_filter, group_by, groups, total, names, start, end, now)
     await _add_complaint_replies(
@@ -615,39 +842,17 @@ async def _add_ratings(
     stats_filter: StatsFilter, group_by: GroupBy, groups: dict[str, Figures], total: Figures, names: dict[str, str],
     start: dt.datetime, end: dt.datetime, now: dt.datetime,
 ) -> None:
-    scope = stats_filter.scope
-    query = Rating.filter(created_at__gte=start, created_at__lt=end)
-    if scope.department_id is not None:
-        query = query.filter(department_id=scope.department_id)
-    if scope.item_code is not None:
-        query = query.filter(item_code=scope.item_code)
-    if scope.stage is not None:
-        query = query.filter(case__stage=scope.stage)
-    if scope.process_type is not None:
-        query = query.filter(case__project__process_type=scope.process_type)
-    if scope.region is not None:
-        query = query.filter(case__project__region_code__startswith=scope.region)
-    ratings = await _rows(query.values_list(
-        "case_id", "department_id", "item_code", "level", "appeal_status", "rectified_at", "created_at", "case__stage"
-    ))
-    for case_id, department_id, item_code, level, appeal, rectified_at, created_at, stage in ratings:
+    """The period's ratings of the scope, counted in SQL by group, level and whether rectified."""
+    sql = _StatsSql(stats_filter.scope, group_by, start, end)
+    for key, level, rectified, count in await sql.ratings():
         # ``overdue`` is not a figure of caseStats (ratingStats has it): not computed here.
-        facts = RatingFacts(level=level, excluded=appeal == "UPHELD", rectified=rectified_at is not None,
-                            overdue=False)
-        total._rating_facts.append(facts)
-        if group_by is GroupBy.DEPARTMENT:
-            key = str(department_id)
-        elif group_by is GroupBy.ITEM:
-            key = item_code
-        elif group_by is GroupBy.STAGE:
-            key = str(stage) if case_id is not None else None
-        else:
-            key = _bucket_of(group_by, _moment(created_at).astimezone(CHINA).date())
+        total.add_ratings(level, bool(rectified), count)
         if key is None:
-            continue
+            continue  # a complaint's rating has no item nor stage
+        key = _bucket_of(group_by, _day(key)) if group_by.by_time else str(key)
         if key not in groups:
             groups[key] = Figures(key=key, label=names.get(key, key))
-        groups[key]._rating_facts.append(facts)
+        groups[key].add_ratings(level, bool(rectified), count)
 
 
 async def _add_complaint_replies(
@@ -671,22 +876,22 @@ async def _add_complaint_replies(
     replied = Subquery(
         ComplaintEvent.filter(action="REPLY", occurred_at__gte=start, occurred_at__lt=end).values("complaint_id")
     )
-    rows = await complaints.filter(id__in=replied).values_list("id", "department_id", "created_at")
+    complaints = complaints.filter(id__in=replied)
+    rows = await _rows(complaints.values_list("id", "department_id", "created_at"))
     if not rows:
         return
-    info = {pk: (department_id, created_at) for pk, department_id, created_at in rows}
-    events = await ComplaintEvent.filter(complaint_id__in=list(info)).order_by("complaint_id", "seq").values_list(
-        "complaint_id", "action", "occurred_at"
-    )
+    info = {pk: (department_id, _moment(created_at)) for pk, department_id, created_at in rows}
+    events = await _rows(ComplaintEvent.filter(complaint_id__in=Subquery(complaints.values("id"))).order_by(
+        "complaint_id", "seq").values_list("complaint_id", "action", "occurred_at"))
     round_started: dict[int, dt.datetime] = {pk: created for pk, (_, created) in info.items()}
     for complaint_id, action, at in events:
-        action = getattr(action, "value", action)
+        if complaint_id not in info:
+            continue  # replied between the two statements
+        at = _moment(at)
         if action == "REOPEN":
             round_started[complaint_id] = at
         elif action == "REPLY" and start <= at < end:
-            timing = reply_timing(round_started[complaint_id], at, limit=limit, warning_days=warning_days,
-                                  calendar=calendar, now=now)
-            on_time = timing.remaining is not None and timing.remaining >= 0
+            on_time, provisional = reply_clock(round_started[complaint_id], at, limit=limit, calendar=calendar)
             targets = [total]
             if group_by is GroupBy.DEPARTMENT:
                 department_id = info[complaint_id][0]
@@ -696,11 +901,29 @@ async def _add_complaint_replies(
                         groups[key] = Figures(key=key, label=names.get(key, key))
                     targets.append(groups[key])
             elif group_by.by_time:
-                targets.append(groups[_bucket_of(group_by, local_date(at))])
+                targets.append(groups[_bucket_of(group_by, at.astimezone(CHINA).date())])
             for figures in targets:
                 figures.complaint_replies += 1
                 figures.complaint_replies_on_time += on_time
-                figures.provisional |= timing.provisional
+                figures.provisional |= provisional
+
+
+def reply_clock(round_started: dt.datetime, replied_at: dt.datetime, *, limit: int,
+                calendar: WorkCalendar) -> tuple[bool, bool]:
+    """(on time, provisional) of a complaint's reply: the figures of ``reply_timing`` (api/domain/feedback.py) in
+    O(log n). Its round's clock counts every working day after the day it began through the reply's day (the round
+    runs until the reply, which is a decision), so ``used`` is one ``working_days_between``; provisional as
+    ``compute_timing``: a year without holiday data from the day after it began up to the reply's day, or up to the
+    due date when that lies later."""
+    began = round_started.astimezone(CHINA).date()
+    ended = max(replied_at, round_started).astimezone(CHINA).date()
+    used = calendar.working_days_between(began, ended)
+    last_day = ended
+    if used < limit:
+        due = calendar.nth_working_day_after(ended, limit - used)
+        last_day = max(ended, due) if due is not None else ended
+    provisional = last_day > began and calendar.has_unknown_year((began + dt.timedelta(days=1)).year, last_day.year)
+    return used <= limit, provisional
 
 
 # -- overdue and warning cases ----------------------------------------------------------------------------------------
@@ -762,12 +985,9 @@ async def light_cases(
     scope = await check_scope(viewer, scope)
     check_first(first, page_max)
     after_key = _parse_cursor(after)
-    cases = await _load_cases(scope.cases() & Q(state__in=list(OPEN_CLOCK_STATES)))
-    ranked = []
-    for case in cases.values():
-        timing = case_timing(case, case.events, calendar, now)
-        if timing.light is light and timing.remaining is not None:
-            ranked.append(_Ranked(case.id, timing.remaining))
+    running = await _StatsSql(scope, GroupBy.DEPARTMENT, now, now).running(calendar, local_date(now))
+    ranked = [_Ranked(case_id, timing.remaining) for _, case_id, timing in running
+              if timing.light is light and timing.remaining is not None]
     ranked.sort(key=lambda r: r.sort_key(order))
     keys = [r.sort_key(order) for r in ranked]
     begin = 0

@@ -5,13 +5,15 @@ import datetime as dt
 from api.domain.lifecycle import Action, Party
 from api.domain.timing import CaseState, LimitUnit
 from api.models import Application, Case, CaseEvent
+from api.services import clocks
 from api.services.calendar import invalidate_calendar_cache
 from tests.conftest import operation
 from tests.factories import PROJECT_CODE, shanghai
 
 
 async def add_cases(world, count: int) -> None:
-    """Cases written straight to the tables: each received, accepted and started, with its three events."""
+    """Cases written straight to the tables: each received, accepted and started, with its three events (and its
+    clock's read-model row, as every writer of events keeps it: api/services/clocks.py)."""
     project = world.projects["main"]
     items = list(world.items.values())
     user = world.users["applicant"]
@@ -35,6 +37,7 @@ async def add_cases(world, count: int) -> None:
                 party=Party.WINDOW, actor=user, occurred_at=shanghai(2026, 11, day) + dt.timedelta(minutes=n),
                 data={}, attachments=[],
             )
+        await clocks.refresh([case.id])
 
 
 async def statements_for_progress(gql, count_queries, user: str) -> tuple[int, int]:

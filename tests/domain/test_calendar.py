@@ -191,3 +191,38 @@ def test_load_errors_name_the_file(tmp_path):
     (tmp_path / "2027.json").write_text(json.dumps(year_file(workdays=[{"date": "2026-10-09", "name": "x"}])), "utf-8")
     with pytest.raises(CalendarDataError, match=r"2027.json：调休上班日 2026-10-09"):
         load_calendar_dir(tmp_path)
+
+
+def _count(calendar, after, through):
+    return sum(calendar.is_working_day(after + timedelta(days=n)) for n in range(1, (through - after).days + 1))
+
+
+def test_working_days_between_and_the_nth_working_day_agree_with_asking_each_day():
+    """The O(log n) counts of the clocks' read model (api/services/clocks.py) are the day-by-day counts."""
+    import random
+
+    calendar = load_bundled_calendar()
+    rng = random.Random(13)
+    starts = [date(2023, 12, 25) + timedelta(days=rng.randrange(0, 1200)) for _ in range(150)]
+    starts += [date(2024, 2, 9), date(2025, 9, 30), date(2026, 10, 1), date(2026, 12, 31), date(1, 1, 1)]
+    for after in starts:
+        for span in (0, 1, 2, 6, 7, 8, rng.randrange(9, 400)):
+            through = after + timedelta(days=span)
+            assert calendar.working_days_between(after, through) == _count(calendar, after, through), (after, span)
+            assert calendar.working_days_between(through, after) == 0
+        for n in (1, 2, 5, 10, rng.randrange(11, 250)):
+            day = calendar.nth_working_day_after(after, n)
+            assert day > after and calendar.is_working_day(day) and _count(calendar, after, day) == n, (after, n)
+    # Past the last date: None, as the day-by-day projection says (api/domain/timing.py).
+    assert calendar.nth_working_day_after(date.max - timedelta(days=10), 100) is None
+    last_friday = calendar.nth_working_day_after(date.max - timedelta(days=10), 1)
+    assert last_friday is not None and _count(calendar, date.max - timedelta(days=10), last_friday) == 1
+    with pytest.raises(ValueError):
+        calendar.nth_working_day_after(date(2026, 1, 1), 0)
+
+
+def test_has_unknown_year():
+    calendar = load_bundled_calendar()
+    assert not calendar.has_unknown_year(2024, 2026)
+    assert calendar.has_unknown_year(2026, 2027) and calendar.has_unknown_year(2023, 2024)
+    assert not calendar.has_unknown_year(2027, 2026)  # an empty range
