@@ -4,7 +4,7 @@ from tortoise import fields
 from api.domain.timing import LimitUnit
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0009_exchange')]
+    dependencies = [('models', '0010_ingest')]
 
     initial = False
 

@@ -7,7 +7,7 @@ class Migration(migrations.Migration):
     """caseStats (api/services/supervision.py) counts a period's events of each action: a covering index, so a year of
     100,000 cases' events is read from the index, not from the event rows with their JSON."""
 
-    dependencies = [('models', '0010_case_clock')]
+    dependencies = [('models', '0011_case_clock')]
 
     initial = False
 
