@@ -9,8 +9,8 @@ each rendered and PAdES-signed with the seal's visible stamp. CPU time is ``time
 certificate (this process only: immune to what else runs on the machine, unlike wall-clock time). The first
 certificate of a process (it opens the CJK face) is reported apart from the N.
 
-``--before-ref REF`` also measures the code of git ref REF (``git archive`` into a temporary folder, run in its own
-process) in the same run, for a before/after table. Figures go to the "certificates" section of docs/PERFORMANCE.md.
+``--before-ref REF`` also measures the code of git ref REF (``git archive`` into a temporary folder), its process and
+this tree's running at the same time so that both meet the same load of a shared machine, for a before/after table. Figures go to the "certificates" section of docs/PERFORMANCE.md.
 """
 
 from __future__ import annotations
@@ -101,16 +101,27 @@ def measure(n: int) -> dict:
     }
 
 
-def measure_ref(ref: str, n: int) -> dict:
-    """The same measurement over the code of git ref ``ref``, in its own process."""
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref], capture_output=True, check=True).stdout
+def measure_side_by_side(refs: list[str | None], n: int) -> list[dict]:
+    """The measurement of each git ref (``None``: this tree), each in its own process, all running at the same time:
+    on a shared machine CPU time grows with the load (caches, hyper-threads), so rows measured together meet the
+    same load and compare, where rows measured one after the other do not."""
     with tempfile.TemporaryDirectory(prefix="cert-bench-ref-") as tmp:
-        tarfile.open(fileobj=BytesIO(archive)).extractall(tmp)
-        done = subprocess.run(
-            [sys.executable, str(Path(__file__).resolve()), "--measure-only", "-n", str(n), "--code", tmp],
-            capture_output=True, text=True, check=True,
-        )
-    return json.loads(done.stdout.strip().splitlines()[-1])
+        processes = []
+        for i, ref in enumerate(refs):
+            code = ROOT
+            if ref is not None:
+                archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref], capture_output=True, check=True).stdout
+                code = Path(tmp) / str(i)
+                code.mkdir()
+                tarfile.open(fileobj=BytesIO(archive)).extractall(code)
+            processes.append(subprocess.Popen(
+                [sys.executable, str(Path(__file__).resolve()), "--measure-only", "-n", str(n), "--code", str(code)],
+                stdout=subprocess.PIPE, text=True,
+            ))
+        outputs = [p.communicate()[0] for p in processes]
+        if any(p.returncode for p in processes):
+            raise SystemExit("a measurement failed")
+    return [json.loads(out.strip().splitlines()[-1]) for out in outputs]
 
 
 def report(rows: list[tuple[str, dict]], n: int) -> str:
@@ -123,7 +134,8 @@ def report(rows: list[tuple[str, dict]], n: int) -> str:
     )
     return (
         f"Measured {dt.date.today():%Y-%m-%d} on {machine()}; one process per row, {n} different certificates "
-        "each after a first one, CPU time of this process (`time.process_time`) per certificate: render + PAdES seal.\n\n"
+        "each after a first one, CPU time of this process (`time.process_time`) per certificate: render + PAdES seal"
+        f"{'; the rows measured at the same time' if len(rows) > 1 else ''}.\n\n"
         "| code | p50 ms | p99 ms | mean ms | max ms | first certificate ms | signed bytes |\n"
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n"
         f"{lines}\n"
@@ -144,10 +156,11 @@ def main() -> int:
     if args.measure_only:
         print(json.dumps(measure(args.n)))
         return 0
-    rows = []
-    if args.before_ref:
-        rows.append((f"before: `{args.before_ref}`", measure_ref(args.before_ref, args.n)))
-    rows.append(("this tree", measure(args.n)))
+    if args.before_ref:  # both at the same time, each in its own process (see measure_side_by_side)
+        before, now = measure_side_by_side([args.before_ref, None], args.n)
+        rows = [(f"before: `{args.before_ref}`", before), ("this tree", now)]
+    else:
+        rows = [("this tree", measure(args.n))]
     text = report(rows, args.n)
     print(text)
     if not args.no_write:

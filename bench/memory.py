@@ -127,7 +127,7 @@ def run(n: int, timeout: float, code: Path = ROOT) -> dict:
             cwd=code, env={**env, "PYTHONPATH": str(code)}, stdout=subprocess.DEVNULL,
             stderr=(workdir / "serve.log").open("wb"),
         )
-        wait_for_port(port, process)
+        wait_for_port(port, process, timeout=180.0)  # a loaded shared machine starts a server slowly
         for _ in range(20):  # a little traffic: what a process at rest has been through
             graphql(port, token, "{ me { id } }")
         time.sleep(2)  # the start-up sweep and the traffic settled

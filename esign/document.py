@@ -22,6 +22,7 @@ from fpdf import FPDF
 from fpdf.enums import TableCellFillMode
 
 from esign.fonts import cjk_font, truetype_face
+from esign.qr import qr_matrix
 
 A4_WIDTH_MM, A4_HEIGHT_MM = 210.0, 297.0
 MM = 72 / 25.4  # PDF points per millimetre
@@ -219,10 +220,7 @@ def _spaced(text: str, spaces: int) -> str:
 
 def _qr(pdf: FPDF, url: str, x: float, y: float, size: float) -> None:
     """The QR code drawn as vector rectangles (sharp at any zoom, a few hundred bytes)."""
-    qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=0)
-    qr.add_data(url)
-    qr.make(fit=True)
-    matrix = qr.get_matrix()
+    matrix = qr_matrix(url, error_correction=qrcode.constants.ERROR_CORRECT_M)
     module = size / len(matrix)
     pdf.set_fill_color(0, 0, 0)
     for row, bits in enumerate(matrix):

@@ -34,6 +34,12 @@ _WORD = re.compile(r"[\w\u4e00-\u9fff]+")
 
 _jieba_lock = threading.Lock()
 _jieba_ready = False
+# jieba's dictionary (349,046 words) held whole is ~60 MB of a process. Kept: the words seen at least this many times
+# in its corpus, and every word the shipped catalogue's texts contain (api/data/catalog: guides, forms, synonyms),
+# ~140,000 words, ~25 MB. The total frequency stays the whole dictionary's, so a kept word scores as before and the
+# catalogue's texts are cut exactly as with the whole dictionary (a text is cut by the words it contains: a test
+# compares); elsewhere a rare word is cut into shorter words or characters (jieba's HMM joins unknown runs).
+DICTIONARY_MIN_FREQ = 5
 
 
 def _jieba():
@@ -44,9 +50,37 @@ def _jieba():
         with _jieba_lock:
             if not _jieba_ready:
                 jieba.setLogLevel(logging.WARNING)
-                jieba.initialize()  # the dictionary ships with the package: no network
+                # the dictionary ships with the package: no network
+                jieba.dt.FREQ, jieba.dt.total = _dictionary(
+                    Path(jieba.__file__).with_name("dict.txt"), keep=_catalogue_text()
+                )
+                jieba.dt.initialized = True
                 _jieba_ready = True
     return jieba
+
+
+def _catalogue_text(root: Path = DEFAULT_ROOT) -> str:
+    """The texts of the shipped catalogue (lower case, as the analyzer cuts them), one per line."""
+    return "\n".join(p.read_text(encoding="utf-8") for p in sorted(root.rglob("*.toml"))).lower()
+
+
+def _dictionary(path: Path, *, keep: str = "", min_freq: int = DICTIONARY_MIN_FREQ) -> tuple[dict[str, int], int]:
+    """jieba's prefix dictionary (word → frequency, each prefix of a word → 0 unless a word) of the words of ``path``
+    seen at least ``min_freq`` times or found in ``keep``, and the total frequency of all its words (what jieba's own
+    loader gives for the whole file). The file is read line by line, never held whole."""
+    pairs = {keep[i : i + 2] for i in range(len(keep) - 1)}  # a cheap first test before searching ``keep``
+    freq: dict[str, int] = {}
+    total = 0
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            word, count = line.split(" ", 2)[:2]
+            n = int(count)
+            total += n
+            if n >= min_freq or (word[:2] in pairs and word in keep):
+                freq[word] = n
+                for end in range(1, len(word)):
+                    freq.setdefault(word[:end], 0)
+    return freq, total
 
 
 @dataclass(frozen=True)
