@@ -117,6 +117,7 @@ class ErrorCode(Enum):
     PROJECT_UNKNOWN = "PROJECT_UNKNOWN"
     CASE_CODE_TAKEN = "CASE_CODE_TAKEN"
     CERTIFICATE_NUMBER_TAKEN = "CERTIFICATE_NUMBER_TAKEN"
+    CSRF_FAILED = "CSRF_FAILED"  # the dashboard's pages: a POST without the page's own token (403)
 
 
 @strawberry.type(description="An expected failure, returned as data: nothing was changed.")
