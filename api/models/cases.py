@@ -1,7 +1,8 @@
 """Applications (申报), cases (办件) and their append-only events.
 
 A case's ``state``, ``blzt`` and ``last_seq`` are a projection of its events, written in the same transaction as each
-event; the timing and the lights are always computed from the events (DOMAIN.md §4).
+event; so is its clock's read model (``CaseClock``): the timing and the lights are derived from the events alone
+(DOMAIN.md §4), the row only keeps the part of that derivation that does not depend on today.
 """
 
 from tortoise import fields

@@ -138,8 +138,9 @@ class Project(Node):
     async def light(self, info: strawberry.Info) -> Light | None:
         ctx = _ctx(info)
         cases = await ctx.loaders.visible_cases_by_project.load(self.id)
-        running = [c for c in cases if c.state in OPEN_CLOCK_STATES]
-        return worst(t.light for t in await ctx.timings(running))
+        # All the cases' clocks, not only the running ones: `stages` asks for the same set, then reads no more rows.
+        timings = await ctx.timings(cases)
+        return worst(t.light for c, t in zip(cases, timings) if c.state in OPEN_CLOCK_STATES)
 
     @strawberry.field(description="The stages of the project's process template, each with its cases visible to you.")
     async def stages(self, info: strawberry.Info) -> list[ProjectStage]:

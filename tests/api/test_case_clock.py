@@ -36,7 +36,8 @@ from tests.factories import OTHER_PROJECT_CODE, PROJECT_CODE, shanghai
 
 ROOT = Path(__file__).resolve().parents[2]
 YEAR_2027 = {"year": 2027, "source": "测试：2027年节假日安排",
-             "holidays": [{"date": "2027-01-01", "name": "元旦"}, {"date": "2027-02-08", "name": "春节"},
+             "holidays": [{"date": "2027-01-01", "name": "元旦"}, {"date": "2027-01-04", "name": "测试假日"},
+                          {"date": "2027-01-05", "name": "测试假日"}, {"date": "2027-02-08", "name": "春节"},
                           {"date": "2027-02-09", "name": "春节"}, {"date": "2027-02-10", "name": "春节"}],
              "workdays": [{"date": "2027-02-06", "name": "春节调休"}]}
 
@@ -122,7 +123,7 @@ def test_the_row_of_a_random_history_answers_as_its_events_at_every_date():
 
 @pytest.mark.quiet_app  # no world: its test catalogue would clash with the demo's
 async def test_every_demo_case_at_many_dates_and_across_a_calendar_load(app, settings, db_backend):
-    now = shanghai(2026, 12, 2, 10)
+    now = shanghai(2026, 12, 21, 10)  # clocks due around the turn of the year
     await load_demo(settings, now=now, pdf_limit=0)
     rows = await CaseClock.all().values_list(*clocks.COLUMNS)
     assert len(rows) == await Case.all().count() > 50
@@ -141,6 +142,7 @@ async def test_every_demo_case_at_many_dates_and_across_a_calendar_load(app, set
     assert provisional_before, "some demo clock reaches into 2027"
     async with in_transaction():
         await store_years([parse_year_file(YEAR_2027)])
+    assert set(await CaseClock.all().values_list(*clocks.COLUMNS)) != set(rows)  # due dates moved with the holidays
     calendar = await clocks.current_calendar()
     assert calendar.is_known_year(2027)
     after = await clocks.timings_at([r[0] for r in rows], calendar, later)
@@ -259,8 +261,8 @@ async def test_rebuild_and_migrate_fill_the_rows_and_a_calendar_load_recomputes_
     await run_cli(settings, "calendar", "load", str(tmp_path / "2027.json"))
     invalidate_calendar_cache()
     moved = await CaseClock.filter(case_id=case_id).values_list(*clocks.COLUMNS)
-    assert moved != good  # 元旦 2027-01-01 is a holiday: the due date moves by a day
-    assert (good[0][7], moved[0][7]) == (dt.date(2027, 1, 4), dt.date(2027, 1, 5))
+    assert moved != good  # 01-01, 01-04 and 01-05 are holidays after all: the due date moves by three working days
+    assert (good[0][7], moved[0][7]) == (dt.date(2027, 1, 4), dt.date(2027, 1, 7))
     await check([dt.date(2026, 12, 22), dt.date(2026, 12, 31), dt.date(2027, 1, 4), dt.date(2027, 2, 1)],
                 ids=[case_id])
 

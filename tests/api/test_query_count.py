@@ -58,8 +58,8 @@ async def test_progress_query_count_does_not_grow_with_cases(gql, world, count_q
     large, n_large = await statements_for_progress(gql, count_queries, "applicant")
     assert (n_small, n_large) == (4, 40)
     assert small == large, (small, large)
-    # generation (PostgreSQL: its snapshot), viewer, project, cases, events, items, departments, stages, … — a handful
-    assert large <= 13
+    # generation (PostgreSQL: its snapshot), viewer, project, cases, clock rows, items, departments, stages, … — a handful
+    assert large <= 13, large
 
 
 def _data_statements(counter) -> int:
