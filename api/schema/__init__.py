@@ -18,7 +18,7 @@ from api.schema import types
 from api.schema.context import Context
 from api.schema.gate import GatedValidation, Limits, NoIntrospection
 from api.schema.trusted import Registry, TrustedDocuments
-from api.schema.direct import direct_resolvers
+from api.schema.direct import ExecutionContext as DirectExecutionContext, direct_resolvers
 from api.schema.inputs import SCALAR_OVERRIDES, CheckedArguments, check_arguments, is_unexpected, log_errors
 from api.schema.accounts import AccountsMutation, AccountsQuery, AgentAuthorization
 from api.schema.feedback import FeedbackMutation, FeedbackQuery, FeedbackSubscription
@@ -172,6 +172,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         types=_EXTRA_TYPES,
         extensions=extensions,
         scalar_overrides=SCALAR_OVERRIDES,
+        execution_context_class=DirectExecutionContext,  # model instances are values, not awaitables
     )
     # Per field, once (issue #13): the fields with arguments check them; those without resolve without Strawberry's
     # per-call wrapper (api/schema/direct.py). No extension above has a ``resolve`` hook: one would run around every

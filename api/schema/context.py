@@ -80,6 +80,15 @@ async def _latest_guides(item_ids: list[int]) -> list[Any]:
     return [latest.get(i) for i in item_ids]
 
 
+def loaded(loader: DataLoader, key: Any) -> Any:
+    """The loader's value for ``key`` itself when it already has it (no awaiting: the field resolves synchronously, and
+    a list of such fields needs no gathering of tasks), else the awaitable of it (issue #13)."""
+    future = loader.cache_map.get(key) if loader.cache else None
+    if future is not None and future.done() and not future.cancelled() and future.exception() is None:
+        return future.result()
+    return loader.load(key)
+
+
 @dataclass
 class Loaders:
     viewer: Viewer | None

@@ -10,6 +10,10 @@ attribute like Strawberry's default resolver. Mutations and subscriptions keep S
 and so does any field Strawberry would treat specially (arguments, extensions, ``root``/``Parent`` parameters,
 exception handlers).
 
+A Tortoise model instance is awaitable (awaiting it gives it back): every project, case, item or department a resolver
+returned made graphql-core take its asynchronous path — a coroutine per object and a gathering of tasks per list, the
+23 cases of a project included. ``ExecutionContext`` tells graphql-core they are plain values, which they are.
+
 The answers are the same functions' results: ``tests/api/test_answers_unchanged.py`` compares them byte for byte.
 """
 
@@ -19,7 +23,10 @@ from typing import Any, Callable
 
 import strawberry
 from graphql import GraphQLObjectType
+from strawberry.execution import optimized_is_awaitable
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.field import StrawberryField
+from tortoise.models import Model
 
 DEFINITION = "strawberry-definition"
 
@@ -87,3 +94,16 @@ def direct_resolvers(schema: strawberry.Schema) -> int:
                 graphql_field.resolve = resolve
                 count += 1
     return count
+
+
+def _is_awaitable(value: Any) -> bool:
+    # Model.__await__ only returns the instance itself: treat it as the value it is.
+    return not isinstance(value, Model) and optimized_is_awaitable(value)
+
+
+class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    """Strawberry's execution context, for which a Tortoise model instance is a value, not an awaitable."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.is_awaitable = _is_awaitable  # type: ignore[assignment]

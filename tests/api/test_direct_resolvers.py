@@ -64,3 +64,41 @@ def test_fields_with_arguments_or_extensions_keep_strawberrys_wrapper():
         for name, field in graphql_type.fields.items():
             assert field.resolve is None or field.resolve.__module__ != "api.schema.direct", name
     assert direct_resolvers(schema) > 100  # idempotent: a second pass finds the same fields
+
+
+async def _tasks_for_progress(gql) -> tuple[int, int]:
+    """asyncio tasks created while the progress query is asked, and the number of cases it answered."""
+    import asyncio
+
+    from tests.factories import PROJECT_CODE
+
+    loop = asyncio.get_running_loop()
+    created = 0
+
+    def counting(loop, coro, **kwargs):
+        nonlocal created
+        created += 1
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    previous = loop.get_task_factory()
+    loop.set_task_factory(counting)
+    try:
+        data = await gql(operation("ProjectProgress"), {"code": PROJECT_CODE}, as_user="applicant")
+    finally:
+        loop.set_task_factory(previous)
+    return created, sum(len(s["cases"]) for s in data["project"]["stages"])
+
+
+async def test_progress_creates_no_task_per_case(gql, world, clock):
+    """A Tortoise model instance is awaitable (it gives itself back): graphql-core gathered a task per case, item and
+    department. The model instances are plain values to the executor, so the tasks do not grow with the cases."""
+    from tests.api.test_query_count import add_cases
+    from tests.factories import shanghai
+
+    clock.set(shanghai(2026, 11, 20))
+    await add_cases(world, 4)
+    small, n_small = await _tasks_for_progress(gql)
+    await add_cases(world, 36)
+    large, n_large = await _tasks_for_progress(gql)
+    assert (n_small, n_large) == (4, 40)
+    assert large == small, (small, large)
