@@ -18,7 +18,8 @@ from api.schema import types
 from api.schema.context import Context
 from api.schema.gate import GatedValidation, Limits, NoIntrospection
 from api.schema.trusted import Registry, TrustedDocuments
-from api.schema.inputs import SCALAR_OVERRIDES, CheckedArguments, is_unexpected, log_errors
+from api.schema.direct import ExecutionContext as DirectExecutionContext, direct_resolvers
+from api.schema.inputs import SCALAR_OVERRIDES, CheckedArguments, check_arguments, is_unexpected, log_errors
 from api.schema.accounts import AccountsMutation, AccountsQuery, AgentAuthorization
 from api.schema.feedback import FeedbackMutation, FeedbackQuery, FeedbackSubscription
 from api.schema import certificates, feedback, notices
@@ -162,16 +163,23 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         BusyAnswer,
         KeepableAnswer,
         conversation.ConversationPublishing,  # new conversation messages go live after the operation (issue #11)
-        CheckedArguments,  # a lone surrogate or NUL in any argument is the client's mistake (api/schema/inputs.py)
+        CheckedArguments,  # a subscription over HTTP is the client's mistake; arguments: check_arguments below
     ]
-    return JianshenSchema(
+    schema = JianshenSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         types=_EXTRA_TYPES,
         extensions=extensions,
         scalar_overrides=SCALAR_OVERRIDES,
+        execution_context_class=DirectExecutionContext,  # model instances are values, not awaitables
     )
+    # Per field, once (issue #13): the fields with arguments check them; those without resolve without Strawberry's
+    # per-call wrapper (api/schema/direct.py). No extension above has a ``resolve`` hook: one would run around every
+    # field of every answer.
+    check_arguments(schema)
+    direct_resolvers(schema)
+    return schema
 
 
 def export_sdl() -> str:

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable
 from zoneinfo import ZoneInfo
 
 from cross_web import HTTPException
-from graphql import ExecutionResult, GraphQLError, GraphQLNonNull, GraphQLObjectType
+from graphql import ExecutionResult, GraphQLError, GraphQLNonNull, GraphQLObjectType, default_field_resolver
 from starlette.requests import Request
 from strawberry.exceptions import StrawberryInputCoercionError
 from strawberry.extensions import SchemaExtension
@@ -189,7 +189,13 @@ class CheckedArguments(SchemaExtension):
             )
         yield
 
-    def resolve(self, _next, root, info, *args, **kwargs):
+
+
+def _refusing_unstorable(resolve: Callable[..., Any]) -> Callable[..., Any]:
+    """``resolve`` behind the check of its arguments: a lone surrogate or NUL anywhere in them is refused before the
+    resolver runs — in a mutation's payload ``errors`` when it has some, else as a GraphQL error."""
+
+    def checked(root: Any, info: Any, **kwargs: Any) -> Any:
         if kwargs:
             path = unstorable_at(kwargs)
             if path is not None:
@@ -202,7 +208,23 @@ class CheckedArguments(SchemaExtension):
                         errors=[UserError(field=field, code=ErrorCode.INVALID_INPUT, message=UNSTORABLE_MESSAGE)]
                     )
                 raise GraphQLError(UNSTORABLE_MESSAGE, extensions={"code": "INVALID_INPUT", "field": field})
-        return _next(root, info, *args, **kwargs)
+        return resolve(root, info, **kwargs)
+
+    return checked
+
+
+def check_arguments(schema: Any) -> None:
+    """Every field that takes arguments checks them (``_refusing_unstorable``). Done per field, once when the schema is
+    built, not as a schema extension's ``resolve`` hook: that made graphql-core run a middleware around *every* field
+    of every answer, ~600 in a progress answer, though only fields with arguments can hold a bad one (issue #13).
+    graphql-core's own introspection fields (``__type(name:)``, ``includeDeprecated``) are shared by every schema and
+    take no free text that is stored: they are left alone."""
+    for graphql_type in schema._schema.type_map.values():
+        if not isinstance(graphql_type, GraphQLObjectType) or graphql_type.name.startswith("__"):
+            continue
+        for graphql_field in graphql_type.fields.values():
+            if graphql_field.args:
+                graphql_field.resolve = _refusing_unstorable(graphql_field.resolve or default_field_resolver)
 
 
 # -- logging ------------------------------------------------------------------------------------------------------------

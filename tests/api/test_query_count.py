@@ -124,3 +124,15 @@ async def test_notice_subjects_are_loaded_in_a_bounded_number_of_statements(gql,
         counts.append((counter.count, {n["subject"]["__typename"] for n in nodes}, len(nodes)))
     assert counts[0][1] == counts[1][1] == {"Case", "Rating", "Complaint"} and (counts[0][2], counts[1][2]) == (3, 33)
     assert counts[0][0] == counts[1][0], counts
+
+
+async def test_progress_reads_the_departments_in_one_statement(gql, world, count_queries, clock):
+    """The stages' lead departments and the cases' departments are one statement, not one each (issue #13)."""
+    clock.set(shanghai(2026, 11, 20))
+    await add_cases(world, 8)
+    invalidate_calendar_cache()
+    with count_queries() as counter:
+        data = await gql(operation("ProjectProgress"), {"code": PROJECT_CODE}, as_user="applicant")
+    stages = data["project"]["stages"]
+    assert any(s["leadDepartment"] for s in stages) and all(c["department"] for s in stages for c in s["cases"])
+    assert sum('FROM "department"' in s for s in counter.statements) == 1, counter.statements

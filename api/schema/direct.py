@@ -1,0 +1,109 @@
+"""Resolvers graphql-core calls directly, without Strawberry's per-field wrapper (issue #13).
+
+Strawberry gives graphql-core, for every field with a resolver, a wrapper that on each call builds the ``Info``,
+converts the arguments, runs the field extensions and finally calls the resolver: 5–10 µs a field, ~600 fields in a
+23-case progress answer. A field with no arguments and no field extension (no permission classes) needs none of it
+but the ``Info``. ``direct_resolvers`` replaces, once when the schema is built, the resolver of every such field of
+the query-side types by a plain function that does exactly the rest of what Strawberry's wrapper does for it: pass
+the source as ``self`` and a Strawberry ``Info`` if the resolver asks for one; a field with no resolver reads the
+attribute like Strawberry's default resolver. Mutations and subscriptions keep Strawberry's wrapper (they are few),
+and so does any field Strawberry would treat specially (arguments, extensions, ``root``/``Parent`` parameters,
+exception handlers).
+
+A Tortoise model instance is awaitable (awaiting it gives it back): every project, case, item or department a resolver
+returned made graphql-core take its asynchronous path — a coroutine per object and a gathering of tasks per list, the
+23 cases of a project included. ``ExecutionContext`` tells graphql-core they are plain values, which they are.
+
+The answers are the same functions' results: ``tests/api/test_answers_unchanged.py`` compares them byte for byte.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import strawberry
+from graphql import GraphQLObjectType
+from strawberry.execution import optimized_is_awaitable
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.types.field import StrawberryField
+from tortoise.models import Model
+
+DEFINITION = "strawberry-definition"
+
+
+def _direct(field: StrawberryField, info_class: type) -> Callable[..., Any] | None:
+    """graphql-core's resolver for ``field`` doing what Strawberry's wrapper does for it; None if it must keep it."""
+    resolver = field.base_resolver
+    if resolver is None:
+        name, read = field.python_name, field.default_resolver
+
+        def attribute(source: Any, _info: Any) -> Any:
+            return read(source, name)
+
+        attribute._is_default = True  # type: ignore[attr-defined]  # as Strawberry marks it (tracing skips it)
+        return attribute
+    if resolver.root_parameter is not None or resolver.parent_parameter is not None or resolver.arguments:
+        return None
+    function = resolver.wrapped_func
+    if not callable(function):
+        return None
+    info_parameter = resolver.info_parameter
+    takes_self = resolver.self_parameter is not None
+    if info_parameter is None:
+        if takes_self:
+            return lambda source, _info: function(source)
+        return lambda _source, _info: function()
+    info_name = info_parameter.name
+
+    if takes_self:
+
+        def with_info(source: Any, info: Any) -> Any:
+            return function(source, **{info_name: info_class(_raw_info=info, _field=field)})
+
+    else:
+
+        def with_info(_source: Any, info: Any) -> Any:
+            return function(**{info_name: info_class(_raw_info=info, _field=field)})
+
+    return with_info
+
+
+def direct_resolvers(schema: strawberry.Schema) -> int:
+    """Give graphql-core a direct resolver for every field that needs nothing of Strawberry's wrapper but the
+    ``Info``; return how many fields got one."""
+    converter = schema.schema_converter
+    if getattr(converter, "_exception_handler_specs", None):
+        return 0  # exception handlers may turn a field's error into a result: leave every field to Strawberry
+    graphql_schema = schema._schema
+    info_class = schema.config.info_class
+    operations = {graphql_schema.mutation_type, graphql_schema.subscription_type} - {None}
+    count = 0
+    for graphql_type in graphql_schema.type_map.values():
+        if not isinstance(graphql_type, GraphQLObjectType) or graphql_type in operations:
+            continue
+        if graphql_type.name.startswith("__"):
+            continue
+        for graphql_field in graphql_type.fields.values():
+            field = graphql_field.extensions.get(DEFINITION) if graphql_field.extensions else None
+            if not isinstance(field, StrawberryField) or graphql_field.args or field.extensions:
+                continue
+            if field.is_subscription or graphql_field.subscribe is not None:
+                continue
+            resolve = _direct(field, info_class)
+            if resolve is not None:
+                graphql_field.resolve = resolve
+                count += 1
+    return count
+
+
+def _is_awaitable(value: Any) -> bool:
+    # Model.__await__ only returns the instance itself: treat it as the value it is.
+    return not isinstance(value, Model) and optimized_is_awaitable(value)
+
+
+class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    """Strawberry's execution context, for which a Tortoise model instance is a value, not an awaitable."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.is_awaitable = _is_awaitable  # type: ignore[assignment]

@@ -1,0 +1,104 @@
+"""Fields resolve without Strawberry's per-field wrapper where it adds nothing (issue #13, api/schema/direct.py).
+
+That the answers stay the same is tests/api/test_answers_unchanged.py; this checks the mechanism is in place, so a
+later change (an extension with a ``resolve`` hook, a field given a permission class) cannot silently bring the cost
+back or lose a check.
+"""
+
+from __future__ import annotations
+
+from graphql import FieldNode, GraphQLList, GraphQLNonNull, InlineFragmentNode, parse
+
+from api.schema import build_schema
+from api.settings import Settings
+from tests.conftest import operation
+
+
+def _unwrap(graphql_type):
+    while isinstance(graphql_type, (GraphQLNonNull, GraphQLList)):
+        graphql_type = graphql_type.of_type
+    return graphql_type
+
+
+def _fields(schema, parent, selection_set):
+    """(type name, field) of every field a document's selection set asks for, nested ones included."""
+    for selection in selection_set.selections:
+        if isinstance(selection, InlineFragmentNode):
+            yield from _fields(schema, schema.get_type(selection.type_condition.name.value), selection.selection_set)
+        elif isinstance(selection, FieldNode) and not selection.name.value.startswith("__"):
+            field = parent.fields[selection.name.value]
+            yield parent.name, selection.name.value, field
+            if selection.selection_set:
+                yield from _fields(schema, _unwrap(field.type), selection.selection_set)
+
+
+def test_no_schema_extension_wraps_every_field():
+    """An extension's ``resolve`` hook makes graphql-core run a middleware around every field of every answer."""
+    schema = build_schema(Settings())
+    for make in schema.extensions:
+        extension = make() if callable(make) and not hasattr(make, "_implements_resolve") else make
+        extension = extension() if isinstance(extension, type) else extension
+        assert not extension._implements_resolve(), type(extension).__name__
+
+
+def test_every_field_of_the_progress_query_below_the_root_resolves_directly():
+    schema = build_schema(Settings())
+    graphql_schema = schema._schema
+    document = parse(operation("ProjectProgress"))
+    fields = list(_fields(graphql_schema, graphql_schema.query_type, document.definitions[0].selection_set))
+    assert len(fields) > 40
+    for type_name, name, field in fields:
+        if type_name == "Query":
+            continue  # project(code:) takes an argument: Strawberry converts it and it is checked
+        assert field.resolve.__module__ == "api.schema.direct", (type_name, name)
+
+
+def test_fields_with_arguments_or_extensions_keep_strawberrys_wrapper():
+    from api.schema.direct import direct_resolvers
+
+    schema = build_schema(Settings())
+    graphql_schema = schema._schema
+    project = graphql_schema.query_type.fields["project"]
+    assert project.args and project.resolve.__module__ != "api.schema.direct"
+    for graphql_type in (graphql_schema.mutation_type, graphql_schema.subscription_type):
+        for name, field in graphql_type.fields.items():
+            assert field.resolve is None or field.resolve.__module__ != "api.schema.direct", name
+    assert direct_resolvers(schema) > 100  # idempotent: a second pass finds the same fields
+
+
+async def _tasks_for_progress(gql) -> tuple[int, int]:
+    """asyncio tasks created while the progress query is asked, and the number of cases it answered."""
+    import asyncio
+
+    from tests.factories import PROJECT_CODE
+
+    loop = asyncio.get_running_loop()
+    created = 0
+
+    def counting(loop, coro, **kwargs):
+        nonlocal created
+        created += 1
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    previous = loop.get_task_factory()
+    loop.set_task_factory(counting)
+    try:
+        data = await gql(operation("ProjectProgress"), {"code": PROJECT_CODE}, as_user="applicant")
+    finally:
+        loop.set_task_factory(previous)
+    return created, sum(len(s["cases"]) for s in data["project"]["stages"])
+
+
+async def test_progress_creates_no_task_per_case(gql, world, clock):
+    """A Tortoise model instance is awaitable (it gives itself back): graphql-core gathered a task per case, item and
+    department. The model instances are plain values to the executor, so the tasks do not grow with the cases."""
+    from tests.api.test_query_count import add_cases
+    from tests.factories import shanghai
+
+    clock.set(shanghai(2026, 11, 20))
+    await add_cases(world, 4)
+    small, n_small = await _tasks_for_progress(gql)
+    await add_cases(world, 36)
+    large, n_large = await _tasks_for_progress(gql)
+    assert (n_small, n_large) == (4, 40)
+    assert large == small, (small, large)
