@@ -17,7 +17,6 @@ import httpx
 import pytest
 
 from api.app import create_app
-from api.changes import Generation
 from api.domain.calendar import YearSchedule
 from api.models import Case, User
 from api.services.calendar import store_year
@@ -111,7 +110,7 @@ def clock_now(app) -> dt.datetime:
 
 async def test_an_answer_that_read_an_uncounted_table_depends_on_everything(settings, db_backend, world):
     """A table created after migration 0010 has no counter: an answer that read it ends with any commit."""
-    from api.changes import dependencies, still_valid
+    from api.changes import Generation, dependencies, still_valid
 
     current = Generation("g1", {"project": 1, "case": 4})
     assert dependencies(current, {'SELECT * FROM "project"'}) == (("project", 1),)
