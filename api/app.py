@@ -223,6 +223,7 @@ def create_app(
                     raise UnmigratedDatabase(
                         f"database has pending migrations {pending}: run `python -m api migrate` first"
                     )
+            await changes.read()  # PostgreSQL: finds the tables' counters once, before the first request
             if settings.is_production:
                 await refuse_development_leftovers()  # published demo secrets (api/services/leftovers.py)
             # The conversation's understanding (jieba's dictionary, the guides' index) takes a few seconds to build:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import secrets
@@ -50,6 +51,7 @@ class AuthMiddleware:
         self.tokens = VerifiedTokens(settings)
         # Each with what it was read from (api/changes.py: the versions of the tables its query read).
         self._viewers: dict[tuple[int, str], tuple[Viewer | None, tuple]] = {}
+        self._loading: dict[tuple, asyncio.Future] = {}  # loads in progress, by token and generation
 
     async def _viewer(self, scope: Scope, user_id: int, session_id: str) -> Viewer | None:
         current = await generation(self.changes, scope)
@@ -57,13 +59,30 @@ class AuthMiddleware:
         kept = self._viewers.get(key) if current is not None else None
         if kept is not None and still_valid(kept[1], current):
             return kept[0]
-        # One query: the user if active, its session if live, its authorisation (经办人授权).
-        with recording_reads() as reads:
-            viewer = await load_viewer(user_id, session_id)
-        if current is not None:
-            if len(self._viewers) >= VIEWERS_KEPT:
-                self._viewers.clear()
-            self._viewers[key] = (viewer, dependencies(current, reads if notes_reads() else None))
+        if current is None:
+            return await load_viewer(user_id, session_id)
+        # Requests of one token that read the same generation share one load: after a commit to the users' tables
+        # (a login anywhere), 32 connections of one person ask once, not 32 times.
+        loading = self._loading.get((key, current))
+        if loading is not None:
+            await asyncio.wait([loading])
+            if not loading.cancelled():
+                return loading.result()
+            return await load_viewer(user_id, session_id)  # the first asker failed: each on its own
+        loading = self._loading[(key, current)] = asyncio.get_running_loop().create_future()
+        try:
+            # One query: the user if active, its session if live, its authorisation (经办人授权).
+            with recording_reads() as reads:
+                viewer = await load_viewer(user_id, session_id)
+        except BaseException:
+            loading.cancel()
+            raise
+        finally:
+            self._loading.pop((key, current), None)
+        loading.set_result(viewer)
+        if len(self._viewers) >= VIEWERS_KEPT:
+            self._viewers.clear()
+        self._viewers[key] = (viewer, dependencies(current, reads if notes_reads() else None))
         return viewer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

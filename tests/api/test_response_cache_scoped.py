@@ -10,6 +10,7 @@ on the same database (SQLite and PostgreSQL).
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import random
 
@@ -270,3 +271,20 @@ async def test_every_kept_answer_is_the_one_computed_afresh(
         await run.reads()
     answers = app.state.graphql.answers
     assert answers.hits > WRITES, answers.hits  # answers were kept, and served across writes  # answers were kept, and served across writes
+
+
+async def test_one_load_of_who_asks_for_simultaneous_requests_after_a_login(
+    client, world, running, settings, app, count_queries
+):
+    """After a commit to the users' tables (a login anywhere), the simultaneous requests of one person read who asks
+    once, not once each; the kept answer serves them all."""
+    first = await ask(client, world, "applicant", "ProjectProgress", {"code": PROJECT_CODE})
+    await start_session(settings, await User.get(id=world.users["far_clerk"].id), kind="staff", now=clock_now(app))
+    with count_queries() as counter:
+        answers = await asyncio.gather(
+            *(ask(client, world, "applicant", "ProjectProgress", {"code": PROJECT_CODE}) for _ in range(20))
+        )
+    assert all(a.content == first.content for a in answers)
+    assert [s for s in counter.statements if "login_session" in s] and len(
+        [s for s in counter.statements if "pg_current_snapshot" not in s]
+    ) == 1
