@@ -217,6 +217,27 @@ async def generation(marker: ChangeMarker, scope: Scope) -> Hashable | None:
     return state[SCOPE_KEY]
 
 
+async def count_writes(client, tables: Iterable[str]) -> None:
+    """Count the writes to ``tables`` from now on (in a migration: ``schema_editor.client``; the counters' table or
+    function are made by migration 0010_scope). SQLite: a row in the counters' table and a trigger per kind of
+    write; PostgreSQL: a sequence and a statement trigger advancing it."""
+    sqlite = client.capabilities.dialect == "sqlite"
+    for table in tables:
+        if sqlite:
+            await client.execute_query(f"INSERT INTO {COUNTERS} (tbl, n) VALUES ('{table}', 0)")
+            for event in ("INSERT", "UPDATE", "DELETE"):
+                await client.execute_query(
+                    f'CREATE TRIGGER "{COUNTERS}_{table}_{event.lower()}" AFTER {event} ON "{table}" '
+                    f"BEGIN UPDATE {COUNTERS} SET n = n + 1 WHERE tbl = '{table}'; END"
+                )
+        else:
+            await client.execute_query(f'CREATE SEQUENCE "{COUNTERS}_{table}"')
+            await client.execute_query(
+                f'CREATE TRIGGER "{COUNTERS}" AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON "{table}" '
+                f"FOR EACH STATEMENT EXECUTE FUNCTION {COUNTERS}_bump('\"{COUNTERS}_{table}\"')"
+            )
+
+
 # What a request read: the statements it sent and the tables it took from process caches (None: not recording).
 _reads: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar("jianshen_reads", default=None)
 

@@ -3,7 +3,9 @@
 Every table present now gets triggers that count its writes, so a kept answer (api/response_cache.py) ends only when a
 table it read was written — by this process or any other (an arq worker, a department's pushed event, an operator's
 ``python -m api calendar load``), whatever the code path, raw SQL included. A table created by a later migration has
-no counter: an answer that reads it falls back to the database-wide generation, which is always safe.
+no counter: an answer that reads it falls back to the database-wide generation, which is always safe but ends with
+every commit — so a migration that creates a table should count it too: ``RunPython`` calling
+``api.changes.count_writes(schema_editor.client, ["the_table"])`` (tests/api/test_response_cache_scoped.py checks).
 
 - SQLite: a row per table in ``jianshen_change`` (``tbl``, ``n``), ``n`` bumped by row triggers. Writers are
   serialised by the database, so the counter rows never wait for each other.
@@ -35,29 +37,18 @@ async def _tables(client, dialect: str) -> list[str]:
 
 
 async def forward(apps, schema_editor) -> None:
+    from api.changes import count_writes
+
     client = schema_editor.client
     dialect = client.capabilities.dialect
-    tables = await _tables(client, dialect)
     if dialect == "sqlite":
         await client.execute_query(f"CREATE TABLE {COUNTERS} (tbl TEXT PRIMARY KEY NOT NULL, n INTEGER NOT NULL)")
-        for table in tables:
-            await client.execute_query(f"INSERT INTO {COUNTERS} (tbl, n) VALUES ('{table}', 0)")
-            for event in ("INSERT", "UPDATE", "DELETE"):
-                await client.execute_query(
-                    f'CREATE TRIGGER "{COUNTERS}_{table}_{event.lower()}" AFTER {event} ON "{table}" '
-                    f"BEGIN UPDATE {COUNTERS} SET n = n + 1 WHERE tbl = '{table}'; END"
-                )
-        return
-    await client.execute_query(
-        f"CREATE FUNCTION {COUNTERS}_bump() RETURNS trigger LANGUAGE plpgsql AS "
-        "$$ BEGIN PERFORM nextval(TG_ARGV[0]::regclass); RETURN NULL; END $$"
-    )
-    for table in tables:
-        await client.execute_query(f'CREATE SEQUENCE "{COUNTERS}_{table}"')
+    else:
         await client.execute_query(
-            f'CREATE TRIGGER "{COUNTERS}" AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON "{table}" '
-            f"FOR EACH STATEMENT EXECUTE FUNCTION {COUNTERS}_bump('\"{COUNTERS}_{table}\"')"
+            f"CREATE FUNCTION {COUNTERS}_bump() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN PERFORM nextval(TG_ARGV[0]::regclass); RETURN NULL; END $$"
         )
+    await count_writes(client, await _tables(client, dialect))
 
 
 async def backward(apps, schema_editor) -> None:
