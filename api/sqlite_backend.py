@@ -56,10 +56,11 @@ class BoundedLock(asyncio.Lock):
 
 
 class OwnRowCount:
-    """``execute_query`` counting the rows the statement itself changed (``cursor.rowcount``: sqlite3_changes), not
-    Tortoise's difference of ``total_changes``, which also counts the rows the change counters' triggers update
-    (migration 0010_scope): a one-row conditional UPDATE must still report 1. Every statement is noted for the
-    response cache (api/changes.py)."""
+    """``execute_query`` counting the rows the statement itself changed (``SELECT changes()``, asked only when
+    something changed), not Tortoise's difference of ``total_changes``, which also counts the rows the change
+    counters' triggers update (migration 0010_scope): a one-row conditional UPDATE must still report 1. (Reading
+    ``rowcount`` from a cursor of aiosqlite's instead left the write lock held after some statements: seen in
+    tests/certificates/test_busy.py.) Every statement is noted for the response cache (api/changes.py)."""
 
     @translate_exceptions
     async def execute_query(self, query: str, values: list | None = None) -> tuple[int, Sequence[dict]]:
@@ -67,13 +68,12 @@ class OwnRowCount:
         query = query.replace("\x00", "'||CHAR(0)||'")  # as Tortoise does for NUL in literals
         async with self.acquire_connection() as connection:  # type: ignore[attr-defined]
             self.log.debug("%s: %s", query, values)  # type: ignore[attr-defined]
-            cursor = await connection.execute(query, values)
-            try:
-                rows = await cursor.fetchall()
-                count = cursor.rowcount  # -1 for a statement that changes no rows by itself
-            finally:
-                await cursor.close()
-            return (count if count > 0 else len(rows)), rows
+            start = connection.total_changes
+            rows = await connection.execute_fetchall(query, values)
+            if connection.total_changes == start:
+                return len(rows), rows
+            count = (await connection.execute_fetchall("SELECT changes()"))[0][0]  # without the triggers' rows
+            return count or len(rows), rows
 
 
 class ImmediateTransaction(OwnRowCount, NotesReads, SqliteTransactionWrapper):
