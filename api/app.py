@@ -19,7 +19,7 @@ from tortoise.contrib.starlette import RegisterTortoise
 
 from api.broker import make_broker
 from api.busy import handlers as busy_handlers
-from api.changes import SCOPE_KEY as GENERATION, ChangeMarker, generation, marker_for
+from api.changes import SCOPE_KEY as GENERATION, ChangeMarker, Generation, generation, marker_for, notes_reads, recording_reads
 from api.db import UnmigratedDatabase, config_from_settings, pending_migrations
 from api.domain.timing import local_date
 from api.headers import NoSniffMiddleware
@@ -131,10 +131,13 @@ class GraphQLApp(GraphQL):
                 await send({"type": "http.response.start", "status": entry.status, "headers": list(entry.headers)})
                 await send({"type": "http.response.body", "body": entry.body})
                 return
-        try:
-            response = await self.run(request)
-        except HTTPException as e:
-            response = PlainTextResponse(e.reason, status_code=e.status_code)
+        # PostgreSQL: whether the table versions just read may be trusted alone (api/changes.py), before any data.
+        settled = key is not None and isinstance(state and state[0], Generation) and await self.changes.settled()
+        with recording_reads() as reads:  # the tables the answer depends on
+            try:
+                response = await self.run(request)
+            except HTTPException as e:
+                response = PlainTextResponse(e.reason, status_code=e.status_code)
         context = scope["state"].get("graphql_context")
         if context is not None:
             scope["state"]["operation"] = context.operation_name
@@ -150,6 +153,8 @@ class GraphQLApp(GraphQL):
                 state,
                 key,
                 Entry(response.status_code, tuple(response.raw_headers), response.body, context.operation_name),
+                reads if notes_reads() else None,
+                settled=settled,
             )
         await response(scope, receive, send)
 
@@ -219,6 +224,7 @@ def create_app(
                     raise UnmigratedDatabase(
                         f"database has pending migrations {pending}: run `python -m api migrate` first"
                     )
+            await changes.read()  # PostgreSQL: finds the tables' counters once, before the first request
             if settings.is_production:
                 await refuse_development_leftovers()  # published demo secrets (api/services/leftovers.py)
             # The conversation's understanding (jieba's dictionary, the guides' index) takes a few seconds to build:

@@ -70,9 +70,13 @@ def _connection_config(database_url: str, busy_timeout_ms: int | None) -> str | 
         if busy_timeout_ms is not None:
             config["credentials"]["busy_timeout"] = busy_timeout_ms
         return config
-    if busy_timeout_ms is not None and database_url.startswith(POSTGRES_SCHEMES):
-        # A statement that waits for a row or table lock longer than this fails with lock_not_available (55P03).
+    if database_url.startswith(POSTGRES_SCHEMES):
         config = expand_db_url(database_url)
+        if config["engine"] == "tortoise.backends.asyncpg":
+            config["engine"] = "api.pg_backend"  # asyncpg, noting what a request reads (api/changes.py)
+        if busy_timeout_ms is None:
+            return config
+        # A statement that waits for a row or table lock longer than this fails with lock_not_available (55P03).
         server_settings = dict(config["credentials"].get("server_settings") or {})
         server_settings.setdefault("lock_timeout", str(busy_timeout_ms))
         config["credentials"]["server_settings"] = server_settings

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import secrets
 import time
-from typing import Hashable
 
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import ws_auth
-from api.changes import ChangeMarker, NoMarker, generation
+from api.changes import ChangeMarker, NoMarker, dependencies, generation, notes_reads, recording_reads, still_valid
 from api.logs import REQUEST_ID
 from api.metrics import PATHS as METRICS_PATHS, Metrics
 from api.services.access import Viewer
@@ -21,7 +21,7 @@ from api.services.tokens import InvalidToken, VerifiedTokens
 from api.settings import Settings
 
 log = logging.getLogger("jianshen.request")
-VIEWERS_KEPT = 10_000  # viewers remembered for the current generation; when full, forget them all
+VIEWERS_KEPT = 10_000  # viewers remembered; when full, forget them all
 
 
 def _unauthenticated(message: str) -> JSONResponse:
@@ -40,8 +40,8 @@ class AuthMiddleware:
     The user and its login session are read with the request, so deactivation, logout and a revoked session take
     effect at once; the token's role is not trusted. An applicant's authorisation (经办人授权) is checked here too.
     "Read with the request" costs a query only when the database changed: the viewer found for a token is kept with
-    the database generation it was read at (api/changes.py) and reused while the generation is the same, i.e. while
-    no transaction, here or in any other process, has committed since.
+    the versions of the tables its query read (api/changes.py) and reused while they are the same, i.e. while no
+    transaction, here or in any other process, has written to those tables since.
     """
 
     def __init__(self, app: ASGIApp, settings: Settings, changes: ChangeMarker | None = None) -> None:
@@ -49,23 +49,40 @@ class AuthMiddleware:
         self.settings = settings
         self.changes = changes or NoMarker()
         self.tokens = VerifiedTokens(settings)
-        self._viewers: dict[tuple[int, str], Viewer | None] = {}
-        self._viewers_generation: Hashable | None = None
+        # Each with what it was read from (api/changes.py: the versions of the tables its query read).
+        self._viewers: dict[tuple[int, str], tuple[Viewer | None, tuple]] = {}
+        self._loading: dict[tuple, asyncio.Future] = {}  # loads in progress, by token and generation
 
     async def _viewer(self, scope: Scope, user_id: int, session_id: str) -> Viewer | None:
         current = await generation(self.changes, scope)
-        if current is not None and current == self._viewers_generation:
-            key = (user_id, session_id)
-            if key in self._viewers:
-                return self._viewers[key]
-        # One query: the user if active, its session if live, its authorisation (经办人授权).
-        viewer = await load_viewer(user_id, session_id)
-        if current is not None:
-            if current != self._viewers_generation:
-                self._viewers, self._viewers_generation = {}, current
-            if len(self._viewers) >= VIEWERS_KEPT:
-                self._viewers.clear()
-            self._viewers[(user_id, session_id)] = viewer
+        key = (user_id, session_id)
+        kept = self._viewers.get(key) if current is not None else None
+        if kept is not None and still_valid(kept[1], current):
+            return kept[0]
+        if current is None:
+            return await load_viewer(user_id, session_id)
+        # Requests of one token that read the same generation share one load: after a commit to the users' tables
+        # (a login anywhere), 32 connections of one person ask once, not 32 times.
+        loading = self._loading.get((key, current))
+        if loading is not None:
+            await asyncio.wait([loading])
+            if not loading.cancelled():
+                return loading.result()
+            return await load_viewer(user_id, session_id)  # the first asker failed: each on its own
+        loading = self._loading[(key, current)] = asyncio.get_running_loop().create_future()
+        try:
+            # One query: the user if active, its session if live, its authorisation (经办人授权).
+            with recording_reads() as reads:
+                viewer = await load_viewer(user_id, session_id)
+        except BaseException:
+            loading.cancel()
+            raise
+        finally:
+            self._loading.pop((key, current), None)
+        loading.set_result(viewer)
+        if len(self._viewers) >= VIEWERS_KEPT:
+            self._viewers.clear()
+        self._viewers[key] = (viewer, dependencies(current, reads if notes_reads() else None))
         return viewer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

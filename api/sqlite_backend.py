@@ -35,6 +35,7 @@ from tortoise.connection import get_connections
 from tortoise.exceptions import OperationalError
 
 from api.busy import DatabaseBusy
+from api.changes import NotesReads, note_read
 
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 
@@ -54,7 +55,28 @@ class BoundedLock(asyncio.Lock):
             raise DatabaseBusy(f"the write connection stayed busy for {self.timeout:g} s") from None
 
 
-class ImmediateTransaction(SqliteTransactionWrapper):
+class OwnRowCount:
+    """``execute_query`` counting the rows the statement itself changed (``SELECT changes()``, asked only when
+    something changed), not Tortoise's difference of ``total_changes``, which also counts the rows the change
+    counters' triggers update (migration 0013_scope): a one-row conditional UPDATE must still report 1. (Reading
+    ``rowcount`` from a cursor of aiosqlite's instead left the write lock held after some statements: seen in
+    tests/certificates/test_busy.py.) Every statement is noted for the response cache (api/changes.py)."""
+
+    @translate_exceptions
+    async def execute_query(self, query: str, values: list | None = None) -> tuple[int, Sequence[dict]]:
+        note_read(query)
+        query = query.replace("\x00", "'||CHAR(0)||'")  # as Tortoise does for NUL in literals
+        async with self.acquire_connection() as connection:  # type: ignore[attr-defined]
+            self.log.debug("%s: %s", query, values)  # type: ignore[attr-defined]
+            start = connection.total_changes
+            rows = await connection.execute_fetchall(query, values)
+            if connection.total_changes == start:
+                return len(rows), rows
+            count = (await connection.execute_fetchall("SELECT changes()"))[0][0]  # without the triggers' rows
+            return count or len(rows), rows
+
+
+class ImmediateTransaction(OwnRowCount, NotesReads, SqliteTransactionWrapper):
     """A transaction that takes the write lock at BEGIN. A deferred one reads first and asks for the lock at its first
     write, where SQLite refuses at once ("database is locked", without waiting) if another process holds it, since
     waiting there could deadlock; and two such transactions could both read, then one overwrite what the other read.
@@ -92,7 +114,9 @@ def _is_read(query: str) -> bool:
     return query.lstrip()[:6].upper() == "SELECT"
 
 
-class ReadApartSqliteClient(SqliteClient):
+class ReadApartSqliteClient(OwnRowCount, SqliteClient):
+    notes_reads = True  # every statement is noted for the response cache (api/changes.py)
+
     def __init__(self, file_path: str, **kwargs: Any) -> None:
         kwargs.setdefault("busy_timeout", DEFAULT_BUSY_TIMEOUT_MS)  # becomes PRAGMA busy_timeout on each connection
         super().__init__(file_path, **kwargs)
@@ -126,11 +150,13 @@ class ReadApartSqliteClient(SqliteClient):
 
     async def execute_query(self, query: str, values: list | None = None) -> tuple[int, Sequence[dict]]:
         if not (self._reads_apart and _is_read(query)):
-            return await super().execute_query(query, values)
+            return await super().execute_query(query, values)  # noted there
+        note_read(query)
         rows = await self._read(query, values)
         return len(rows), rows
 
     async def execute_query_dict(self, query: str, values: list | None = None) -> list[dict]:
+        note_read(query)
         if not (self._reads_apart and _is_read(query)):
             return await super().execute_query_dict(query, values)
         return list(map(dict, await self._read(query, values)))

@@ -13,7 +13,10 @@ What it does, in one run:
    Python GraphQL server must at least spend; issue #13 asks the executed service for ≥ 0.5 of it);
 3. drives each with ``--concurrency`` keep-alive HTTP/1.1 clients for ``--warmup`` + ``--seconds`` seconds and measures
    requests/s and p50/p99 latency, then writes the figures and the ratio to docs/PERFORMANCE.md (target: the service
-   reaches at least 0.25 of the plain route).
+   reaches at least 0.25 of the plain route);
+4. drives the kept service once more while another process commits ``--write-rate`` times a second what does not
+   touch the project (notices delivered, staff logins, complaints on no project): requests/s against the no-write
+   figure (issue #13: ≥ 0.5) and p99 (≤ 100 ms at 32 connections on SQLite).
 
 Everything runs on 127.0.0.1 and stops by itself. The load client is a minimal asyncio HTTP/1.1 client (httpx would be
 the bottleneck against the plain route on a 2-core machine and flatter the ratio).
@@ -179,6 +182,89 @@ def serve_floor(body_file: str, port: int) -> None:
     uvicorn.run(floor_app(body_file), host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
+# --- the write background (``bench/progress.py --write-background RATE --database-url URL --seconds S``) --------------
+async def write_background(database_url: str, rate: float, seconds: float, workdir: Path, count_file: Path) -> None:
+    """Commits at ``rate`` a second for ``seconds``, none touching any project: in turn a notice delivered (its
+    delivery settled, an attempt logged), a staff login (a session) and a citizen's complaint on no project (its
+    filer's row locked first, as the service does) — what a busy city's other users and workers commit meanwhile."""
+    from tortoise import Tortoise
+    from tortoise.expressions import F
+    from tortoise.transactions import in_transaction
+
+    from api.db import config_from_settings
+    from api.domain.accounts import Role
+    from api.domain.feedback import ComplaintCategory, ComplaintKind, ComplaintState
+    from api.models import Complaint, Delivery, DeliveryAttempt, User
+    from api.models.notices import DeliveryStatus
+    from api.services.locks import lock_row
+    from api.services.sessions import start_session
+    from api.settings import Settings
+
+    paths = {key.removeprefix("JIANSHEN_").lower(): value for key, value in isolated(workdir).items()}
+    settings = Settings(database_url=database_url, **paths)
+    await Tortoise.init(config=config_from_settings(settings))
+    commits = 0
+    try:
+        staff = await User.filter(role__not=Role.APPLICANT).order_by("id").first()
+        deliveries = await Delivery.all().order_by("id").values_list("id", flat=True)
+        started = time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            now = dt.datetime.now(dt.timezone.utc)
+            kind = commits % 3
+            if kind == 0 and deliveries:
+                delivery_id = deliveries[commits % len(deliveries)]
+                async with in_transaction():
+                    await DeliveryAttempt.create(
+                        delivery_id=delivery_id, number=1000 + commits, channel="sms", started_at=now, finished_at=now,
+                        outcome="ACCEPTED",
+                    )
+                    await Delivery.filter(id=delivery_id).update(
+                        status=DeliveryStatus.DELIVERED, attempts=F("attempts") + 1, updated_at=now
+                    )
+            elif kind == 1:
+                await start_session(settings, staff, kind="staff", now=now)
+            else:
+                async with in_transaction():
+                    await lock_row(User, staff.id, "display_name")
+                    await Complaint.create(
+                        filer=staff, kind=ComplaintKind.SUGGESTION, category=ComplaintCategory.OVERDUE,
+                        text=f"压测背景诉求{commits}", state=ComplaintState.SUBMITTED, round_started_at=now,
+                        created_at=now,
+                    )
+            commits += 1
+            pause = started + commits / rate - time.perf_counter()
+            if pause > 0:
+                await asyncio.sleep(pause)
+    finally:
+        count_file.write_text(str(commits))
+        await Tortoise.close_connections()
+
+
+def under_writes(port: int, request: bytes, database_url: str, env: dict[str, str], workdir: Path,
+                 args: argparse.Namespace) -> dict:
+    """Drive the server while a process of its own commits the write background to its database."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    count_file = workdir / "writes.count"
+    span = args.warmup + args.seconds
+    writer = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), "--write-background", str(count_file),
+         "--database-url", database_url, "--write-rate", str(args.write_rate), "--seconds", str(span)],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=(workdir / "writer.log").open("wb"),
+    )
+    try:
+        time.sleep(1.0)  # its imports and connection, so the writes span the measurement
+        result = asyncio.run(
+            drive(port, request, concurrency=args.concurrency, warmup=args.warmup, seconds=args.seconds)
+        )
+        if writer.wait(timeout=60) != 0:
+            raise SystemExit(f"the write background failed: {(workdir / 'writer.log').read_text()[-2000:]}")
+    finally:
+        if writer.poll() is None:
+            stop(writer)
+    result["commits_per_s"] = int(count_file.read_text()) / span
+    return result
+
+
 # --- load -----------------------------------------------------------------------------------------------------------
 def request_bytes(port: int, token: str, payload: bytes) -> bytes:
     head = (
@@ -244,13 +330,17 @@ async def fetch_once(port: int, request: bytes) -> tuple[int, bytes]:
 # --- report ---------------------------------------------------------------------------------------------------------
 NAMES = {
     "service": "service: `ProjectProgress`, SQLite (answers kept while nothing changes)",
+    "service_writes": "service, SQLite, answers kept, under the write background (commits not touching the project)",
     "computed": "service, SQLite, response cache off (every request executed)",
     "postgres": "service: `ProjectProgress`, PostgreSQL (answers kept)",
+    "postgres_writes": "service, PostgreSQL, answers kept, under the write background",
     "postgres_computed": "service, PostgreSQL, response cache off",
     "floor": "graphql-core floor: the same document executed over the answer held as dicts",
     "plain": "plain Starlette route, same JSON",
 }
 FLOOR_TARGET = 0.5  # issue #13: the executed service at least half the graphql-core floor
+WRITES_TARGET = 0.5  # issue #13: kept answers under unrelated writes at least half the no-write figure
+P99_TARGET_MS = 100.0  # issue #13: p99 of the progress query under the write background, SQLite
 
 
 def report(results: dict, *, code: str, cases: int, body_size: int, args: argparse.Namespace) -> str:
@@ -273,7 +363,34 @@ def report(results: dict, *, code: str, cases: int, body_size: int, args: argpar
         f"{rows}\n\n"
         f"**Ratio service / plain: {ratio:.3f}** (target ≥ {TARGET_RATIO}: {verdict} it).\n"
         f"{floor_ratios(results)}"
+        f"{writes_ratio(results, args)}"
     )
+
+
+def writes_ratio(results: dict, args: argparse.Namespace) -> str:
+    """Kept answers under writes that do not touch the project, against no writes (issue #13 items 2 and 3)."""
+    lines = []
+    for kept, mixed_name, label in (("service", "service_writes", "SQLite"), ("postgres", "postgres_writes",
+                                                                            "PostgreSQL")):
+        mixed = results.get(mixed_name)
+        if not mixed:
+            continue
+        ratio = mixed["rps"] / results[kept]["rps"]
+        line = f"\n**Kept answers under the write background, {label}: {ratio:.2f} of the no-write figure**"
+        if label == "SQLite":
+            line += (
+                f" (target ≥ {WRITES_TARGET}: {'meets' if ratio >= WRITES_TARGET else '**misses**'} it), "
+                f"**p99 {mixed['p99_ms']:.1f} ms** (target ≤ {P99_TARGET_MS:g} ms: "
+                f"{'meets' if mixed['p99_ms'] <= P99_TARGET_MS else '**misses**'} it)"
+            )
+        else:
+            line += f", p99 {mixed['p99_ms']:.1f} ms"
+        lines.append(
+            f"{line}; the background committed {mixed['commits_per_s']:.1f} times a second (asked: "
+            f"{args.write_rate:g}; a notice delivered, a staff login, a complaint on no project, in turn, from a "
+            "process of its own).\n"
+        )
+    return "".join(lines)
 
 
 def floor_ratios(results: dict) -> str:
@@ -298,7 +415,10 @@ def main() -> int:
     parser.add_argument("--database-url", help="default: a throw-away SQLite file")
     parser.add_argument("--postgres", action="store_true", help="also measure on a throw-away PostgreSQL server")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/PERFORMANCE.md alone")
+    parser.add_argument("--write-rate", type=float, default=20.0,
+                        help="commits a second of the write background (0: no mixed row)")
     parser.add_argument("--serve-plain", metavar="BODY_FILE", help=argparse.SUPPRESS)
+    parser.add_argument("--write-background", metavar="COUNT_FILE", help=argparse.SUPPRESS)
     parser.add_argument("--serve-floor", metavar="BODY_FILE", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -307,6 +427,10 @@ def main() -> int:
         return 0
     if args.serve_floor:
         serve_floor(args.serve_floor, args.port)
+        return 0
+    if args.write_background:
+        count_file = Path(args.write_background)
+        asyncio.run(write_background(args.database_url, args.write_rate, args.seconds, count_file.parent, count_file))
         return 0
     if not 0 < args.seconds <= 120 or not 0 < args.concurrency <= 256:
         parser.error("--seconds must be in (0, 120] and --concurrency in (0, 256]")
@@ -372,6 +496,15 @@ def main() -> int:
             results[name] = asyncio.run(
                 drive(port, request, concurrency=args.concurrency, warmup=args.warmup, seconds=args.seconds)
             )
+        if args.write_rate > 0:
+            # The kept service again, while another process commits what does not touch the project.
+            mixed = [("service", "service_writes", database_url, env)]
+            if args.postgres:
+                mixed.append(("postgres", "postgres_writes", pg_url, pg_env))
+            for name, mixed_name, url, name_env in mixed:
+                port, name_token = targets[name]
+                results[mixed_name] = under_writes(port, request_bytes(port, name_token, payload), url, name_env,
+                                                   workdir / mixed_name, args)
         results = {name: results[name] for name in [*NAMES] if name in results}
         text = report(results, code=code, cases=cases, body_size=len(body), args=args)
         print(text)

@@ -14,12 +14,14 @@ from typing import Any, Awaitable, Callable, Iterable, TypeVar
 
 from strawberry.dataloader import DataLoader
 
+from api.changes import Generation, note_read
 from api.domain.calendar import WorkCalendar
 from api.domain.timing import SHANGHAI, Timing, local_date
 from api.models import (
     Application,
     ApprovalItem,
     Building,
+    CalendarYear,
     Case,
     CaseEvent,
     DeliveryAttempt,
@@ -273,7 +275,11 @@ class Context:
     async def calendar(self) -> WorkCalendar:
         async with self._calendar_lock:  # resolvers run concurrently: read it once
             if self._calendar is None:
-                self._calendar = await get_calendar(self.settings.calendar_cache_seconds, version=self.generation)
+                version = self.generation
+                if isinstance(version, Generation):  # only a load of the calendar moves it (api/changes.py)
+                    version = version.version_of(CalendarYear._meta.db_table)
+                self._calendar = await get_calendar(self.settings.calendar_cache_seconds, version=version)
+            note_read(CalendarYear._meta.db_table)  # perhaps from the process's copy: the answer depends on it
         return self._calendar
 
     async def timing(self, case: Case) -> Timing:

@@ -45,6 +45,24 @@ async def progress(client, world, user: str = "applicant", *, token: str | None 
     return response
 
 
+async def write_by_another_connection(settings, db_backend: str, sql: str) -> None:
+    """``sql`` committed by a connection of its own, as another process would."""
+    if db_backend == "sqlite":
+        path = settings.database_url.removeprefix("sqlite://")
+
+        def write() -> None:
+            with sqlite3.connect(path) as other:
+                other.execute(sql)
+
+        await asyncio.to_thread(write)
+    else:
+        other = await asyncpg.connect(settings.database_url)
+        try:
+            await other.execute(sql)
+        finally:
+            await other.close()
+
+
 def cases_of(response) -> dict[str, dict]:
     project = response.json()["data"]["project"]
     return {c["item"]["code"]: c for stage in project["stages"] for c in stage["cases"]}
@@ -81,20 +99,7 @@ async def test_a_commit_by_another_connection_ends_it(client, world, accepted, s
     """What another process writes (a worker, a second API instance, an operator's script) is seen at once."""
     assert (await progress(client, world)).json()["data"]["project"]["name"] == "测试项目main"
     sql = "UPDATE project SET name = '改名后的项目' WHERE code = '%s'" % PROJECT_CODE
-    if db_backend == "sqlite":
-        path = settings.database_url.removeprefix("sqlite://")
-
-        def write() -> None:
-            with sqlite3.connect(path) as other:
-                other.execute(sql)
-
-        await asyncio.to_thread(write)
-    else:
-        other = await asyncpg.connect(settings.database_url)
-        try:
-            await other.execute(sql)
-        finally:
-            await other.close()
+    await write_by_another_connection(settings, db_backend, sql)
     assert (await progress(client, world)).json()["data"]["project"]["name"] == "改名后的项目"
 
 
