@@ -101,4 +101,6 @@ async def test_progress_creates_no_task_per_case(gql, world, clock):
     await add_cases(world, 36)
     large, n_large = await _tasks_for_progress(gql)
     assert (n_small, n_large) == (4, 40)
-    assert large == small, (small, large)
+    # Not growing with the cases. The first request may spend a few more (loading who asks, which the second reuses:
+    # the cases written in between do not touch the tables it was read from).
+    assert large <= small < n_large, (small, large)
