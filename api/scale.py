@@ -416,7 +416,13 @@ async def load_scale(count: int, *, seed: int, now: dt.datetime) -> Generated | 
     await _fix_sequences(Project)
     projects = await Project.filter(id__gte=first_project[0])
     all_items = [spec for specs in by_type.values() for spec in specs]
-    return await generate(
+    made = await generate(
         seed=seed, count=count, now=now, items=all_items, projects=projects, applicant_id=applicant.id,
         staff_id=clerk.id, code_prefix=prefix, items_by_process_type=by_type,
     )
+    connection = connections.get("default")
+    if _is_postgres(connection):
+        # A bulk load changes the tables' sizes by orders of magnitude: the planner's statistics are refreshed now
+        # rather than whenever autovacuum gets to them (the supervision queries' plans depend on them).
+        await connection.execute_query("ANALYZE")
+    return made

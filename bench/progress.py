@@ -357,7 +357,7 @@ def report(results: dict, *, code: str, cases: int, body_size: int, args: argpar
         f"{args.warmup:g} s warm-up + {args.seconds:g} s measured per server, one uvicorn process each, client on the "
         f"same machine. Demo project `{code}` with {cases} cases, seen by the demo applicant; answer {body_size} bytes; "
         f"the service logs a JSON line per request as in production and, on every request, checks the token's expiry "
-        f"and reads the database generation (the viewer and the answer are reused only while it is unchanged).\n\n"
+        f"and reads the versions of the tables it depends on (the viewer and a kept answer are reused only while the tables they were read from are unchanged).\n\n"
         "| server | requests/s | × plain | p50 ms | p99 ms | requests | non-200 |\n"
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n"
         f"{rows}\n\n"
