@@ -52,6 +52,7 @@ never a Python loop over the scope's events (``_StatsSql``, one dialect-aware st
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 from dataclasses import dataclass, field, replace
@@ -738,8 +739,14 @@ async def case_stats(
             return _bucket_of(group_by, _day(raw))
         return item_codes.get(raw, str(raw)) if group_by is GroupBy.ITEM else str(raw)
 
+    # The statements do not depend on each other: on PostgreSQL they run at once on connections of the pool (the
+    # server's work is most of a caseStats there); SQLite's one connection takes them in turn.
+    counted, decided_rows, special_rows, running_rows = await asyncio.gather(
+        sql.event_counts(), sql.decided(), sql.special_procedures(), sql.running(calendar, today),
+    )
+
     # Counts of events: one GROUP BY over the period's events of the scope.
-    for raw, action, count, corrected in await sql.event_counts():
+    for raw, action, count, corrected in counted:
         attr = _COUNTED.get(action)
         if attr is None:
             continue
@@ -751,7 +758,7 @@ async def case_stats(
     # Decided in the period, on time or not, and the means: summed in SQL over the decided cases' final clocks (the
     # read model, api/services/clocks.py); a case whose row cannot tell (none yet, or not stopped) from its events.
     unfolded = 0
-    for raw, count, on_time, used, limit, ratio_sum, ratios, provisional, without_clock in await sql.decided():
+    for raw, count, on_time, used, limit, ratio_sum, ratios, provisional, without_clock in decided_rows:
         unfolded += without_clock
         if not count:
             continue
@@ -778,7 +785,7 @@ async def case_stats(
                     figures.add_decided(timing)
 
     # 特别程序 begun in the period, with the counting days each paused the clock.
-    for raw, unit, begun, ended in await sql.special_procedures():
+    for raw, unit, begun, ended in special_rows:
         stop = _day(ended) if ended is not None else today + dt.timedelta(days=1)
         days = _counting_days_between(LimitUnit(unit), calendar, _day(begun), stop)
         for figures in (total, group(key_of(raw))):
@@ -787,7 +794,7 @@ async def case_stats(
 
     # Running now, by light: a snapshot of today (in the total only when grouped by time), from the clocks' rows.
     attrs = {Light.GREEN: "running_green", Light.YELLOW: "running_yellow", Light.RED: "running_red"}
-    for raw, _, timing in await sql.running(calendar, today):
+    for raw, _, timing in running_rows:
         if timing.light is None:
             continue
         targets = [total] if group_by.by_time else [total, group(key_of(raw))]
