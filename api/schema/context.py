@@ -14,6 +14,9 @@ from typing import Any, Awaitable, Callable, Iterable, TypeVar
 
 from strawberry.dataloader import DataLoader
 
+from tortoise.expressions import Q
+
+from api import remembered
 from api.changes import Generation, note_read
 from api.domain.calendar import WorkCalendar
 from api.domain.timing import SHANGHAI, Timing, local_date
@@ -32,6 +35,7 @@ from api.models import (
     TemplateStage,
     User,
 )
+from api.remembered import scoped_key
 from api.services.access import Viewer, case_scope
 from api.services.calendar import get_calendar
 from api.services import clocks
@@ -61,6 +65,18 @@ def _by_pk(model) -> Callable[[list[int]], Awaitable[list[Any]]]:
         return [rows.get(k) for k in keys]
 
     return load
+
+
+def _remembered(model: type, name: str, scope: Q, build: Callable[[list[Any]], Any]):
+    """``build(keys)`` awaited, its SQL kept per scope and keys (api/remembered.py)."""
+
+    async def fetch(keys: list[Any]) -> Any:
+        key = scoped_key(name, scope, *sorted(keys))
+        if key is None:
+            return await build(keys)
+        return await remembered.select(model, key, lambda: build(sorted(keys)))
+
+    return fetch
 
 
 def _grouped(fetch: Callable[[list[Any]], Awaitable[Iterable[Any]]], key: Callable[[Any], Any]):
@@ -107,9 +123,13 @@ class Loaders:
             _grouped(lambda ids: CaseEvent.filter(case_id__in=ids).order_by("case_id", "seq"), lambda e: e.case_id)
         )
         # Only the cases the viewer may see: an approver sees its own department's cases of a project.
+        scope = case_scope(viewer)
         self.visible_cases_by_project = DataLoader(
             _grouped(
-                lambda ids: Case.filter(case_scope(viewer), project_id__in=ids).order_by("stage", "id"),
+                _remembered(
+                    Case, "visible_cases", scope,
+                    lambda ids: Case.filter(scope, project_id__in=ids).order_by("stage", "id"),
+                ),
                 lambda c: c.project_id,
             )
         )
@@ -123,14 +143,20 @@ class Loaders:
             )
         )
         self.buildings_by_project = DataLoader(
-            _grouped(lambda ids: Building.filter(project_id__in=ids).order_by("id"), lambda b: b.project_id)
+            _grouped(
+                _remembered(Building, "buildings", Q(), lambda ids: Building.filter(project_id__in=ids).order_by("id")),
+                lambda b: b.project_id,
+            )
         )
         self.guide_by_item = DataLoader(_latest_guides)  # 办事指南, latest version (api/schema/guides.py)
         self.stages_by_process_type = DataLoader(
             _grouped(
-                lambda types: TemplateStage.filter(template__process_type__in=types)
-                .select_related("template")
-                .order_by("stage"),
+                _remembered(
+                    TemplateStage, "template_stages", Q(),
+                    lambda types: TemplateStage.filter(template__process_type__in=types)
+                    .select_related("template")
+                    .order_by("stage"),
+                ),
                 lambda s: s.template.process_type,
             )
         )

@@ -43,6 +43,7 @@ from tortoise.backends.base.client import TransactionalDBClient
 from tortoise.connection import connections
 from tortoise.transactions import in_transaction
 
+from api import remembered
 from api.domain.calendar import WorkCalendar
 from api.domain.timing import (
     SHANGHAI,
@@ -107,7 +108,10 @@ async def timings_at(case_ids: Iterable[int], calendar: WorkCalendar, today: dt.
     if not ids:
         return {}
     out: dict[int, Timing] = {}
-    for row in await CaseClock.filter(case_id__in=ids).values_list(*COLUMNS):
+    rows = await remembered.select(
+        CaseClock, ("case_clock", tuple(ids)), lambda: CaseClock.filter(case_id__in=ids).values_list(*COLUMNS)
+    )
+    for row in rows:
         timing = timing_of(row, calendar, today)
         if timing is not None:
             out[row[0]] = timing

@@ -20,6 +20,8 @@ from api.domain.ids import BIGINT_MAX, key_of, to_global_id
 from api.domain.lifecycle import OPEN_CLOCK_STATES
 from api.domain.timing import CaseState, Light, StateChange, Timing, compute_timing, local_date, worst
 from api.models import Case, CaseEvent, Project
+from api import remembered
+from api.remembered import scoped_key
 from api.services import clocks
 from api.services.access import Viewer, case_scope, project_scope, require_viewer
 
@@ -77,7 +79,11 @@ async def events_by_case(case_ids: Iterable[int]) -> dict[int, list[CaseEvent]]:
 
 
 async def get_project(viewer: Viewer | None, code: str) -> Project | None:
-    return await Project.filter(project_scope(viewer), code=code).first()
+    scope = project_scope(viewer)
+    key = scoped_key("project", scope, code)
+    if key is None:
+        return await Project.filter(scope, code=code).first()
+    return await remembered.select(Project, key, lambda: Project.filter(scope, code=code).first())
 
 
 async def list_projects(
