@@ -15,6 +15,7 @@ from api.domain.lifecycle import ACTION_LABELS, OPEN_CLOCK_STATES, SPECIAL_PROCE
 from api.domain.timing import worst
 from api.schema.base import Node, PageInfo, to_global_id
 from api.schema.context import loaded
+from api.schema.direct import context_only
 from api.services.access import Viewer as AccessViewer
 
 CaseState = strawberry.enum(timing.CaseState, description="办理状态 (BLZT); see `blzt` for the national code.")
@@ -61,6 +62,7 @@ class ApprovalItem(Node):
     kind: ItemKind
 
     @strawberry.field
+    @context_only
     async def department(self, info: strawberry.Info) -> Department:
         return await _ctx(info).loaders.department.load(self.department_id)
 
@@ -124,19 +126,23 @@ class Project(Node):
         return ProcessTypeInfo(code=self.process_type, name=PROCESS_TYPE_NAMES.get(ProcessType(self.process_type), ""))
 
     @strawberry.field
+    @context_only
     async def organization(self, info: strawberry.Info) -> Organization:
         return await _ctx(info).loaders.organization.load(self.organization_id)
 
     @strawberry.field
+    @context_only
     async def buildings(self, info: strawberry.Info) -> list[Building]:
         return await _ctx(info).loaders.buildings_by_project.load(self.id)
 
     @strawberry.field(description="The latest stage with cases visible to you.")
+    @context_only
     async def current_stage(self, info: strawberry.Info) -> int | None:
         cases = await _ctx(info).loaders.visible_cases_by_project.load(self.id)
         return max((c.stage for c in cases), default=None)
 
     @strawberry.field(description="Worst light of the project's running cases visible to you; null if none runs.")
+    @context_only
     async def light(self, info: strawberry.Info) -> Light | None:
         ctx = _ctx(info)
         cases = await ctx.loaders.visible_cases_by_project.load(self.id)
@@ -145,6 +151,7 @@ class Project(Node):
         return worst(t.light for c, t in zip(cases, timings) if c.state in OPEN_CLOCK_STATES)
 
     @strawberry.field(description="The stages of the project's process template, each with its cases visible to you.")
+    @context_only
     async def stages(self, info: strawberry.Info) -> list[ProjectStage]:
         ctx = _ctx(info)
         template_stages = await ctx.loaders.stages_by_process_type.load(self.process_type)
@@ -196,6 +203,7 @@ class Application(Node):
         return self.materials
 
     @strawberry.field
+    @context_only
     async def project(self, info: strawberry.Info) -> Project:
         return await _ctx(info).loaders.project.load(self.project_id)
 
@@ -249,6 +257,7 @@ class CaseEvent:
         return "DEPARTMENT_SYSTEM" if self.department_id is not None else "PERSON"
 
     @strawberry.field
+    @context_only
     async def actor_name(self, info: strawberry.Info) -> str | None:
         if self.actor_id is not None:
             user = await _ctx(info).loaders.user.load(self.actor_id)
@@ -330,10 +339,12 @@ class Case(Node):
     limit_days: int = strawberry.field(description="承诺时限, in `limitUnit` (working days or natural days)")
 
     @strawberry.field(description="Days used so far, in `limitUnit`; null before acceptance.")
+    @context_only
     def used_days(self, info: strawberry.Info) -> int | None:
         return _ctx(info).timing_field(self, "used")
 
     @strawberry.field(description="limitDays − usedDays, in `limitUnit`; negative when overdue; null before acceptance.")
+    @context_only
     def remaining_days(self, info: strawberry.Info) -> int | None:
         return _ctx(info).timing_field(self, "remaining")
 
@@ -346,31 +357,38 @@ class Case(Node):
 
     @strawberry.field(description="Days used so far; null before acceptance.",
                       deprecation_reason=_IN_LIMIT_UNIT.format("usedDays"))
+    @context_only
     def used_working_days(self, info: strawberry.Info) -> int | None:
         return _ctx(info).timing_field(self, "used")
 
     @strawberry.field(description="limit − used; negative when overdue; null before acceptance.",
                       deprecation_reason=_IN_LIMIT_UNIT.format("remainingDays"))
+    @context_only
     def remaining_working_days(self, info: strawberry.Info) -> int | None:
         return _ctx(info).timing_field(self, "remaining")
 
     @strawberry.field(description="The day the limit runs out if nothing pauses the clock; null before acceptance.")
+    @context_only
     def due_date(self, info: strawberry.Info) -> dt.date | None:
         return _ctx(info).timing_field(self, "due_date")
 
     @strawberry.field(description="A decided case keeps the light it ended with; null before acceptance.")
+    @context_only
     def light(self, info: strawberry.Info) -> Light | None:
         return _ctx(info).timing_field(self, "light")
 
     @strawberry.field(description="True when a figure relies on a year with no holiday data (Monday–Friday assumed).")
+    @context_only
     def provisional(self, info: strawberry.Info) -> bool:
         return _ctx(info).timing_field(self, "provisional")
 
     @strawberry.field(description="True while the clock is counting (not before acceptance, nor in a special procedure).")
+    @context_only
     def clock_running(self, info: strawberry.Info) -> bool:
         return _ctx(info).timing_field(self, "running")
 
     @strawberry.field(description="受理日期 (day 0 of the clock)")
+    @context_only
     def accepted_on(self, info: strawberry.Info) -> dt.date | None:
         return _ctx(info).timing_field(self, "started_on")
 
@@ -380,22 +398,27 @@ class Case(Node):
 
     # Without awaiting when the project's stages have loaded them already (api.schema.context.loaded).
     @strawberry.field
+    @context_only
     def item(self, info: strawberry.Info) -> ApprovalItem:
         return loaded(_ctx(info).loaders.item, self.item_id)
 
     @strawberry.field
+    @context_only
     def department(self, info: strawberry.Info) -> Department:
         return loaded(_ctx(info).loaders.department, self.department_id)
 
     @strawberry.field
+    @context_only
     async def project(self, info: strawberry.Info) -> Project:
         return await _ctx(info).loaders.project.load(self.project_id)
 
     @strawberry.field
+    @context_only
     async def application(self, info: strawberry.Info) -> Application:
         return await _ctx(info).loaders.application.load(self.application_id)
 
     @strawberry.field(description="The full timeline, oldest first.")
+    @context_only
     async def timeline(self, info: strawberry.Info) -> list[CaseEvent]:
         return await _ctx(info).loaders.events_by_case.load(self.id)
 
@@ -418,12 +441,14 @@ class Viewer(Node):
         return strawberry.ID(to_global_id("Viewer", self.user_id))
 
     @strawberry.field
+    @context_only
     async def organization(self, info: strawberry.Info) -> Organization | None:
         if self.organization_id is None:
             return None
         return await _ctx(info).loaders.organization.load(self.organization_id)
 
     @strawberry.field
+    @context_only
     async def department(self, info: strawberry.Info) -> Department | None:
         if self.department_id is None:
             return None

@@ -50,7 +50,10 @@ def test_every_field_of_the_progress_query_below_the_root_resolves_directly():
     for type_name, name, field in fields:
         if type_name == "Query":
             continue  # project(code:) takes an argument: Strawberry converts it and it is checked
-        assert field.resolve.__module__ == "api.schema.direct", (type_name, name)
+        # A direct resolver, or the field's own (self, info) function marked `context_only`, which graphql-core calls
+        # with its own resolve info.
+        direct = field.resolve.__module__ == "api.schema.direct" or getattr(field.resolve, "_context_only", False)
+        assert direct, (type_name, name)
 
 
 def test_fields_with_arguments_or_extensions_keep_strawberrys_wrapper():
@@ -104,3 +107,18 @@ async def test_progress_creates_no_task_per_case(gql, world, clock):
     # Not growing with the cases. The first request may spend a few more (loading who asks, which the second reuses:
     # the cases written in between do not touch the tables it was read from).
     assert large <= small < n_large, (small, large)
+
+
+def test_a_context_only_resolver_is_given_graphql_cores_info_and_others_strawberrys():
+    """`context_only` is honoured only for a (self, info) function; a resolver that reads more of its info than the
+    context (here `guide`, which hands it on) still gets Strawberry's `Info`."""
+    import inspect
+
+    schema = build_schema(Settings())
+    types = schema._schema.type_map
+    light = types["Case"].fields["light"].resolve
+    assert getattr(light, "_context_only", False)
+    assert list(inspect.signature(light).parameters) == ["self", "info"]
+    guide = types["ApprovalItem"].fields["guide"].resolve
+    assert not getattr(guide, "_context_only", False) and guide.__module__ == "api.schema.direct"
+
