@@ -18,6 +18,7 @@ within all of them reaches the (cached) standard validation.
 from __future__ import annotations
 
 import re
+import weakref
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -218,7 +219,7 @@ class _Measure:
             for definition in op.variable_definitions or ()
             if isinstance(definition.default_value, IntValueNode) and len(definition.default_value.value) < 10
         }
-        variables = {**defaults, **(variables if isinstance(variables, dict) else {})}
+        variables = self.variables_read = _Recording({**defaults, **(variables if isinstance(variables, dict) else {})})
         fragment_costs: dict[str, int] = {}
         visiting: set[str] = set()
         page_max = self.limits.page_max
@@ -290,8 +291,42 @@ class _Measure:
         )
 
 
+class _Recording(dict):
+    """The variables, remembering which the cost read (the `first` of a connection): only those change it."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.names: set[str] = set()
+
+    def get(self, name: Any, default: Any = None) -> Any:
+        self.names.add(name)
+        return super().get(name, default)
+
+
+# Measures of the documents seen (by identity: Strawberry's parser cache hands the same document to each request that
+# sends the same text), per the values of the variables their cost read. Issue #13: measuring the progress document on
+# every request cost ~0.2 ms. Bounded; a refused document is measured again each time.
+_MEASURED: dict[int, tuple[Any, Limits, Any, frozenset[str], dict[tuple, int]]] = {}
+MEASURED_KEPT = 512
+
+
+def _values_key(variables: Any, names: frozenset[str]) -> tuple | None:
+    variables = variables if isinstance(variables, dict) else {}
+    key = tuple((name, type(variables.get(name)).__name__, variables.get(name)) for name in sorted(names))
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
 def measure(document: Any, schema: Any, variables: dict[str, Any] | None, limits: Limits) -> int:
     """The document's cost, or ``Refused`` naming the first bound it passes."""
+    known = _MEASURED.get(id(document))
+    if known is not None and known[0]() is document and known[1] is limits and known[2] is schema:
+        values = _values_key(variables, known[3])
+        if values is not None and values in known[4]:
+            return known[4][values]
     try:
         measured = _Measure(document, limits)
         measured.check_sizes()
@@ -299,6 +334,22 @@ def measure(document: Any, schema: Any, variables: dict[str, Any] | None, limits
         cost = measured.cost(schema, variables)
     except RecursionError:
         raise _too_complex("JIANSHEN_GRAPHQL_MAX_DEPTH", limits.max_depth, None, "片段嵌套") from None
+    if cost <= limits.max_cost:
+        names = frozenset(measured.variables_read.names)
+        values = _values_key(variables, names)
+        if values is not None:
+            try:
+                reference = weakref.ref(document)
+            except TypeError:
+                reference = None
+            if reference is not None:
+                if known is None or known[0]() is not document or known[1] is not limits or known[2] is not schema:
+                    known = (reference, limits, schema, names, {})
+                    if len(_MEASURED) >= MEASURED_KEPT:
+                        _MEASURED.pop(next(iter(_MEASURED)))
+                    _MEASURED[id(document)] = known
+                if len(known[4]) < MEASURED_KEPT:
+                    known[4][values] = cost
     if cost > limits.max_cost:
         raise Refused(
             "QUERY_TOO_COSTLY", "JIANSHEN_GRAPHQL_MAX_COST", limits.max_cost, cost,

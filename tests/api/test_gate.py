@@ -241,3 +241,35 @@ async def test_a_websocket_frame_over_the_cap_closes_the_connection(settings):
             with pytest.raises(websockets.ConnectionClosed) as closed:
                 await asyncio.wait_for(ws.recv(), 10)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+
+
+def test_a_remembered_measure_follows_the_variables_that_set_a_cost():
+    """The measure of a document is kept (the parser cache hands each request the same document), per the values of
+    the variables its cost reads: another `first` gives another cost, one over the limit is refused after a kept
+    one under it, and a variable the cost does not read (the search text) shares the kept figure."""
+    from api.schema.gate import _MEASURED, Refused
+
+    settings = Settings()
+    schema = build_schema(settings)._schema
+    document = parse(
+        "query P($first: Int, $search: String) { projects(first: $first, search: $search) "
+        "{ edges { node { code stages { cases { code } } } } } }"
+    )
+    limits = Limits(max_fields=1000, max_depth=20, max_aliases=100, max_field_pairs=10_000, max_cost=5_000,
+                    page_max=50)
+    fresh = lambda variables: _Measure(document, limits).cost(schema, variables)  # noqa: E731
+    small = measure(document, schema, {"first": 2, "search": "a"}, limits)
+    assert small == fresh({"first": 2})
+    assert measure(document, schema, {"first": 2, "search": "b"}, limits) == small
+    assert _MEASURED[id(document)][4] == {(("first", "int", 2),): small}  # kept once, by the variable it read
+    larger = measure(document, schema, {"first": 20}, limits)
+    assert larger == fresh({"first": 20}) > small
+    assert measure(document, schema, {"first": 2}, limits) == small
+    assert fresh({"first": 50}) > limits.max_cost
+    with pytest.raises(Refused):
+        measure(document, schema, {"first": 50}, limits)
+    with pytest.raises(Refused):  # refused again, not remembered as allowed
+        measure(document, schema, {"first": 50}, limits)
+    tighter = Limits(**{**limits.__dict__, "max_cost": small - 1})
+    with pytest.raises(Refused):  # other limits: measured again
+        measure(document, schema, {"first": 2, "search": "a"}, tighter)
