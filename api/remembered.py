@@ -17,7 +17,10 @@ queryset's result.
 from __future__ import annotations
 
 import copy
+import datetime as dt
 from collections import OrderedDict
+from decimal import Decimal
+from enum import Enum
 from typing import Any, Callable, Hashable
 
 from tortoise.expressions import Q
@@ -43,15 +46,19 @@ class Unkeyable(Exception):
     """A value in a scope cannot be part of a key: run the query the plain way."""
 
 
+# Values a key may hold: compared by value. Anything else (a subquery, an expression) is compared by identity at best,
+# so a scope holding one is run the plain way.
+_VALUES = (str, int, float, bool, type(None), dt.date, dt.datetime, dt.time, Decimal, Enum)
+
+
 def _hashable(value: Any) -> Hashable:
     if isinstance(value, (list, tuple, set, frozenset)):
-        return (type(value).__name__, *(_hashable(v) for v in value))
+        items = [_hashable(v) for v in value]
+        return (type(value).__name__, *(sorted(items, key=repr) if isinstance(value, (set, frozenset)) else items))
     if isinstance(value, Q):
         return q_key(value)
-    try:
-        hash(value)
-    except TypeError:
-        raise Unkeyable(type(value).__name__) from None
+    if not isinstance(value, _VALUES):
+        raise Unkeyable(type(value).__name__)
     return (type(value).__name__, value)
 
 
@@ -77,7 +84,7 @@ async def select(model: type, key: Hashable, build: Callable[[], AwaitableQuery]
         sql, params = query.query.get_parameterized_sql()
         kept = (query, sql, tuple(params))
         _kept[full_key] = kept
-        if len(_kept) > KEPT:
+        while len(_kept) > KEPT:
             _kept.popitem(last=False)
     else:
         _kept.move_to_end(full_key)
