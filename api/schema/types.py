@@ -14,7 +14,7 @@ from api.domain.catalog import PROCESS_TYPE_NAMES, STAGE_NAMES, ProcessType
 from api.domain.lifecycle import ACTION_LABELS, OPEN_CLOCK_STATES, SPECIAL_PROCEDURE_LABELS, STATE_LABELS
 from api.domain.timing import worst
 from api.schema.base import Node, PageInfo, to_global_id
-from api.schema.context import loaded
+from api.schema.context import load_all, loaded
 from api.schema.direct import context_only
 from api.services.access import Viewer as AccessViewer
 
@@ -162,8 +162,8 @@ class Project(Node):
         # in the loader's cache (issue #13: fewer statements).
         # The cases' items too, at the same time: their `item` and `department` fields then resolve without awaiting.
         departments, _ = await asyncio.gather(
-            ctx.loaders.department.load_many([*lead_ids.values(), *(c.department_id for c in cases)]),
-            ctx.loaders.item.load_many([c.item_id for c in cases]),
+            load_all(ctx.loaders.department, [*lead_ids.values(), *(c.department_id for c in cases)]),
+            load_all(ctx.loaders.item, [c.item_id for c in cases]),
         )
         leads = dict(zip(lead_ids, departments))
         # Every listed case's clock in one batch: its timing fields then resolve without awaiting.

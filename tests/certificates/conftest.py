@@ -30,7 +30,8 @@ async def app(settings, clock, request):
     EXECUTOR_CACHE.clear()
     invalidate_calendar_cache()
     runner = request.node.get_closest_marker("no_pdf_runner") is None
-    application = create_app(settings, clock=clock, produce_certificates=runner)
+    quiet = request.node.get_closest_marker("quiet_app") is not None  # no notice dispatcher either (tests/conftest.py)
+    application = create_app(settings, clock=clock, produce_certificates=runner and not quiet, run_dispatcher=not quiet)
     async with application.router.lifespan_context(application):
         yield application
     invalidate_calendar_cache()

@@ -14,6 +14,9 @@ def settings(settings):
     return settings.model_copy(update={"db_busy_timeout_ms": 200})
 
 
+# quiet_app: the lock is taken by a blocking call on the test's own event loop (it stands for another process); a
+# notice dispatcher in the background holding the app's write lock at that moment could not finish its transaction.
+@pytest.mark.quiet_app
 @pytest.mark.no_pdf_runner
 @pytest.mark.parametrize("db_backend", ["sqlite"])
 async def test_first_download_while_the_database_is_locked_answers_503(gql, client, seal, settings):
