@@ -138,7 +138,7 @@ def report(rows: list[tuple[str, dict]], n: int) -> str:
 
     lines = "\n".join(
         f"| {name} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['mean_ms']:.1f} | {r['max_ms']:.1f} | "
-        f"{r['first_ms']:.0f} | {r['bytes']:,} | {f'{n:,} glyphs' if (n := r.get('glyph_store')) else '—'} |"
+        f"{r['first_ms']:.0f} | {r['bytes']:,} | {f'{g:,} glyphs' if (g := r.get('glyph_store')) else '—'} |"
         for name, r in rows
     )
     return (

@@ -109,3 +109,19 @@ def test_cli_builds_into_the_directory(tmp_path):
                           text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stderr
     assert str(path) in done.stdout and path.read_bytes()[:8] == b"JSGLYPH1"
+
+
+def test_migrate_keeps_the_machines_store_in_the_configured_directory(tmp_path):
+    """`python -m api migrate` (the deployment step; `make demo` runs it) builds the store where
+    JIANSHEN_CJK_GLYPH_DIR says, or keeps it when up to date (here: made beforehand, so the test converts nothing)."""
+    import os
+
+    directory = tmp_path / "glyphs"
+    path = build_glyph_store("serif", directory, "建")
+    env = {**os.environ, "JIANSHEN_DATABASE_URL": f"sqlite://{tmp_path / 'db.sqlite3'}",
+           "JIANSHEN_CJK_GLYPH_DIR": str(directory)}
+    done = subprocess.run([sys.executable, "-m", "api", "migrate"], capture_output=True, text=True, cwd=ROOT, env=env,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert f"certificate glyphs: {path}" in done.stdout
+    assert sorted(directory.iterdir()) == [path]
