@@ -116,3 +116,24 @@ def test_the_table_is_fpdf2s_table_pixel_for_pixel(tmp_path, size):
     ours_pixels, theirs_pixels = pages[0][1], pages[1][1]  # grey PGM pages at 100 dpi, the same size
     different = len(ours_pixels) != len(theirs_pixels) or sum(a != b for a, b in zip(ours_pixels, theirs_pixels))
     assert different == 0  # the same pixels
+
+
+def test_the_certificates_font_holds_every_character_printed():
+    """The small TrueType font of ``document_characters`` (the document's texts and the template's) leaves no printed
+    character out: no certificate falls back to the slow CFF rendering. Random certificates, every issue date's
+    digits, and the tests' permit."""
+    import dataclasses
+    import datetime as dt
+    import tempfile
+
+    from bench.certificates import documents
+    from esign.document import _render, document_characters
+
+    docs = list(documents(6, seed=99)) + [construction_permit()]
+    docs += [dataclasses.replace(construction_permit(), issue_date=dt.date(2029, 12, d)) for d in (10, 28)]
+    for doc in docs:
+        with tempfile.NamedTemporaryFile(suffix=".ttf") as font:
+            font.write(truetype_face("serif").font_for(document_characters(doc)))
+            font.flush()
+            _, missing = _render(doc, font.name, 0)
+        assert missing == [], [chr(cp) for cp in missing]
