@@ -27,6 +27,7 @@ $(VENV)/.installed: pyproject.toml $(LOCK) | lock-check
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --require-hashes -r $(LOCK)
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	$(PY) -m esign glyphs || echo "no CJK font: certificates convert their glyphs per process (make system-deps)"
 	touch $@
 
 install: lock-check $(VENV)/.installed ## create .venv and install the locked dependencies, the test extras and the package

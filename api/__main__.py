@@ -61,7 +61,20 @@ def cmd_migrate(_args) -> int:
     filled = asyncio.run(_with_orm(_fill_clocks))
     if filled:
         print(f"case clocks filled: {filled}")
+    _build_glyph_store(settings.cjk_glyph_dir)
     return 0
+
+
+def _build_glyph_store(directory) -> None:
+    """The certificate font's glyphs converted once for the machine (esign.fonts.GlyphStore); kept when up to date."""
+    from esign.fonts import FontNotFound, build_glyph_store
+
+    try:
+        path = build_glyph_store("serif", directory)
+    except (FontNotFound, OSError) as error:  # certificates still render, converting their glyphs per process
+        print(f"certificate glyphs not stored: {error}", file=sys.stderr)
+    else:
+        print(f"certificate glyphs: {path}")
 
 
 async def _fill_clocks() -> int:

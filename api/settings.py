@@ -204,6 +204,11 @@ class Settings(BaseSettings):
         DEV_ESIGN_KEK, description="Key-encryption key of the seals' private keys (and the embedded CA's); ≥ 32 characters"
     )
     certificate_dir: Path = Field(Path("var/certificates"), description="Where the signed certificate PDFs are stored")
+    cjk_glyph_dir: Path = Field(
+        Path("var/esign/glyphs"),
+        description="The certificate font's glyphs converted once per machine (`migrate` writes them, ~3 MB; read by "
+        "esign.fonts from the same variable); missing: each process converts the glyphs it prints",
+    )
     certificate_check_secret: str = Field(
         DEV_CHECK_CODE_SECRET, description="HMAC secret of the check codes printed on certificates; ≥ 32 characters"
     )

@@ -7,7 +7,9 @@ What ``api.services.certificates._render_and_sign`` does for each approval, with
 GB 2312 level 1, fixed seed, so the font's glyph cache meets new characters the way a stream of real approvals does),
 each rendered and PAdES-signed with the seal's visible stamp. CPU time is ``time.process_time`` around each
 certificate (this process only: immune to what else runs on the machine, unlike wall-clock time). The first
-certificate of a process (it opens the CJK face) is reported apart from the N.
+certificate of a process (it opens the CJK face) is reported apart from the N. The face reads the machine's glyph
+store (``python -m esign glyphs``, which ``make install`` and ``python -m api migrate`` run: JIANSHEN_CJK_GLYPH_DIR,
+default var/esign/glyphs) as a server's process does; the table says whether it was there.
 
 ``--before-ref REF`` also measures the code of git ref REF (``git archive`` into a temporary folder), its process and
 this tree's running at the same time so that both meet the same load of a shared machine, for a before/after table. Figures go to the "certificates" section of docs/PERFORMANCE.md.
@@ -90,7 +92,14 @@ def measure(n: int) -> dict:
             times.append((time.process_time() - start) * 1000)
             size = len(signed)
     rest = sorted(times[1:])
+    try:  # the code measured may predate the glyph store
+        from esign.fonts import truetype_face
+
+        store = getattr(truetype_face("serif"), "_store", None)
+    except ImportError:
+        store = None
     return {
+        "glyph_store": len(store) if store is not None else 0,
         "first_ms": times[0],
         "p50_ms": statistics.median(rest),
         "p99_ms": rest[min(len(rest) - 1, round(0.99 * (len(rest) - 1)))],
@@ -129,15 +138,15 @@ def report(rows: list[tuple[str, dict]], n: int) -> str:
 
     lines = "\n".join(
         f"| {name} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['mean_ms']:.1f} | {r['max_ms']:.1f} | "
-        f"{r['first_ms']:.0f} | {r['bytes']:,} |"
+        f"{r['first_ms']:.0f} | {r['bytes']:,} | {f'{g:,} glyphs' if (g := r.get('glyph_store')) else '—'} |"
         for name, r in rows
     )
     return (
         f"Measured {dt.date.today():%Y-%m-%d} on {machine()}; one process per row, {n} different certificates "
         "each after a first one, CPU time of this process (`time.process_time`) per certificate: render + PAdES seal"
         f"{'; the rows measured at the same time' if len(rows) > 1 else ''}.\n\n"
-        "| code | p50 ms | p99 ms | mean ms | max ms | first certificate ms | signed bytes |\n"
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+        "| code | p50 ms | p99 ms | mean ms | max ms | first certificate ms | signed bytes | glyph store |\n"
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
         f"{lines}\n"
     )
 

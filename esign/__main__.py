@@ -1,5 +1,5 @@
 """Command line: ``python -m esign verify FILE.pdf [--ca CA.pem] [--revoked revoked.json]`` and
-``python -m esign seal-image NAME TYPE out.png``.
+``python -m esign seal-image NAME TYPE out.png`` and ``python -m esign glyphs [--dir DIR]``.
 
 ``verify`` is the offline form of the public verification service (DOMAIN.md §6): it prints the verdict in Chinese
 and exits 0 only for a valid signature. The trusted CA defaults to the embedded mode's ``var/esign/platform-ca.pem``.
@@ -57,6 +57,17 @@ def _seal_image(args: argparse.Namespace) -> int:
     return 0
 
 
+def _glyphs(args: argparse.Namespace) -> int:
+    import time
+
+    from esign.fonts import build_glyph_store
+
+    start = time.process_time()
+    path = build_glyph_store("serif", Path(args.dir) if args.dir else None)
+    print(f"{path} ({path.stat().st_size:,} bytes, {time.process_time() - start:.1f} s)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m esign", description="电子印章与电子证照工具")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -71,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     image.add_argument("out")
     image.add_argument("--size", type=int, default=600)
     image.set_defaults(run=_seal_image)
+    glyphs = commands.add_parser("glyphs", help="将证照字体的常用字字形一次转换为TrueType并存盘 (GB 2312)")
+    glyphs.add_argument("--dir", help="存放目录 (默认: JIANSHEN_CJK_GLYPH_DIR 或 var/esign/glyphs)")
+    glyphs.set_defaults(run=_glyphs)
     args = parser.parse_args(argv)
     return args.run(args)
 

@@ -19,7 +19,10 @@ from typing import Sequence
 
 import qrcode
 from fpdf import FPDF
-from fpdf.enums import TableCellFillMode
+from fpdf.enums import TableCellStyle
+from fpdf.fonts import FontFace
+from fpdf.line_break import BREAKING_SPACE_SYMBOLS_STR
+from fpdf.util import FloatTolerance
 
 from esign.fonts import cjk_font, truetype_face
 from esign.qr import qr_matrix
@@ -30,6 +33,7 @@ SEAL_DIAMETER_MM = 42.0  # GA 241: a round official seal of a government departm
 FRAME_COLOR = (168, 40, 30)
 INK = (20, 20, 20)
 LABEL_WIDTH_MM, VALUE_WIDTH_MM = 38.0, 136.0
+CELL_FILL = (251, 246, 240)  # the values' column
 TABLE_BOTTOM_MM = 210.0  # below: issuing authority, seal and QR code (~45 mm), then the footer from 262 mm
 _IDENTIFIER_IN_KEYWORDS = re.compile(r"1\.2\.156\.3005\.2\.[0-9A-Z.]+")
 
@@ -63,8 +67,11 @@ def identifier_from_keywords(keywords: str | None) -> str | None:
     return match.group(0) if match else None
 
 
-# Every character the layout below prints besides the document's own text (labels, punctuation, the spacing).
-_TEMPLATE_TEXT = "编号：发证机关日期年月扫码核验真伪证照标识校验码地址注意事项；。—　" + "".join(map(chr, range(0x20, 0x7F)))
+# Every character the layout below prints besides the document's own text (labels, punctuation, the spacing, the
+# issue date's digits, the check code's hyphen). Not the whole of ASCII: each glyph more in the certificate's font is
+# built, parsed and subset again for nothing (~50 of ~275 glyphs, ~4 ms); a character missed here would make the page
+# render from the CFF face (slow, never wrong), which tests/esign/test_table.py checks does not happen.
+_TEMPLATE_TEXT = "编号：发证机关日期年月扫码核验真伪证照标识校验码地址注意事项；。—　 -0123456789"
 
 
 def document_characters(doc: CertificateDocument) -> set[str]:
@@ -138,21 +145,8 @@ def _render(doc: CertificateDocument, font_path: str, font_index: int) -> tuple[
     pdf.set_font("cjk", size=size)
     pdf.set_draw_color(*FRAME_COLOR)
     pdf.set_line_width(0.3)
-    with pdf.table(
-        col_widths=(LABEL_WIDTH_MM, VALUE_WIDTH_MM),
-        width=LABEL_WIDTH_MM + VALUE_WIDTH_MM,
-        text_align=("CENTER", "LEFT"),
-        line_height=line_height,
-        padding=(line_height * 0.28, 2.5),
-        first_row_as_headings=False,
-        cell_fill_color=(251, 246, 240),
-        cell_fill_mode=TableCellFillMode.COLUMNS,
-        v_align="MIDDLE",
-    ) as table:
-        for label, value in doc.fields:
-            row = table.row()
-            row.cell(_spaced(label, 0) if len(label) > 4 else _spaced(label, 1))
-            row.cell(value or "—")
+    _table(pdf, [(_spaced(label, 0) if len(label) > 4 else _spaced(label, 1), value or "—")
+                 for label, value in doc.fields], line_height)
 
     if pdf.get_y() > TABLE_BOTTOM_MM + 1:
         raise ValueError("证照字段过多，无法排入一页A4")
@@ -188,6 +182,86 @@ def _render(doc: CertificateDocument, font_path: str, font_index: int) -> tuple[
         pdf.multi_cell(174, 3.6, "注意事项：" + "；".join(n.rstrip("；。") for n in doc.notes) + "。")
     out = bytes(pdf.output())
     return RenderedCertificate(pdf=out, seal_box=seal_box), list(pdf.fonts["cjk"].missing_glyphs)
+
+
+def _table(pdf: FPDF, rows: Sequence[tuple[str, str]], line_height: float) -> None:
+    """The fields' table at the current position, drawn as fpdf2's ``FPDF.table`` draws it with
+    ``col_widths=(LABEL_WIDTH_MM, VALUE_WIDTH_MM), text_align=("CENTER", "LEFT"), padding=(0.28 × line height, 2.5),
+    cell_fill_mode=COLUMNS, v_align="MIDDLE"`` (what this page used): the same cells, borders, fill and lines of text.
+
+    fpdf2's table lays every cell out twice (``multi_cell`` to measure, then to draw) through per-character width
+    calls, ~25 % of a certificate; here each cell's lines are broken once (``_break_lines``, fpdf2's word wrapping over
+    its own widths of the font) and each line is one ``cell``. Leaves the position below the table at the left margin.
+    """
+    x, y = pdf.x, pdf.y
+    table_width = LABEL_WIDTH_MM + VALUE_WIDTH_MM
+    widths = [w / table_width * table_width for w in (LABEL_WIDTH_MM, VALUE_WIDTH_MM)]  # fpdf2's col_ratio × width
+    pad_v, pad_h = line_height * 0.28, 2.5
+    aligns = ("C", "L")
+    border = TableCellStyle(left=True, bottom=True, right=True, top=True)
+    fills = (None, FontFace(fill_color=CELL_FILL).fill_color)  # fpdf2's COLUMNS: the odd columns
+    widths_of = pdf.current_font.cw  # fpdf2's widths (1/1000 em) by code point
+    scale = pdf.font_size_pt * 0.001 / pdf.k
+    c_margin, pdf.c_margin = pdf.c_margin, 0  # fpdf2 ignores the cell margin where there is padding
+    try:
+        for texts in rows:
+            lines = [_break_lines(text, widths_of, scale, w - 2 * pad_h) if text else [] for text, w in zip(texts, widths)]
+            heights = [len(cell) * line_height + 2 * pad_v if cell else 0.0 for cell in lines]
+            row_height = max(heights) or line_height
+            cell_x = x
+            for cell, height, w, align, fill in zip(lines, heights, widths, aligns, fills):
+                border.draw_cell_border(pdf, cell_x, y, cell_x + w, y + row_height, fill_color=fill)
+                top = y + (row_height - height) / 2 + pad_v  # v_align MIDDLE
+                for k, line in enumerate(cell):
+                    pdf.set_xy(cell_x + pad_h, top + k * line_height)
+                    pdf.cell(w - 2 * pad_h, line_height, line, align=align)
+                cell_x += w
+            y += row_height
+    finally:
+        pdf.c_margin = c_margin
+    pdf.set_xy(pdf.l_margin, y)
+
+
+def _break_lines(text: str, widths_of, scale: float, max_width: float) -> list[str]:
+    """``text`` broken into lines no wider than ``max_width`` as fpdf2's ``multi_cell`` (word wrapping) breaks it:
+    at the last breaking space of a line that overflows (the space dropped), else before the character that
+    overflows; a newline ends a line. ``widths_of``: the font's widths by code point, ``scale``: to document units."""
+    lines: list[str] = []
+    line: list[str] = []
+    width = 0.0
+    space = None  # (index in line, index in text) of the line's last breaking space
+    i = 0
+    text = text.replace("\r", "")
+    while i < len(text):
+        char = text[i]
+        if char == "\n":
+            lines.append("".join(line))
+            line, width, space = [], 0.0, None
+            i += 1
+            continue
+        char_width = widths_of[ord(char)] * scale
+        if width + char_width - max_width > FloatTolerance.TOLERANCE:
+            if char in BREAKING_SPACE_SYMBOLS_STR:  # an overflowing space is dropped
+                lines.append("".join(line))
+                i += 1
+            elif space is not None:  # back to the last space
+                lines.append("".join(line[:space[0]]))
+                i = space[1] + 1
+            elif line:
+                lines.append("".join(line))
+            else:  # a character wider than the cell: on a line of its own (fpdf2 would refuse)
+                lines.append(char)
+                i += 1
+            line, width, space = [], 0.0, None
+            continue
+        if char in BREAKING_SPACE_SYMBOLS_STR:
+            space = (len(line), i)
+        line.append(char)
+        width += char_width
+        i += 1
+    if width:
+        lines.append("".join(line))
+    return lines
 
 
 def _fit_table(pdf: FPDF, rows: Sequence[tuple[str, str]], *, top: float, bottom: float) -> tuple[float, float]:

@@ -9,16 +9,20 @@ machine: ``JIANSHEN_CJK_FONT_DIR`` may point at a folder holding the Noto CJK fi
 
 from __future__ import annotations
 
-import functools
 import array
+import functools
 import glob
+import hashlib
 import io
+import mmap
 import os
+import struct
 import shutil
 import subprocess
 import sys
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 FONT_DIR_ENV = "JIANSHEN_CJK_FONT_DIR"
 _SEARCH_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts", os.path.expanduser("~/.local/share/fonts"))
@@ -110,7 +114,7 @@ GLYPH_CACHE_SIZE = 8192  # converted glyphs kept per face (~0.5 KB each); least 
 class TrueTypeFace:
     """One CJK face, giving small TrueType fonts of chosen characters. Thread-safe (renders run in worker threads)."""
 
-    def __init__(self, face: FontFace, *, cache_size: int = GLYPH_CACHE_SIZE) -> None:
+    def __init__(self, face: FontFace, *, cache_size: int = GLYPH_CACHE_SIZE, store: GlyphStore | None = None) -> None:
         from collections import OrderedDict
 
         from fontTools.cffLib import CFFFontSet
@@ -161,6 +165,7 @@ class TrueTypeFace:
         # glyph id → (glyf bytes, xMin, points, contours)
         self._cache: OrderedDict[int, tuple[bytes, int, int, int]] = OrderedDict()
         self._cache_size = cache_size
+        self._store = store  # the glyphs converted once per machine (``GlyphStore``), read before converting
         self.conversions = 0  # glyphs converted so far (what the cache saved shows in tests and benches)
 
     def glyph_id(self, char: str) -> int | None:
@@ -230,6 +235,19 @@ class TrueTypeFace:
         if cached is not None:
             self._cache.move_to_end(gid)
             return cached
+        stored = self._store.get(gid) if self._store is not None else None
+        if stored is not None:
+            return self._keep(gid, stored)
+        return self._keep(gid, self.convert(gid))
+
+    def _keep(self, gid: int, entry: tuple[bytes, int, int, int]) -> tuple[bytes, int, int, int]:
+        self._cache[gid] = entry
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return entry
+
+    def convert(self, gid: int) -> tuple[bytes, int, int, int]:
+        """The glyph converted from the CFF charstring now (no cache): glyf bytes, xMin, points, contours."""
         from fontTools.pens.cu2quPen import Cu2QuPen
         from fontTools.pens.ttGlyphPen import TTGlyphPen
 
@@ -245,12 +263,8 @@ class TrueTypeFace:
             glyph.recalcBounds(None)
         x_min = glyph.xMin if contours else 0
         points = len(glyph.coordinates) if contours else 0
-        entry = (glyph.compile(None, recalcBBoxes=False), x_min, points, contours)
         self.conversions += 1
-        self._cache[gid] = entry
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
-        return entry
+        return glyph.compile(None, recalcBBoxes=False), x_min, points, contours
 
 
 class _Window:
@@ -276,16 +290,143 @@ class _Window:
         return data
 
 
+# -- the converted glyphs kept on disk, once per machine -------------------------------------------------------------
+#
+# Converting a glyph costs ~1 ms of CPU (fontTools' Python charstring interpreter, then cu2qu): a quarter of a
+# certificate whose holder, address and people bring new characters. ``python -m esign glyphs`` (run by ``make
+# install`` and ``python -m api migrate``) converts the characters of GB 2312 (7,445: the 6,763 hanzi and the symbols)
+# with ASCII and the CJK and full-width punctuation once, ~8 s, into a file of ~3 MB under JIANSHEN_CJK_GLYPH_DIR;
+# each process maps it and reads a glyph's bytes instead of converting. The file is keyed by the source font's SHA-256,
+# the face index, the curve tolerance and fontTools' version (what decides the bytes), so a changed font or converter
+# is never served stale glyphs: its file is simply not found. A character outside the file, or no file at all, is
+# converted as before (the result is the same bytes either way).
+
+GLYPH_DIR_ENV = "JIANSHEN_CJK_GLYPH_DIR"
+DEFAULT_GLYPH_DIR = "var/esign/glyphs"
+_STORE_MAGIC = b"JSGLYPH1"
+_STORE_HEADER = struct.Struct("<8s32sI")  # magic, key (SHA-256 of what decides the bytes), glyph count
+_STORE_ENTRY = struct.Struct("<IIIhHH")  # glyph id, offset (from the data's start), length, xMin, points, contours
+
+
+def glyph_dir() -> Path:
+    return Path(os.environ.get(GLYPH_DIR_ENV) or DEFAULT_GLYPH_DIR)
+
+
+def store_characters() -> str:
+    """What a glyph store holds: GB 2312 (levels 1 and 2 and its symbols), ASCII, CJK and full-width punctuation."""
+    chars = [chr(cp) for cp in range(0x20, 0x7F)] + [chr(cp) for cp in range(0x3000, 0x3040)]
+    chars += [chr(cp) for cp in range(0xFF01, 0xFF5F)]
+    for row in range(0xA1, 0xF8):
+        for cell in range(0xA1, 0xFF):
+            try:
+                chars.append(bytes((row, cell)).decode("gb2312"))
+            except UnicodeDecodeError:
+                pass
+    return "".join(dict.fromkeys(chars))
+
+
+@functools.cache
+def _font_digest(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").digest()
+
+
+def store_key(face: FontFace) -> bytes:
+    """The SHA-256 of everything that decides a converted glyph's bytes: the font file, the face, the converter."""
+    import fontTools
+
+    return hashlib.sha256(
+        b"|".join([_font_digest(face.path), str(face.index).encode(), repr(CURVE_TOLERANCE).encode(),
+                   fontTools.version.encode()])
+    ).digest()
+
+
+def store_path(face: FontFace, directory: Path | None = None) -> Path:
+    stem = Path(face.path).name.split(".")[0]
+    return (directory or glyph_dir()) / f"{stem}-{face.index}-{store_key(face).hex()[:16]}.glyphs"
+
+
+class GlyphStore:
+    """A file of converted glyphs (``build_glyph_store``), memory-mapped: glyph id → (glyf bytes, xMin, points,
+    contours), as ``TrueTypeFace.convert`` gives them."""
+
+    def __init__(self, data: mmap.mmap, index: dict[int, tuple[int, int, int, int, int]]) -> None:
+        self._data, self._index = data, index
+
+    @classmethod
+    def open(cls, path: Path, key: bytes) -> GlyphStore | None:
+        """The store at ``path`` if it is one, whole, for ``key``; otherwise ``None`` (the glyphs are converted)."""
+        try:
+            with open(path, "rb") as f:
+                data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):  # missing, unreadable, empty
+            return None
+        try:
+            magic, stored_key, count = _STORE_HEADER.unpack_from(data, 0)
+            start = _STORE_HEADER.size + count * _STORE_ENTRY.size
+            if magic != _STORE_MAGIC or stored_key != key or start > len(data):
+                raise ValueError
+            index = {}
+            for gid, offset, length, x_min, points, contours in _STORE_ENTRY.iter_unpack(
+                data[_STORE_HEADER.size:start]
+            ):
+                if start + offset + length > len(data):
+                    raise ValueError
+                index[gid] = (start + offset, length, x_min, points, contours)
+        except (struct.error, ValueError):  # truncated or not ours: ignored
+            data.close()
+            return None
+        return cls(data, index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def get(self, gid: int) -> tuple[bytes, int, int, int] | None:
+        entry = self._index.get(gid)
+        if entry is None:
+            return None
+        offset, length, x_min, points, contours = entry
+        return self._data[offset:offset + length], x_min, points, contours
+
+
+def build_glyph_store(style: str = "serif", directory: Path | None = None, chars: str | None = None) -> Path:
+    """Convert ``chars`` (default ``store_characters()``) of the face once and write the store (atomically); an
+    existing store of the same key is kept. Returns its path."""
+    face = cjk_font(style)
+    path = store_path(face, directory)
+    if GlyphStore.open(path, store_key(face)) is not None:
+        return path
+    converter = TrueTypeFace(face, cache_size=0)
+    gids = sorted({0} | {g for g in map(converter.glyph_id, chars or store_characters()) if g is not None})
+    entries, blobs, offset = [], [], 0
+    for gid in gids:
+        glyf, x_min, points, contours = converter.convert(gid)
+        entries.append(_STORE_ENTRY.pack(gid, offset, len(glyf), x_min, points, contours))
+        blobs.append(glyf)
+        offset += len(glyf)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(_STORE_HEADER.pack(_STORE_MAGIC, store_key(face), len(gids)) + b"".join(entries) + b"".join(blobs))
+    os.replace(tmp, path)
+    for old in path.parent.glob(f"{path.name.rsplit('-', 1)[0]}-*.glyphs"):  # the same face's stores of other keys
+        if old != path:
+            old.unlink(missing_ok=True)
+    return path
+
+
 _faces: dict[str, TrueTypeFace] = {}
 _faces_lock = threading.Lock()
 
 
 def truetype_face(style: str = "serif") -> TrueTypeFace:
-    """The process's ``TrueTypeFace`` of ``style``, opened on first use (~0.3 s, ~8 MB) by one thread only."""
+    """The process's ``TrueTypeFace`` of ``style``, opened on first use (~0.3 s, ~8 MB) by one thread only, with the
+    machine's glyph store when there is one."""
     face = _faces.get(style)
     if face is None:
         with _faces_lock:
             face = _faces.get(style)
             if face is None:
-                face = _faces[style] = TrueTypeFace(cjk_font(style))
+                font = cjk_font(style)
+                store = GlyphStore.open(store_path(font), store_key(font))
+                face = _faces[style] = TrueTypeFace(font, store=store)
     return face
