@@ -63,18 +63,30 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def family_mb(pid: int) -> tuple[float, float, dict[int, float]]:
-    """VmRSS of ``pid`` and of its children together, the children's alone, and each child's VmHWM (MiB)."""
-    total = status_mb(pid)["VmRSS"]
+def pss_mb(pid: int) -> float:
+    """The proportional set size of ``pid`` (MiB): its RSS with each page shared with other processes (the libraries
+    the server and its child both map) divided among them, so that the PSS of two processes adds up."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key == "Pss":
+            return int(value.split()[0]) / 1024
+    return 0.0
+
+
+def family_mb(pid: int) -> tuple[float, float, dict[int, float], float]:
+    """VmRSS of ``pid`` and of its children together, the children's alone, each child's VmHWM and the PSS of them
+    all (MiB)."""
+    total, pss = status_mb(pid)["VmRSS"], pss_mb(pid)
     child_rss, hwm = 0.0, {}
     for child in children(pid):
         try:
             figures = status_mb(child)
+            pss += pss_mb(child)
         except (OSError, KeyError):
             continue  # exited (or a zombie: no VmRSS) between the listing and the read
         child_rss += figures["VmRSS"]
         hwm[child] = figures["VmHWM"]
-    return total + child_rss, child_rss, hwm
+    return total + child_rss, child_rss, hwm, pss
 
 
 async def _with_db(database_url: str, settings_kwargs: dict, fn):
@@ -163,15 +175,15 @@ def run(n: int, timeout: float, code: Path = ROOT) -> dict:
         rest = status_mb(process.pid)
 
         ids = asyncio.run(add_backlog(database_url, paths, n))
-        start, peak_rss, peak_total, peak_child, done = time.monotonic(), 0.0, 0.0, 0.0, 0
+        start, peak_rss, peak_total, peak_child, peak_pss, done = time.monotonic(), 0.0, 0.0, 0.0, 0.0, 0
         child_hwm: dict[int, float] = {}
         next_count = start
         while done < n:
             if process.poll() is not None:
                 raise SystemExit(f"the server exited with {process.returncode}: see {workdir / 'serve.log'}")
             peak_rss = max(peak_rss, status_mb(process.pid)["VmRSS"])
-            total, child_rss, hwm = family_mb(process.pid)
-            peak_total, peak_child = max(peak_total, total), max(peak_child, child_rss)
+            total, child_rss, hwm, pss = family_mb(process.pid)
+            peak_total, peak_child, peak_pss = max(peak_total, total), max(peak_child, child_rss), max(peak_pss, pss)
             child_hwm.update({pid: max(mb, child_hwm.get(pid, 0.0)) for pid, mb in hwm.items()})
             if time.monotonic() >= next_count:
                 done = asyncio.run(sealed_count(database_url, paths, ids))
@@ -186,9 +198,10 @@ def run(n: int, timeout: float, code: Path = ROOT) -> dict:
         after_total = family_mb(process.pid)[0]
         return {
             "rest_rss": rest["VmRSS"], "rest_hwm": rest["VmHWM"], "peak_rss": peak_rss, "hwm": end["VmHWM"],
-            "peak_child": peak_child, "peak_total": peak_total,
-            # the server's peak and its largest child's (children run one after another, never two at once)
-            "hwm_total": end["VmHWM"] + max(child_hwm.values(), default=0.0), "children": len(child_hwm),
+            "peak_child": peak_child, "peak_total": peak_total, "peak_pss": peak_pss,
+            # the server's peak while sealing and its largest child's (children run one after another, never two at
+            # once; the server's own VmHWM may be its start-up's); without a child, the server's VmHWM
+            "hwm_total": peak_rss + max(child_hwm.values()) if child_hwm else end["VmHWM"], "children": len(child_hwm),
             "after_rss": after["VmRSS"], "after_total": after_total, "seconds": sealing_s, "n": n,
         }
     finally:
@@ -215,7 +228,8 @@ def report(rows: list[tuple[str, dict]]) -> str:
     r = rows[-1][1]
     lines = "\n".join(
         f"| {label} | {x['rest_rss']:.0f} | {x['peak_rss']:.0f} | {x.get('peak_child', 0):.0f} | "
-        f"{x.get('peak_total', x['peak_rss']):.0f} | {x['hwm']:.0f} | {x.get('hwm_total', x['hwm']):.0f} | "
+        f"{x.get('peak_total', x['peak_rss']):.0f} | {x.get('peak_pss', 0):.0f} | {x['hwm']:.0f} | "
+        f"{x.get('hwm_total', x['hwm']):.0f} | "
         f"{x['after_rss']:.0f} | {x.get('after_total', x['after_rss']):.0f} | {x['seconds']:.0f} |"
         for label, x in rows
     )
@@ -223,12 +237,13 @@ def report(rows: list[tuple[str, dict]]) -> str:
         f"Measured {dt.date.today():%Y-%m-%d} on {machine()}; `python -m api serve`, embedded mode (SQLite, no Redis), "
         f"the demo loaded; {r['n']} certificates without their PDF written at once and sealed by the process's own sweep "
         "(sealing time is wall-clock, under the load of other work on the machine). RSS from /proc/PID/status, MiB; "
-        "\"child\": the server's sealing child process (api/sealing.py), if any; VmHWM is the peak of a process's life, "
-        "\"server + child\" the server's and its largest child's added.\n\n"
+        "\"child\": the server's sealing child process (api/sealing.py), if any; PSS counts the pages both share "
+        "(libpython, libcrypto, …) once; VmHWM is the peak of a process's life, \"server + child\" the server's peak "
+        "RSS while sealing and its largest child's VmHWM added.\n\n"
         "| code | at rest (VmRSS) | peak while sealing: server (VmRSS, 50 ms samples) | child | server + child | "
-        "VmHWM after sealing: server | server + child | at rest 2 s after sealing: server | server + child | "
-        "sealing s |\n"
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+        "server + child (PSS) | VmHWM after sealing: server | server + child | at rest 2 s after sealing: server | "
+        "server + child | sealing s |\n"
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
         f"{lines}\n\n"
         f"Targets ({rows[-1][0]}): at rest ≤ {AT_REST_MB} MB ({verdict(r['rest_rss'], AT_REST_MB)} it; after sealing: "
         f"{verdict(r['after_rss'], AT_REST_MB)} it), while sealing ≤ {SEALING_MB} MB "
