@@ -87,8 +87,7 @@ def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     requests, answers = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # the pipe carries frames only; a stray print goes to the server's log
-    import esign  # noqa: F401 - load the libraries before saying ready, so a job's time is its own
-    from esign.fonts import truetype_face
+    from esign.fonts import truetype_face  # the package loads every sealing library: before "ready", not in a job
 
     truetype_face("serif")
     _give_back_freed_heap()  # opening the face leaves ~9 MB of freed temporaries glibc would keep
