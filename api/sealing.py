@@ -72,17 +72,6 @@ def seal_job(job: dict) -> bytes:
     return sign_pdf(rendered.pdf, signer, seal_image_png=job["seal_image"], seal_box=rendered.seal_box)
 
 
-def _give_back_freed_heap() -> None:
-    import ctypes
-    import gc
-
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass  # not glibc: nothing to trim
-
-
 def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     requests, answers = sys.stdin.buffer, sys.stdout.buffer
@@ -90,7 +79,6 @@ def main() -> int:
     from esign.fonts import truetype_face  # the package loads every sealing library: before "ready", not in a job
 
     truetype_face("serif")
-    _give_back_freed_heap()  # opening the face leaves ~9 MB of freed temporaries glibc would keep
     answers.write(encode_frame(("ready", os.getpid())))
     answers.flush()
     while (job := _read_frame(requests)) is not None:

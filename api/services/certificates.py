@@ -2,7 +2,8 @@
 
 Issuance has two halves. The *record* (identifier, number, metadata, status VALID) is written inside the approval's own
 transaction, with the CERTIFICATE_ISSUED notice: it exists if and only if the approval does (同步签发). The *PDF* is
-rendered and sealed right after the commit (~0.1 s of CPU, in a worker thread) by the department's active seal. Nothing
+rendered and sealed right after the commit (~0.05 s of CPU; in the API process's sealing child, api/services/sealer.py,
+or in a worker thread of an arq worker) by the department's active seal. Nothing
 is lost if the process dies in between: a certificate without its PDF is found by the sweep (``CertificatePdfRunner``,
 at start-up and on a timer) and on its first download, and producing it is idempotent. A department without an active
 seal leaves its certificates waiting, with the reason recorded for staff (``pdf_pending_reason``); creating a seal
