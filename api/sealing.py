@@ -19,6 +19,7 @@ exits when its stdin ends (the parent closed it, or died). It ignores SIGINT: it
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 import pickle
 import signal
@@ -76,9 +77,9 @@ def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     requests, answers = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # the pipe carries frames only; a stray print goes to the server's log
-    from esign.fonts import truetype_face  # the package loads every sealing library: before "ready", not in a job
-
-    truetype_face("serif")
+    # The libraries are loaded before "ready", so that a job's time is its own; the font is opened by the first job
+    # (whatever esign.fonts needs of it: the face, or a machine's stored glyphs).
+    importlib.import_module("esign")
     answers.write(encode_frame(("ready", os.getpid())))
     answers.flush()
     while (job := _read_frame(requests)) is not None:
