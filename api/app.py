@@ -39,6 +39,7 @@ from api.schema import build_schema
 from api.schema.context import Context
 from api.schema.trusted import with_plain_id
 from api.schema.inputs import decode_request_json
+from api.services.certificates import sealing_in_child
 from api.services.leftovers import refuse_development_leftovers
 from api.settings import Settings, get_settings
 from miniapp import MiniProgram
@@ -230,9 +231,11 @@ def create_app(
             # The conversation's understanding (jieba's dictionary, the guides' index) takes a few seconds to build:
             # a served process builds it at start, in the background, so no one's first question waits for it.
             warming = asyncio.create_task(_warm_up_assistant()) if warm_up else None
-            async with _notice_dispatch(settings, wechat, clock, enabled=run_dispatcher), _certificate_pdfs(
-                settings, clock, enabled=produce_certificates
-            ):
+            # PDFs are sealed in a child process (the sweep's and a first download's): the API process never loads
+            # the sealing libraries (api/services/sealer.py); stopped after the sweep, at shutdown.
+            async with _notice_dispatch(settings, wechat, clock, enabled=run_dispatcher), sealing_in_child(
+                settings
+            ), _certificate_pdfs(settings, clock, enabled=produce_certificates):
                 try:
                     yield
                 finally:

@@ -237,6 +237,14 @@ class Settings(BaseSettings):
     certificate_sweep_seconds: float = Field(
         30.0, gt=0, le=3600, description="How often a process looks for certificates whose PDF is still to be made"
     )
+    certificate_seal_timeout_seconds: float = Field(
+        60.0, gt=0, le=3600, description="The longest the API process's sealing child may take over one certificate's "
+        "PDF before it is killed (the certificate is retried by a later sweep or download), seconds",
+    )
+    certificate_sealer_idle_seconds: float = Field(
+        10.0, ge=0, le=3600, description="How long the API process's sealing child is kept with nothing to seal "
+        "before it exits (its memory goes back to the system; the next PDF starts a new one, ~1 s), seconds",
+    )
     exchange_url: str | None = Field(
         None, description="The national data-sharing exchange database (前置库, postgres://…) `python -m api exchange "
         "push` writes to by default, and the arq workers push to on a timer (scaled mode); unset: no exchange"

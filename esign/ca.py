@@ -128,6 +128,14 @@ class PlatformCA:
         return ca
 
     @classmethod
+    def open(cls, cert_file: str, key_file: str, key_password: str, directory: str, kek: str) -> PlatformCA:
+        """The CA of a deployment's settings: the operators' files when ``cert_file`` is set (production), else the
+        embedded CA kept in ``directory`` (created on first run). Empty strings mean "not set"."""
+        if cert_file:
+            return cls.load(cert_file, key_file or None, key_password.encode() or None)
+        return cls.open_or_create(directory, kek.encode())
+
+    @classmethod
     def load(cls, certificate_path: str | os.PathLike, key_path: str | os.PathLike | None = None,
              key_password: bytes | None = None) -> PlatformCA:
         """Production: the operators' PEM files (the key PKCS#8, possibly password-encrypted). Without a key path the

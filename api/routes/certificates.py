@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+import logging
 from urllib.parse import quote
 
 from starlette.datastructures import UploadFile
@@ -28,8 +29,11 @@ from api.models import Certificate
 from api.models.certificates import StoredCertificateStatus
 from api.routes.limits import BodyTooLarge, declared_too_large, limited
 from api.services import certificates as service
+from api.services.sealer import SealingFailed
 
 MULTIPART_OVERHEAD = 64 * 1024
+
+log = logging.getLogger("jianshen.certificates")
 
 
 def _now(request: Request):
@@ -55,7 +59,13 @@ async def download(request: Request) -> Response:
         return _error(404, "NOT_FOUND", "证照不存在")
     if certificate.issued_by_department_system and not certificate.pdf_path:
         return _error(404, "FILE_NOT_HERE", service.NO_FILE_HERE)
-    certificate = await service.ensure_pdf(settings, certificate.id, now=now)
+    try:
+        certificate = await service.ensure_pdf(settings, certificate.id, now=now)
+    except SealingFailed:  # the sealing child failed, died or hung: the sweep or the next download retries it
+        log.exception("certificate PDF failed", extra={"fields": {"id": certificate.id}})
+        busy = _error(503, "PDF_NOT_READY", "证照文件正在生成，请稍后再试")
+        busy.headers["Retry-After"] = "5"
+        return busy
     # The link outlives a revocation by up to JIANSHEN_CERTIFICATE_DOWNLOAD_TTL: the status is read now, not when the
     # link was made (a revoked or superseded certificate's downloadUrl is null, so its link must not work either).
     if certificate.status is not StoredCertificateStatus.VALID:

@@ -2,7 +2,8 @@
 
 Issuance has two halves. The *record* (identifier, number, metadata, status VALID) is written inside the approval's own
 transaction, with the CERTIFICATE_ISSUED notice: it exists if and only if the approval does (同步签发). The *PDF* is
-rendered and sealed right after the commit (~0.1 s of CPU, in a worker thread) by the department's active seal. Nothing
+rendered and sealed right after the commit (~0.05 s of CPU; in the API process's sealing child, api/services/sealer.py,
+or in a worker thread of an arq worker) by the department's active seal. Nothing
 is lost if the process dies in between: a certificate without its PDF is found by the sweep (``CertificatePdfRunner``,
 at start-up and on a timer) and on its first download, and producing it is idempotent. A department without an active
 seal leaves its certificates waiting, with the reason recorded for staff (``pdf_pending_reason``); creating a seal
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import contextvars
 import datetime as dt
 import hashlib
@@ -45,10 +47,12 @@ from api.domain.timing import local_date
 from api.logs import bound_request_id, current_request_id
 from api.models import Case, CaseEvent, Certificate, Organization, Seal
 from api.models.certificates import SealStatus, StoredCertificateStatus
+from api.sealing import seal_job
 from api.services.access import NOTHING, Viewer, require_viewer
 from api.services.notices import record_notice
 from api.services.progress import Page, page_of
-from api.services.seals import active_seal, esign_platform, revoked_seals, signer_of
+from api.services.sealer import ChildSealer
+from api.services.seals import active_seal, esign_platform, platform_location, revoked_seals
 from api.settings import Settings
 from notifications.kinds import NoticeKind
 
@@ -396,9 +400,7 @@ async def _ensure_pdf(settings: Settings, certificate_id: int, now: dt.datetime)
         if certificate.pdf_pending_reason != NO_SEAL_REASON:
             await Certificate.filter(id=certificate_id).update(pdf_pending_reason=NO_SEAL_REASON)
         return await Certificate.get(id=certificate_id)
-    signer = signer_of(settings, seal)
-    doc = _document(settings, certificate)
-    pdf = await asyncio.to_thread(_render_and_sign, doc, signer, seal.image_png)
+    pdf = await _seal(sealing_job(settings, certificate, seal))
     sha = hashlib.sha256(pdf).hexdigest()
     relative = f"{certificate.issue_date:%Y}/{certificate.id:08d}-{sha[:16]}.pdf"
     path = Path(settings.certificate_dir) / relative
@@ -413,37 +415,61 @@ async def _ensure_pdf(settings: Settings, certificate_id: int, now: dt.datetime)
     return await Certificate.get(id=certificate_id)
 
 
-def _document(settings: Settings, c: Certificate):
-    from esign import CertificateDocument
+def sealing_job(settings: Settings, c: Certificate, seal: Seal) -> dict:
+    """What sealing this certificate's PDF takes, as plain data (api/sealing.py ``seal_job`` makes the PDF of it)."""
+    return {
+        "document": {
+            "title": c.type_name,
+            "licence_number": c.number,
+            "identifier": c.identifier,
+            "check_code": check_code_of(settings, c),
+            "issuer_name": c.issuer_name,
+            "issue_date": c.issue_date,
+            "verify_url": verify_url(settings, c),
+            "statement": f"经审查，{c.holder_name}申请的“{c.name}”符合法定条件，准予许可，特发此证。",
+            "fields": [
+                ("证照名称", c.name),
+                ("证照编号", c.number),
+                ("持证主体", c.holder_name),
+                ("统一社会信用代码", c.holder_code),
+                *[(str(label), str(value)) for label, value in c.fields_data or [] if value],
+                ("颁发机构", c.issuer_name),
+                ("颁发日期", format_chinese_date(c.issue_date)),
+                ("有效期", validity_label(c.valid_from, c.valid_until)),
+            ],
+            "notes": ["本证照为电子证照，与纸质证照具有同等法律效力", "扫描二维码或凭证照标识和校验码可核验真伪"],
+        },
+        "credentials": {
+            "certificate_pem": seal.certificate_pem.encode(),
+            "encrypted_key": bytes(seal.encrypted_key),
+            "serial_number": int(seal.serial),
+        },
+        "kek": settings.esign_kek.encode(),
+        "platform": platform_location(settings),
+        "seal_image": bytes(seal.image_png),
+    }
 
-    return CertificateDocument(
-        title=c.type_name,
-        licence_number=c.number,
-        identifier=c.identifier,
-        check_code=check_code_of(settings, c),
-        issuer_name=c.issuer_name,
-        issue_date=c.issue_date,
-        verify_url=verify_url(settings, c),
-        statement=f"经审查，{c.holder_name}申请的“{c.name}”符合法定条件，准予许可，特发此证。",
-        fields=[
-            ("证照名称", c.name),
-            ("证照编号", c.number),
-            ("持证主体", c.holder_name),
-            ("统一社会信用代码", c.holder_code),
-            *[(str(label), str(value)) for label, value in c.fields_data or [] if value],
-            ("颁发机构", c.issuer_name),
-            ("颁发日期", format_chinese_date(c.issue_date)),
-            ("有效期", validity_label(c.valid_from, c.valid_until)),
-        ],
-        notes=["本证照为电子证照，与纸质证照具有同等法律效力", "扫描二维码或凭证照标识和校验码可核验真伪"],
-    )
+
+_sealers: list[ChildSealer] = []
 
 
-def _render_and_sign(doc, signer, seal_image: bytes) -> bytes:
-    from esign import render_certificate, sign_pdf
+@contextlib.asynccontextmanager
+async def sealing_in_child(settings: Settings):
+    """While open, this process seals PDFs in a child process (api/services/sealer.py), not in a thread of its own:
+    the API process never loads the sealing libraries. The app opens it for its lifespan."""
+    sealer = ChildSealer(timeout=settings.certificate_seal_timeout_seconds, idle=settings.certificate_sealer_idle_seconds)
+    _sealers.append(sealer)
+    try:
+        yield sealer
+    finally:
+        _sealers.remove(sealer)
+        await sealer.close()
 
-    rendered = render_certificate(doc)
-    return sign_pdf(rendered.pdf, signer, seal_image_png=seal_image, seal_box=rendered.seal_box)
+
+async def _seal(job: dict) -> bytes:
+    if _sealers:
+        return await _sealers[-1].seal(job)
+    return await asyncio.to_thread(seal_job, job)  # a worker or the demo loader: sealing is what it is for
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

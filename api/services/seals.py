@@ -33,7 +33,13 @@ _ca_lock = threading.Lock()
 
 def esign_platform(settings: Settings):
     """The platform CA of these settings (cached per CA location and key-encryption key)."""
-    return _platform(
+    return _platform(*platform_location(settings))
+
+
+def platform_location(settings: Settings) -> tuple[str, str, str, str, str]:
+    """Where the platform CA of these settings is, as ``esign.PlatformCA.open`` takes it (plain strings: a sealing
+    job carries them to the child process, api/sealing.py)."""
+    return (
         str(settings.esign_ca_cert_file or ""),
         str(settings.esign_ca_key_file or ""),
         settings.esign_ca_key_password or "",
@@ -47,9 +53,7 @@ def _platform(cert_file: str, key_file: str, key_password: str, directory: str, 
     from esign import PlatformCA
 
     with _ca_lock:
-        if cert_file:
-            return PlatformCA.load(cert_file, key_file or None, key_password.encode() or None)
-        return PlatformCA.open_or_create(directory, kek.encode())
+        return PlatformCA.open(cert_file, key_file, key_password, directory, kek)
 
 
 def signer_of(settings: Settings, seal: Seal):
