@@ -37,3 +37,25 @@ async def test_health_and_readiness(client):
     assert ready.status_code == 200
     assert ready.json() == {"status": "ok", "checks": {"database": "ok"}}
     assert ready.headers["x-request-id"]
+
+
+@pytest.mark.parametrize("fails", [False, True])
+async def test_a_served_process_freezes_what_it_built_once_warm(monkeypatch, fails):
+    """After the assistant's warm-up (served processes only), the heap built so far leaves the cyclic collector's
+    reach: a full collection no longer walks the modules, schema and dictionaries (issue #13). Also when the warm-up
+    fails (the first question builds the assistant then)."""
+    import gc
+
+    import api.app as app_module
+    import api.services.assistant as assistant
+
+    frozen = []
+    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(True))
+
+    async def warm_up():
+        if fails:
+            raise RuntimeError("no catalogue")
+
+    monkeypatch.setattr(assistant, "warm_up", warm_up)
+    await app_module._warm_up_assistant()
+    assert frozen == [True]

@@ -18,7 +18,7 @@ from api.schema import types
 from api.schema.context import Context
 from api.schema.gate import GatedValidation, Limits, NoIntrospection
 from api.schema.trusted import Registry, TrustedDocuments
-from api.schema.direct import ExecutionContext as DirectExecutionContext, direct_resolvers
+from api.schema.direct import ExecutionContext as DirectExecutionContext, direct_resolvers, fast_enums
 from api.schema.inputs import SCALAR_OVERRIDES, CheckedArguments, check_arguments, is_unexpected, log_errors
 from api.schema.accounts import AccountsMutation, AccountsQuery, AgentAuthorization
 from api.schema.feedback import FeedbackMutation, FeedbackQuery, FeedbackSubscription
@@ -179,6 +179,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     # field of every answer.
     check_arguments(schema)
     direct_resolvers(schema)
+    fast_enums(schema)
     return schema
 
 

@@ -260,6 +260,7 @@ class Context:
         self._calendar: WorkCalendar | None = None
         self._calendar_lock = asyncio.Lock()
         self._timings: dict[int, asyncio.Future[Timing]] = {}
+        self._timed: dict[int, Timing] = {}  # the computed ones, read by the timing fields without the future
         self._clocks = DataLoader(self._load_clocks, cache=False)  # batches the cases asked for in one tick
 
     def _touch(self, what: str) -> None:
@@ -333,6 +334,9 @@ class Context:
     def timing_field(self, case: Case, attr: str) -> Any:
         """One figure of the case's clock: the value itself when the clock is already computed (the common case in
         a project's stages), else an awaitable of it. Saves a coroutine per field on the hot progress query."""
+        timing = self._timed.get(case.id)
+        if timing is not None:
+            return getattr(timing, attr)
         future = self._timings.get(case.id)
         if future is not None and future.done() and not future.cancelled() and future.exception() is None:
             return getattr(future.result(), attr)
@@ -361,6 +365,7 @@ class Context:
                 found = await self._clocks.load_many([c.id for c in missing])
                 for case, timing in zip(missing, found):
                     self._timings[case.id].set_result(timing)
+                    self._timed[case.id] = timing
             except BaseException as exc:
                 for case in missing:
                     future = self._timings.pop(case.id)

@@ -24,7 +24,7 @@ from decimal import Decimal
 from typing import Any, Callable
 
 import strawberry
-from graphql import GraphQLObjectType
+from graphql import GraphQLEnumType, GraphQLObjectType
 from strawberry.execution import optimized_is_awaitable
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.field import StrawberryField
@@ -112,6 +112,36 @@ def direct_resolvers(schema: strawberry.Schema) -> int:
 # What resolvers return most — a field's str, int, date, list — is never awaitable: answered by its type alone
 # (graphql-core asks ~3 times a field, ~1,700 times for a 23-case progress answer).
 _NEVER_AWAITABLE = frozenset({str, int, float, bool, type(None), list, tuple, dict, dt.date, dt.datetime, Decimal})
+
+
+def fast_enums(schema: strawberry.Schema) -> int:
+    """Serialize each enum value by one dict lookup. Strawberry's enum type compares the value with each of the enum's
+    values in turn, through ``Enum.value`` (a descriptor): ~3 µs a field, ~100 enum fields in a progress answer. Only a
+    member of the enum itself is looked up (its type is the enum class); anything else goes to Strawberry's own
+    ``serialize`` as before. Returns the number of enum types so served."""
+    count = 0
+    for graphql_type in schema._schema.type_map.values():
+        wrapped = getattr(graphql_type, "wrapped_cls", None)
+        if not isinstance(graphql_type, GraphQLEnumType) or wrapped is None:
+            continue
+        names = {}
+        for member in wrapped:
+            for name, value in graphql_type.values.items():
+                if member.value == value.value:  # the name Strawberry's loop would find first
+                    names[member] = name
+                    break
+        slow = type(graphql_type).serialize.__get__(graphql_type)
+
+        def serialize(output_value: Any, names: dict = names, wrapped: type = wrapped, slow: Any = slow) -> Any:
+            if type(output_value) is wrapped:
+                name = names.get(output_value)
+                if name is not None:
+                    return name
+            return slow(output_value)
+
+        graphql_type.serialize = serialize  # type: ignore[method-assign]
+        count += 1
+    return count
 
 
 def _is_awaitable(value: Any) -> bool:

@@ -122,3 +122,29 @@ def test_a_context_only_resolver_is_given_graphql_cores_info_and_others_strawber
     guide = types["ApprovalItem"].fields["guide"].resolve
     assert not getattr(guide, "_context_only", False) and guide.__module__ == "api.schema.direct"
 
+
+
+def test_fast_enum_serialization_answers_what_strawberrys_does():
+    """Every member of every enum of the schema serializes to the same name as through Strawberry's own enum type, and
+    a value that is not a member is left to it (a plain string of a member's value, an unknown value)."""
+    from graphql import GraphQLEnumType
+    from strawberry.schema.schema_converter import CustomGraphQLEnumType
+
+    schema = build_schema(Settings())
+    enums = [t for t in schema._schema.type_map.values()
+             if isinstance(t, CustomGraphQLEnumType) and getattr(t, "wrapped_cls", None) is not None]
+    assert len(enums) > 5
+    for enum_type in enums:
+        assert "serialize" in enum_type.__dict__, enum_type.name  # served by the lookup
+        for member in enum_type.wrapped_cls:
+            assert enum_type.serialize(member) == CustomGraphQLEnumType.serialize(enum_type, member)
+        for other in ("NOT_A_VALUE", 123456):
+            try:
+                expected = GraphQLEnumType.serialize(enum_type, other)
+            except Exception as error:  # noqa: BLE001 - the same refusal either way
+                expected = type(error)
+            try:
+                got = enum_type.serialize(other)
+            except Exception as error:  # noqa: BLE001
+                got = type(error)
+            assert got == expected, (enum_type.name, other)

@@ -91,3 +91,21 @@ async def test_the_kept_statements_are_bounded(world, monkeypatch):
     for i in range(10):
         await remembered.select(Project, ("bound", i), lambda i=i: Project.filter(id=i).first())
     assert len(remembered._kept) <= 3
+
+
+async def test_the_shallow_copy_is_copy_copy(app):
+    import copy
+
+    from api.remembered import _shallow_copy
+
+    for query in (Project.filter(code="2026-440402-47-01-000001").first(), Building.filter(id__in=[1]).order_by("id"),
+                  CaseClock.filter(case_id__in=[1]).values_list("case_id", "used")):
+        query._make_query()
+        ours, theirs = _shallow_copy(query), copy.copy(query)
+        assert type(ours) is type(theirs) and ours is not query
+        for klass in type(query).__mro__:
+            for name in getattr(klass, "__slots__", ()):
+                if name in ("__weakref__", "__dict__"):
+                    continue
+                assert getattr(ours, name, "unset") is getattr(theirs, name, "unset"), name
+        assert getattr(ours, "__dict__", None) == getattr(theirs, "__dict__", None)
