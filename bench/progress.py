@@ -241,7 +241,7 @@ async def write_background(database_url: str, rate: float, seconds: float, workd
 
 
 def under_writes(port: int, request: bytes, database_url: str, env: dict[str, str], workdir: Path,
-                 args: argparse.Namespace) -> dict:
+                 args: argparse.Namespace, pid: int | None = None) -> dict:
     """Drive the server while a process of its own commits the write background to its database."""
     workdir.mkdir(parents=True, exist_ok=True)
     count_file = workdir / "writes.count"
@@ -254,7 +254,7 @@ def under_writes(port: int, request: bytes, database_url: str, env: dict[str, st
     try:
         time.sleep(1.0)  # its imports and connection, so the writes span the measurement
         result = asyncio.run(
-            drive(port, request, concurrency=args.concurrency, warmup=args.warmup, seconds=args.seconds)
+            drive(port, request, concurrency=args.concurrency, warmup=args.warmup, seconds=args.seconds, pid=pid)
         )
         if writer.wait(timeout=60) != 0:
             raise SystemExit(f"the write background failed: {(workdir / 'writer.log').read_text()[-2000:]}")
@@ -285,12 +285,33 @@ async def one_exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
     return status, body
 
 
-async def drive(port: int, request: bytes, *, concurrency: int, warmup: float, seconds: float) -> dict:
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time of a process so far (Linux /proc), or None."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+async def drive(port: int, request: bytes, *, concurrency: int, warmup: float, seconds: float,
+                pid: int | None = None) -> dict:
     latencies: list[float] = []
     failures = 0
     started = time.perf_counter()
     measure_from = started + warmup
     stop_at = measure_from + seconds
+    cpu: list[float | None] = []
+
+    async def server_cpu() -> None:
+        # The server's own CPU over the measured seconds: on a shared machine requests/s also says how much CPU the
+        # server got; CPU per request says what a request costs it (the database server's, on PostgreSQL, excluded).
+        await asyncio.sleep(max(0.0, measure_from - time.perf_counter()))
+        cpu.append(cpu_seconds(pid))
+        await asyncio.sleep(max(0.0, stop_at - time.perf_counter()))
+        cpu.append(cpu_seconds(pid))
 
     async def client() -> None:
         nonlocal failures
@@ -308,9 +329,11 @@ async def drive(port: int, request: bytes, *, concurrency: int, warmup: float, s
         finally:
             writer.close()
 
-    await asyncio.gather(*(client() for _ in range(concurrency)))
+    await asyncio.gather(server_cpu(), *(client() for _ in range(concurrency)))
     latencies.sort()
+    used = cpu[1] - cpu[0] if len(cpu) == 2 and None not in cpu else None
     return {
+        "cpu_ms": used / len(latencies) * 1000 if used is not None and latencies else None,
         "requests": len(latencies),
         "failures": failures,
         "rps": len(latencies) / seconds,
@@ -349,7 +372,7 @@ def report(results: dict, *, code: str, cases: int, body_size: int, args: argpar
     verdict = "meets" if ratio >= TARGET_RATIO else "**misses**"
     rows = "\n".join(
         f"| {NAMES[name]} | {r['rps']:.0f} | {r['rps'] / plain['rps']:.3f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} "
-        f"| {r['requests']} | {r['failures']} |"
+        f"| {'—' if r.get('cpu_ms') is None else format(r['cpu_ms'], '.2f')} | {r['requests']} | {r['failures']} |"
         for name, r in results.items()
     )
     return (
@@ -358,8 +381,8 @@ def report(results: dict, *, code: str, cases: int, body_size: int, args: argpar
         f"same machine. Demo project `{code}` with {cases} cases, seen by the demo applicant; answer {body_size} bytes; "
         f"the service logs a JSON line per request as in production and, on every request, checks the token's expiry "
         f"and reads the versions of the tables it depends on (the viewer and a kept answer are reused only while the tables they were read from are unchanged).\n\n"
-        "| server | requests/s | × plain | p50 ms | p99 ms | requests | non-200 |\n"
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+        "| server | requests/s | × plain | p50 ms | p99 ms | server CPU ms / request | requests | non-200 |\n"
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
         f"{rows}\n\n"
         f"**Ratio service / plain: {ratio:.3f}** (target ≥ {TARGET_RATIO}: {verdict} it).\n"
         f"{floor_ratios(results)}"
@@ -403,7 +426,15 @@ def floor_ratios(results: dict) -> str:
         for name, label in (("computed", "SQLite"), ("postgres_computed", "PostgreSQL"))
         if name in results
     ]
-    return f"\n**Ratio executed service / graphql-core floor: {', '.join(parts)}** (target ≥ {FLOOR_TARGET} on SQLite).\n"
+    by_cpu = [
+        f"{label} {floor['cpu_ms'] / results[name]['cpu_ms']:.2f}"
+        for name, label in (("computed", "SQLite"), ("postgres_computed", "PostgreSQL"))
+        if name in results and floor.get("cpu_ms") and results[name].get("cpu_ms")
+    ]
+    cpu_text = (f" By the server process's CPU per request (the floor's ÷ the service's; PostgreSQL's own CPU not "
+                f"counted): {', '.join(by_cpu)}.") if by_cpu else ""
+    return (f"\n**Ratio executed service / graphql-core floor: {', '.join(parts)}** (target ≥ {FLOOR_TARGET} on "
+            f"SQLite).{cpu_text}\n")
 
 
 # --- main -----------------------------------------------------------------------------------------------------------
@@ -444,9 +475,12 @@ def main() -> int:
         payload = json.dumps({"query": QUERY, "variables": {"code": code}, "operationName": "ProjectProgress"}).encode()
         env = {**os.environ, "JIANSHEN_DATABASE_URL": database_url, **isolated(workdir)}
 
+        pids: dict[int, int] = {}  # port → server process
+
         def service(name: str, env: dict[str, str], token: str) -> tuple[int, str]:
             process, port = start_server(["-m", "api", "serve", "--host", "127.0.0.1"], env, workdir / f"{name}.log")
             processes.append(process)
+            pids[port] = process.pid
             return port, token
 
         targets = {
@@ -481,10 +515,12 @@ def main() -> int:
             [str(Path(__file__).resolve()), "--serve-plain", str(workdir / "body.json")], env, workdir / "plain.log"
         )
         processes.append(plain)
+        pids[plain_port] = plain.pid
         floor, floor_port = start_server(
             [str(Path(__file__).resolve()), "--serve-floor", str(workdir / "body.json")], env, workdir / "floor.log"
         )
         processes.append(floor)
+        pids[floor_port] = floor.pid
         status, floor_body = asyncio.run(fetch_once(floor_port, request_bytes(floor_port, token, payload)))
         if status != 200 or json.loads(floor_body) != json.loads(body):
             raise SystemExit(f"the graphql-core floor answers differently: {status} {floor_body[:500]!r}")
@@ -494,7 +530,8 @@ def main() -> int:
         for name, (port, name_token) in targets.items():
             request = request_bytes(port, name_token, payload)
             results[name] = asyncio.run(
-                drive(port, request, concurrency=args.concurrency, warmup=args.warmup, seconds=args.seconds)
+                drive(port, request, concurrency=args.concurrency, warmup=args.warmup, seconds=args.seconds,
+                      pid=pids.get(port))
             )
         if args.write_rate > 0:
             # The kept service again, while another process commits what does not touch the project.
@@ -504,7 +541,7 @@ def main() -> int:
             for name, mixed_name, url, name_env in mixed:
                 port, name_token = targets[name]
                 results[mixed_name] = under_writes(port, request_bytes(port, name_token, payload), url, name_env,
-                                                   workdir / mixed_name, args)
+                                                   workdir / mixed_name, args, pids.get(port))
         results = {name: results[name] for name in [*NAMES] if name in results}
         text = report(results, code=code, cases=cases, body_size=len(body), args=args)
         print(text)
