@@ -339,11 +339,13 @@ class _Window:
 # Converting a glyph costs ~1 ms of CPU (fontTools' Python charstring interpreter, then cu2qu): a quarter of a
 # certificate whose holder, address and people bring new characters. ``python -m esign glyphs`` (run by ``make
 # install`` and ``python -m api migrate``) converts the characters of GB 2312 (7,445: the 6,763 hanzi and the symbols)
-# with ASCII and the CJK and full-width punctuation once, ~8 s, into a file of ~3 MB under JIANSHEN_CJK_GLYPH_DIR;
-# each process maps it and reads a glyph's bytes instead of converting. The file is keyed by the source font's SHA-256,
-# the face index, the curve tolerance and fontTools' version (what decides the bytes), so a changed font or converter
-# is never served stale glyphs: its file is simply not found. A character outside the file, or no file at all, is
-# converted as before (the result is the same bytes either way).
+# with ASCII, Latin-1, the general punctuation and the CJK and full-width punctuation (7,698 characters, 7,671 glyphs)
+# once, ~8 s, into a file of ~3 MB under JIANSHEN_CJK_GLYPH_DIR; each process maps it and reads a glyph's bytes instead
+# of converting. The file also carries the cmap of those characters, their advance widths and the face's metrics, so
+# that a process whose certificates print only stored characters never opens the CFF face (~30 MB). The file is keyed
+# by the source font's SHA-256, the face index, the curve tolerance, fontTools' version, the file's format and the
+# character set, so a changed font or converter is never served stale glyphs: its file is simply not found. A
+# character outside the file, or no file at all, is converted as before (the result is the same bytes either way).
 
 GLYPH_DIR_ENV = "JIANSHEN_CJK_GLYPH_DIR"
 DEFAULT_GLYPH_DIR = "var/esign/glyphs"
@@ -359,9 +361,13 @@ def glyph_dir() -> Path:
     return Path(os.environ.get(GLYPH_DIR_ENV) or DEFAULT_GLYPH_DIR)
 
 
+@functools.cache
 def store_characters() -> str:
-    """What a glyph store holds: GB 2312 (levels 1 and 2 and its symbols), ASCII, CJK and full-width punctuation."""
-    chars = [chr(cp) for cp in range(0x20, 0x7F)] + [chr(cp) for cp in range(0x3000, 0x3040)]
+    """What a glyph store holds: GB 2312 (levels 1 and 2 and its symbols), ASCII, Latin-1 (¥, ·, …), the general
+    punctuation (— the certificate's empty field, ‰, …), CJK and full-width punctuation. A printed character outside
+    it makes the process open the CFF face (~30 MB), so the page's own characters must all be here (a test checks)."""
+    chars = [chr(cp) for cp in range(0x20, 0x7F)] + [chr(cp) for cp in range(0xA0, 0x100)]
+    chars += [chr(cp) for cp in range(0x2010, 0x2040)] + [chr(cp) for cp in range(0x3000, 0x3040)]
     chars += [chr(cp) for cp in range(0xFF01, 0xFF5F)]
     for row in range(0xA1, 0xF8):
         for cell in range(0xA1, 0xFF):
@@ -379,12 +385,13 @@ def _font_digest(path: str) -> bytes:
 
 
 def store_key(face: FontFace) -> bytes:
-    """The SHA-256 of everything that decides a converted glyph's bytes: the font file, the face, the converter."""
+    """The SHA-256 of everything that decides a store's content: the font file, the face, the converter, the file's
+    format and the characters a machine's store holds (a store made before they changed is rebuilt by ``migrate``)."""
     import fontTools
 
     return hashlib.sha256(
         b"|".join([_font_digest(face.path), str(face.index).encode(), repr(CURVE_TOLERANCE).encode(),
-                   fontTools.version.encode()])
+                   fontTools.version.encode(), _STORE_MAGIC, hashlib.sha256(store_characters().encode()).digest()])
     ).digest()
 
 

@@ -103,6 +103,16 @@ def test_a_character_outside_the_store_is_converted(permit_store, monkeypatch):
     assert with_store == render_certificate(doc).pdf
 
 
+def test_the_machines_store_holds_every_character_the_page_itself_prints():
+    """The layout's own text (labels, —, digits) and the tests' permit (¥ …) are in the store `make install` builds:
+    otherwise every certificate would open the CFF face, ~30 MB in the sealing child."""
+    from esign.document import _TEMPLATE_TEXT
+
+    held = set(store_characters())
+    assert set(_TEMPLATE_TEXT) <= held
+    assert document_characters(construction_permit()) <= held
+
+
 def test_a_character_the_face_lacks_is_known_from_the_store(tmp_path):
     """A store character the face has no glyph for is recorded as such: asking about it opens no CFF face."""
     font = cjk_font("serif")
