@@ -224,13 +224,15 @@ class TrueTypeFace:
 
     def _outline(self, gid: int) -> tuple[bytes, int, int, int]:
         """The glyph's TrueType outline: glyf bytes, xMin (the left side bearing), points, contours. Under the lock."""
+        # A stored glyph is read from the map each time (a bisection and a slice): keeping it in the cache too
+        # would copy the store into the process's heap, ~4 MB over a few thousand different characters.
+        stored = self._store.get(gid) if self._store is not None else None
+        if stored is not None:
+            return stored
         cached = self._cache.get(gid)
         if cached is not None:
             self._cache.move_to_end(gid)
             return cached
-        stored = self._store.get(gid) if self._store is not None else None
-        if stored is not None:
-            return self._keep(gid, stored)
         return self._keep(gid, self.convert(gid))
 
     def _keep(self, gid: int, entry: tuple[bytes, int, int, int]) -> tuple[bytes, int, int, int]:
