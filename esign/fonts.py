@@ -117,7 +117,7 @@ class TrueTypeFace:
 
     With a glyph store (``GlyphStore``) the face's CFF table is not opened at all while every character asked for is
     in the store: the store carries, besides the converted outlines, the cmap of its characters, their advance widths
-    and the face's metrics the TrueType font is built with. The CFF face (~30 MB in a process: its charset, cmap and
+    and the face's metrics the TrueType font is built with. The CFF face (~20–30 MB in a process: its charset, cmap and
     advances for 65,535 glyphs) is opened the first time a character outside the store is asked about.
     """
 
@@ -194,7 +194,8 @@ class TrueTypeFace:
         fb.font["glyf"].glyphOrder = names
         fb.setupHorizontalMetrics({name_of[g]: (advances[g], outlines[g][1]) for g in gids})
         ascent, descent, line_gap = t["hhea"]
-        fb.setupHorizontalHeader(ascent=ascent, descent=descent, lineGap=line_gap, advanceWidthMax=max(advances.values()))
+        fb.setupHorizontalHeader(ascent=ascent, descent=descent, lineGap=line_gap,
+                                 advanceWidthMax=max(advances.values()))
         names_table = {k: v for k, v in t["names"].items() if v}
         fb.setupNameTable({
             "copyright": names_table.get(0, ""), "familyName": names_table.get(1, ""),
@@ -265,7 +266,7 @@ class TrueTypeFace:
 
 
 class _CffSource:
-    """What the CFF face gives: the cmap, the advances, the metrics and the charstrings to convert (~30 MB opened)."""
+    """What the CFF face gives: the cmap, the advances, the metrics and the charstrings to convert (~20–30 MB opened)."""
 
     def __init__(self, face: FontFace) -> None:
         from fontTools.cffLib import CFFFontSet
@@ -344,7 +345,7 @@ class _Window:
 # with ASCII, Latin-1, the general punctuation and the CJK and full-width punctuation (7,698 characters, 7,671 glyphs)
 # once, ~8 s, into a file of ~3 MB under JIANSHEN_CJK_GLYPH_DIR; each process maps it and reads a glyph's bytes instead
 # of converting. The file also carries the cmap of those characters, their advance widths and the face's metrics, so
-# that a process whose certificates print only stored characters never opens the CFF face (~30 MB). The file is keyed
+# that a process whose certificates print only stored characters never opens the CFF face (~20–30 MB). The file is keyed
 # by the source font's SHA-256, the face index, the curve tolerance, fontTools' version, the file's format and the
 # character set, so a changed font or converter is never served stale glyphs: its file is simply not found. A
 # character outside the file, or no file at all, is converted as before (the result is the same bytes either way).
@@ -367,7 +368,7 @@ def glyph_dir() -> Path:
 def store_characters() -> str:
     """What a glyph store holds: GB 2312 (levels 1 and 2 and its symbols), ASCII, Latin-1 (¥, ·, …), the general
     punctuation (— the certificate's empty field, ‰, …), CJK and full-width punctuation. A printed character outside
-    it makes the process open the CFF face (~30 MB), so the page's own characters must all be here (a test checks)."""
+    it makes the process open the CFF face (~20–30 MB), so the page's own characters must all be here (a test checks)."""
     chars = [chr(cp) for cp in range(0x20, 0x7F)] + [chr(cp) for cp in range(0xA0, 0x100)]
     chars += [chr(cp) for cp in range(0x2010, 0x2040)] + [chr(cp) for cp in range(0x3000, 0x3040)]
     chars += [chr(cp) for cp in range(0xFF01, 0xFF5F)]
@@ -527,7 +528,7 @@ _faces_lock = threading.Lock()
 
 def truetype_face(style: str = "serif") -> TrueTypeFace:
     """The process's ``TrueTypeFace`` of ``style``, made on first use by one thread only, with the machine's glyph
-    store when there is one (then the CFF face is opened, ~0.3 s and ~30 MB, only for a character outside it)."""
+    store when there is one (then the CFF face is opened, ~0.3 s and ~20–30 MB, only for a character outside it)."""
     face = _faces.get(style)
     if face is None:
         with _faces_lock:
