@@ -26,6 +26,7 @@ import signal
 import struct
 import sys
 import traceback
+import types
 from typing import Any, BinaryIO
 
 _HEADER = struct.Struct(">I")
@@ -73,12 +74,38 @@ def seal_job(job: dict) -> bytes:
     return sign_pdf(rendered.pdf, signer, seal_image_png=job["seal_image"], seal_box=rendered.seal_box)
 
 
+# pyHanko imports its HTTP clients at import time — the RFC 3161 time stamper's, and the certificate validator's OCSP,
+# CRL and certificate fetchers (pyhanko.sign.validation.ades imports them for pdf_signer) — and with them aiohttp,
+# yarl, multidict, … (~11 MB of the child's RSS, ~100 modules). The child signs with a local key, asks no time stamp
+# authority and validates nothing, so it loads pyHanko with those two modules replaced by stand-ins whose classes
+# refuse to be made: should a future pyHanko need them for sealing, the job fails loudly (and the tests with it).
+_NETWORK_CLIENTS = {
+    "pyhanko.sign.timestamps.aiohttp_client": "HTTPTimeStamper",
+    "pyhanko_certvalidator.fetchers.aiohttp_fetchers": "AIOHttpFetcherBackend",
+}
+
+
+def _without_network_clients() -> None:
+    """Stand-ins for pyHanko's aiohttp modules, before pyHanko is imported (the child only: it fetches nothing)."""
+    for module_name, class_name in _NETWORK_CLIENTS.items():
+        if module_name in sys.modules:
+            continue
+
+        def refuse(*args, _name=class_name, **kwargs):
+            raise RuntimeError(f"{_name}: the sealing child makes no network requests (api/sealing.py)")
+
+        module = types.ModuleType(module_name, "A stand-in: the sealing child makes no network requests.")
+        setattr(module, class_name, type(class_name, (), {"__init__": refuse, "__module__": module_name}))
+        sys.modules[module_name] = module
+
+
 def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     requests, answers = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # the pipe carries frames only; a stray print goes to the server's log
     # The libraries are loaded before "ready", so that a job's time is its own; the font is opened by the first job
     # (whatever esign.fonts needs of it: the face, or a machine's stored glyphs).
+    _without_network_clients()
     importlib.import_module("esign")
     answers.write(encode_frame(("ready", os.getpid())))
     answers.flush()

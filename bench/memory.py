@@ -1,6 +1,6 @@
 """Benchmark: the memory of an API process (embedded mode) at rest and while it seals a backlog of certificates.
 
-    .venv/bin/python bench/memory.py [-n 100] [--before-ref main] [--no-write]
+    .venv/bin/python bench/memory.py [-n 100] [--before-ref main ...] [--no-write]
 
 1. migrates a throw-away SQLite database and loads the demo (its PDFs all sealed);
 2. starts ``python -m api serve`` (embedded mode: no Redis, SQLite, the process seals the PDFs itself, or in a child
@@ -241,6 +241,11 @@ def run_ref(ref: str, n: int, timeout: float) -> dict:
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref], capture_output=True, check=True).stdout
     with tempfile.TemporaryDirectory(prefix="jianshen-memory-ref-") as tmp:
         tarfile.open(fileobj=BytesIO(archive)).extractall(tmp)
+        if "glyphs" in (Path(tmp) / "esign" / "__main__.py").read_text():
+            # The ref's glyph store, in its own folder (``var/esign/glyphs`` of the server's working directory): what
+            # ``make install`` or ``migrate`` leaves for its server; a store of another format is not this one's.
+            subprocess.run([sys.executable, "-m", "esign", "glyphs"], cwd=tmp, env={**os.environ, "PYTHONPATH": tmp},
+                           check=True, capture_output=True)
         return run(n, timeout, Path(tmp))
 
 
@@ -282,12 +287,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=100, help="certificates in the backlog")
     parser.add_argument("--timeout", type=float, default=900.0, help="give up after this many seconds of sealing")
-    parser.add_argument("--before-ref", help="also measure the server of this git ref (e.g. main), for before/after")
+    parser.add_argument("--before-ref", action="append", default=[],
+                        help="also measure the server of this git ref (e.g. main), for before/after; may be repeated")
     parser.add_argument("--no-write", action="store_true", help="print only, leave docs/PERFORMANCE.md alone")
     args = parser.parse_args()
     rows = []
-    if args.before_ref:
-        rows.append((f"before: `{args.before_ref}`", run_ref(args.before_ref, args.n, args.timeout)))
+    for ref in args.before_ref:
+        rows.append((f"before: `{ref}`", run_ref(ref, args.n, args.timeout)))
     rows.append(("this tree", run(args.n, args.timeout)))
     text = report(rows)
     print(text)

@@ -106,6 +106,23 @@ def logged(caplog) -> str:
 
 
 @in_process
+async def test_the_child_seals_without_loading_pyhankos_http_clients(gql, client, seal, app):
+    """pyHanko imports aiohttp (its time stamper's and its validator's fetchers) at import time: ~11 MB the child,
+    which fetches nothing, does without. Its C extensions stand for it; the PDF is a valid sealed certificate."""
+    cert, child = await first_certificate_sealed_by_a_child(gql, client)
+    maps = Path(f"/proc/{child}/maps").read_text()
+    assert "PIL/_imaging" in maps  # the sealing libraries are loaded
+    for extension in ("aiohttp/_http_parser", "multidict/_multidict", "yarl/_quoting"):
+        assert extension not in maps, extension
+    from esign import VerificationStatus, async_verify_pdf
+
+    response = await download(client, certificates.download_url(app.state.settings, cert, app.state.clock()))
+    assert response.status_code == 200 and response.content.startswith(b"%PDF-")
+    platform = certificates.esign_platform(app.state.settings)
+    assert (await async_verify_pdf(response.content, [platform.certificate])).status is VerificationStatus.VALID
+
+
+@in_process
 async def test_a_child_killed_with_a_job_is_reaped_and_the_certificate_sealed_by_a_new_one(
     gql, client, seal, app, caplog
 ):

@@ -176,7 +176,7 @@ def test_glyph_cache_is_bounded_and_evicts_least_recently_used():
     first = face.font_for("建筑施工许可证书号")  # 9 glyphs + .notdef through a cache of 8
     assert face.conversions == 10 and len(face._cache) == 8  # noqa: SLF001
     kept = list(face._cache)  # noqa: SLF001 - least recently used first
-    face.font_for(chr(next(cp for cp, g in face._cmap.items() if g == kept[-1])))  # noqa: SLF001 - the newest: kept
+    face.font_for(chr(next(cp for cp, g in face._cff().cmap.items() if g == kept[-1])))  # noqa: SLF001 - the newest: kept
     assert face.conversions == 11  # only .notdef (the oldest, evicted) again
     assert len(face._cache) == 8  # noqa: SLF001
     # What comes out of an evicting cache is what a fresh face gives (the cache changes the cost, not the font).

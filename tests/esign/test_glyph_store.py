@@ -52,14 +52,76 @@ def test_stored_glyphs_are_the_converted_ones_and_are_not_converted_again(permit
     assert stored.conversions == 0
 
 
-def test_a_character_outside_the_store_is_converted(permit_store):
+def _font_file_descriptors(font) -> int:
+    """How many of this process's open files are the CFF font file (a face that opened it keeps it open)."""
+    fds = Path("/proc/self/fd")
+    count = 0
+    for fd in fds.iterdir():
+        try:
+            count += fd.readlink() == Path(font.path).resolve()
+        except OSError:  # the listing's own descriptor, gone
+            pass
+    return count
+
+
+def test_with_the_store_the_cff_face_is_never_opened(permit_store, monkeypatch):
+    """A process whose printed characters are all in the store reads nothing of the 65,535-glyph CFF face (~30 MB:
+    its cmap, advances and charset): the store carries the cmap, the advances and the face's metrics."""
+    path, chars = permit_store
+    font = cjk_font("serif")
+    before = _font_file_descriptors(font)
+    face = TrueTypeFace(font, store=GlyphStore.open(path, store_key(font)))
+    monkeypatch.setitem(_faces, "serif", face)
+    pdf = render_certificate(construction_permit()).pdf
+    assert all(face.has(c) for c in chars) and face.advance("建") > 0
+    assert not face.source_opened and _font_file_descriptors(font) == before
+    monkeypatch.setitem(_faces, "serif", TrueTypeFace(font))
+    assert pdf == render_certificate(construction_permit()).pdf
+
+
+def test_a_character_outside_the_store_is_converted(permit_store, monkeypatch):
+    """A character outside GB 2312 (a rare name character) opens the CFF face: converted, same font, same PDF."""
+    import dataclasses
+
     path, chars = permit_store
     font = cjk_font("serif")
     face = TrueTypeFace(font, store=GlyphStore.open(path, store_key(font)))
     outside = "丂"  # U+4E02: GBK, not GB 2312 (nor the permit)
-    assert face.has(outside) and outside not in chars and outside not in store_characters()
+    assert outside not in chars and outside not in store_characters()
+    assert face.font_for("建") == TrueTypeFace(font).font_for("建") and not face.source_opened
+    assert face.has(outside) and face.source_opened
+    assert face.advance(outside) == TrueTypeFace(font).advance(outside)
     assert face.font_for(outside + "建") == TrueTypeFace(font).font_for(outside + "建")
     assert face.conversions == 1
+    # The whole certificate with that character in the holder's name: the PDF of a face without a store.
+    permit = construction_permit()
+    doc = dataclasses.replace(permit, fields=[(label, value + outside) for label, value in permit.fields])
+    monkeypatch.setitem(_faces, "serif", TrueTypeFace(font, store=GlyphStore.open(path, store_key(font))))
+    with_store = render_certificate(doc).pdf
+    assert _faces["serif"].source_opened
+    monkeypatch.setitem(_faces, "serif", TrueTypeFace(font))
+    assert with_store == render_certificate(doc).pdf
+
+
+def test_the_machines_store_holds_every_character_the_page_itself_prints():
+    """The layout's own text (labels, —, digits) and the tests' permit (¥ …) are in the store `make install` builds:
+    otherwise every certificate would open the CFF face, ~30 MB in the sealing child."""
+    from esign.document import _TEMPLATE_TEXT
+
+    held = set(store_characters())
+    assert set(_TEMPLATE_TEXT) <= held
+    assert document_characters(construction_permit()) <= held
+
+
+def test_a_character_the_face_lacks_is_known_from_the_store(tmp_path):
+    """A store character the face has no glyph for is recorded as such: asking about it opens no CFF face."""
+    font = cjk_font("serif")
+    lacking = "\U000F0000"  # private use: not in the face
+    path = build_glyph_store("serif", tmp_path, "建" + lacking)
+    face = TrueTypeFace(font, store=GlyphStore.open(path, store_key(font)))
+    assert not face.has(lacking) and face.has("建") and not face.source_opened
+    assert face.font_for("建" + lacking) == TrueTypeFace(font).font_for("建" + lacking)
+    assert not face.source_opened
 
 
 def test_a_file_that_is_not_this_fonts_whole_store_is_ignored(permit_store, tmp_path):
@@ -108,7 +170,7 @@ def test_cli_builds_into_the_directory(tmp_path):
     done = subprocess.run([sys.executable, "-m", "esign", "glyphs", "--dir", str(tmp_path)], capture_output=True,
                           text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert str(path) in done.stdout and path.read_bytes()[:8] == b"JSGLYPH1"
+    assert str(path) in done.stdout and path.read_bytes()[:8] == b"JSGLYPH2"
 
 
 def test_migrate_keeps_the_machines_store_in_the_configured_directory(tmp_path):
