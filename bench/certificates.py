@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/certificates.py [-n 100] [--before-ref main] [--no-write]
 
-What ``api.services.certificates._render_and_sign`` does for each approval, without the database: N different
+What ``api.sealing.seal_job`` does (in the sealing child) for each approval, without the database: N different
 建筑工程施工许可证 (each with its own holder, address, project and numbers drawn from the 3,755 common characters of
 GB 2312 level 1, fixed seed, so the font's glyph cache meets new characters the way a stream of real approvals does),
 each rendered and PAdES-signed with the seal's visible stamp. CPU time is ``time.process_time`` around each
