@@ -94,8 +94,11 @@ def _shallow_copy(template: Any) -> Any:
     return clone
 
 
-async def select(model: type, key: Hashable, build: Callable[[], AwaitableQuery]) -> Any:
-    """What awaiting ``build()`` gives, with its SQL rendered once per ``key`` (and database dialect)."""
+async def select(model: type, key: Hashable | None, build: Callable[[], AwaitableQuery]) -> Any:
+    """What awaiting ``build()`` gives, with its SQL rendered once per ``key`` (and database dialect); with no key
+    (``scoped_key`` found a value it cannot compare), built and run the plain way."""
+    if key is None:
+        return await build()
     db = model._meta.db
     full_key = (db.capabilities.dialect, key)
     kept = _kept.get(full_key)

@@ -235,16 +235,15 @@ class ReadApartSqliteClient(OwnRowCount, SqliteClient):
     @translate_exceptions
     async def _read(self, query: str, values: list | None) -> list[sqlite3.Row]:
         query = query.replace("\x00", "'||CHAR(0)||'")  # as Tortoise does for NUL in literals
+        self.log.debug("%s: %s", query, values)
         if self._inline is not None:
             try:
-                self.log.debug("%s: %s", query, values)
                 return self._inline.read(query, values)
             except _OverBudget:
                 pass
         if self._reader is None:
             await self.create_connection(with_db=True)
         async with self._reader_lock:
-            self.log.debug("%s: %s", query, values)
             return list(await self._reader.execute_fetchall(query, values))
 
 

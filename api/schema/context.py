@@ -71,10 +71,8 @@ def _remembered(model: type, name: str, scope: Q, build: Callable[[list[Any]], A
     """``build(keys)`` awaited, its SQL kept per scope and keys (api/remembered.py)."""
 
     async def fetch(keys: list[Any]) -> Any:
-        key = scoped_key(name, scope, *sorted(keys))
-        if key is None:
-            return await build(keys)
-        return await remembered.select(model, key, lambda: build(sorted(keys)))
+        keys = sorted(keys)
+        return await remembered.select(model, scoped_key(name, scope, *keys), lambda: build(keys))
 
     return fetch
 

@@ -80,10 +80,9 @@ async def events_by_case(case_ids: Iterable[int]) -> dict[int, list[CaseEvent]]:
 
 async def get_project(viewer: Viewer | None, code: str) -> Project | None:
     scope = project_scope(viewer)
-    key = scoped_key("project", scope, code)
-    if key is None:
-        return await Project.filter(scope, code=code).first()
-    return await remembered.select(Project, key, lambda: Project.filter(scope, code=code).first())
+    return await remembered.select(
+        Project, scoped_key("project", scope, code), lambda: Project.filter(scope, code=code).first()
+    )
 
 
 async def list_projects(

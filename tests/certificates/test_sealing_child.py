@@ -101,6 +101,16 @@ async def backlog_of_one(like: Certificate) -> Certificate:
     return created
 
 
+async def assert_downloads_a_sealed_pdf(client, app, cert: Certificate) -> None:
+    """The certificate's download is a PDF whose seal verifies against the platform's CA."""
+    from esign import VerificationStatus, async_verify_pdf
+
+    response = await download(client, certificates.download_url(app.state.settings, cert, app.state.clock()))
+    assert response.status_code == 200 and response.content.startswith(b"%PDF-")
+    platform = certificates.esign_platform(app.state.settings)
+    assert (await async_verify_pdf(response.content, [platform.certificate])).status is VerificationStatus.VALID
+
+
 def logged(caplog) -> str:
     return "\n".join(f"{r.getMessage()} {r.exc_text or ''} {getattr(r, 'fields', '')}" for r in caplog.records)
 
@@ -114,12 +124,7 @@ async def test_the_child_seals_without_loading_pyhankos_http_clients(gql, client
     assert "PIL/_imaging" in maps  # the sealing libraries are loaded
     for extension in ("aiohttp/_http_parser", "multidict/_multidict", "yarl/_quoting"):
         assert extension not in maps, extension
-    from esign import VerificationStatus, async_verify_pdf
-
-    response = await download(client, certificates.download_url(app.state.settings, cert, app.state.clock()))
-    assert response.status_code == 200 and response.content.startswith(b"%PDF-")
-    platform = certificates.esign_platform(app.state.settings)
-    assert (await async_verify_pdf(response.content, [platform.certificate])).status is VerificationStatus.VALID
+    await assert_downloads_a_sealed_pdf(client, app, cert)
 
 
 @in_process
@@ -141,12 +146,7 @@ async def test_a_child_killed_with_a_job_is_reaped_and_the_certificate_sealed_by
     text = logged(caplog)
     assert "certificate PDF failed" in text and "the sealing child exited" in text, text
     # The PDF made after the crash is a certificate sealed like the first.
-    from esign import VerificationStatus, async_verify_pdf
-
-    response = await download(client, certificates.download_url(app.state.settings, waiting, app.state.clock()))
-    assert response.status_code == 200 and response.content.startswith(b"%PDF-")
-    platform = certificates.esign_platform(app.state.settings)
-    assert (await async_verify_pdf(response.content, [platform.certificate])).status is VerificationStatus.VALID
+    await assert_downloads_a_sealed_pdf(client, app, waiting)
 
 
 @in_process
@@ -189,6 +189,24 @@ async def test_a_download_that_makes_the_pdf_is_answered_503_when_the_child_hang
     retried = await download(client, certificates.download_url(app.state.settings, other, app.state.clock()))
     assert retried.status_code == 200 and retried.content.startswith(b"%PDF-")
     assert "did not answer within 10 s" in logged(caplog)
+
+
+@in_process
+@pytest.mark.no_pdf_runner
+async def test_simultaneous_first_downloads_share_one_child_and_one_recorded_pdf(gql, client, seal, app):
+    """Twelve first downloads of certificates without their PDF at once (two certificates, six each): one sealing
+    child serves them in turn, every answer is a sealed PDF, and each certificate keeps the PDF recorded first."""
+    await approve_b(gql, client)
+    first = await Certificate.get()
+    other = await backlog_of_one(first)
+    urls = [certificates.download_url(app.state.settings, c, app.state.clock()) for c in (first, other)]
+    answers = await asyncio.gather(*(download(client, urls[i % 2]) for i in range(12)))
+    assert [a.status_code for a in answers] == [200] * 12, [a.text[:200] for a in answers if a.status_code != 200]
+    assert len(sealing_children(os.getpid())) == 1
+    for i, url in enumerate(urls):
+        kept = await download(client, url)
+        assert all(a.content == kept.content for a in answers[i::2])  # the recorded PDF, not one per request
+    await assert_downloads_a_sealed_pdf(client, app, other)
 
 
 # -- a served process ---------------------------------------------------------------------------------------------------
