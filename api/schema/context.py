@@ -332,12 +332,9 @@ class Context:
     def timing_field(self, case: Case, attr: str) -> Any:
         """One figure of the case's clock: the value itself when the clock is already computed (the common case in
         a project's stages), else an awaitable of it. Saves a coroutine per field on the hot progress query."""
-        timing = self._timed.get(case.id)
+        timing = self._timed.get(case.id)  # set with its future's result
         if timing is not None:
             return getattr(timing, attr)
-        future = self._timings.get(case.id)
-        if future is not None and future.done() and not future.cancelled() and future.exception() is None:
-            return getattr(future.result(), attr)
 
         async def later() -> Any:
             return getattr(await self.timing(case), attr)
