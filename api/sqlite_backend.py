@@ -13,9 +13,12 @@ holding that lock — and every other request of the process, reads included, qu
   thread hops and, on a busy process, waits for the GIL — more than the statement itself (a progress request's eight
   reads take ~0.4 ms in SQLite and cost ~3 ms through the thread). A read outside a transaction first runs inline, on
   a third, read-only connection that never waits for a lock (``timeout=0``) and is interrupted by SQLite's progress
-  handler once it has run for ``INLINE_READ_BUDGET_S``; then — and when the database is busy — it runs again on the
-  reader's thread, as before, and a statement interrupted that way goes straight to the thread next time. So the event
-  loop is never held longer than the budget by a read, whatever its size.
+  handler once it has used ``INLINE_READ_BUDGET_S`` of the thread's CPU, or ``INLINE_READ_CEILING_S`` of wall time;
+  then — and when the database is busy — it runs again on the reader's thread, as before. A statement that used up its
+  CPU budget goes straight to the thread next time. One that only met the wall-time ceiling does not: the process was
+  descheduled (another process had the core), and that says nothing about the statement — counting it demoted the
+  progress query's hottest statements for the rest of a process's life on a busy machine. So the event loop is never
+  held by a read for longer than the budget of CPU or the ceiling of wall time, whatever its size.
 - **Every wait is bounded** by ``busy_timeout`` (``JIANSHEN_DB_BUSY_TIMEOUT_MS``): SQLite's own wait for the lock, and
   the wait for this process's write connection (a queue of transactions behind one that waits). Past it the write
   fails with "database is locked" or :class:`api.busy.DatabaseBusy`, which the service answers SERVICE_BUSY
@@ -47,7 +50,8 @@ from api.busy import DatabaseBusy
 from api.changes import NotesReads, note_read
 
 DEFAULT_BUSY_TIMEOUT_MS = 5000
-INLINE_READ_BUDGET_S = 0.002  # the longest a read may hold the event loop before it moves to the reader's thread
+INLINE_READ_BUDGET_S = 0.002  # the most CPU a read may use on the event loop's thread before it moves to the reader's
+INLINE_READ_CEILING_S = 0.010  # the most wall time, whatever the CPU (a descheduled process, a page read from disk)
 LONG_READS_KEPT = 256  # statements known to outlast the budget (by text), least recently seen out first
 
 
@@ -132,11 +136,14 @@ class _OverBudget(Exception):
 class InlineReader:
     """A read-only connection used on the event loop's thread for reads that finish within ``budget`` seconds."""
 
-    def __init__(self, path: str, budget: float = INLINE_READ_BUDGET_S) -> None:
+    def __init__(self, path: str, budget: float = INLINE_READ_BUDGET_S, ceiling: float = INLINE_READ_CEILING_S) -> None:
         self.path = path
         self.budget = budget
+        self.ceiling = max(ceiling, budget)
         self._connection: sqlite3.Connection | None = None
-        self._deadline = 0.0
+        self._cpu_deadline = 0.0
+        self._wall_deadline = 0.0
+        self._spent = False  # the last interrupted read used up its CPU budget (not just the wall-time ceiling)
         self._long: OrderedDict[str, None] = OrderedDict()
 
     def _connect(self) -> sqlite3.Connection:
@@ -149,7 +156,10 @@ class InlineReader:
         return connection
 
     def _over_budget(self) -> int:
-        return time.perf_counter() > self._deadline  # non-zero interrupts the statement
+        if time.thread_time() > self._cpu_deadline:
+            self._spent = True
+            return 1  # non-zero interrupts the statement
+        return time.perf_counter() > self._wall_deadline
 
     def read(self, query: str, values: list | None) -> list[sqlite3.Row]:
         """The rows, or :class:`_OverBudget` when the statement must run on the reader's thread instead."""
@@ -158,7 +168,9 @@ class InlineReader:
             raise _OverBudget
         if self._connection is None:
             self._connection = self._connect()
-        self._deadline = time.perf_counter() + self.budget
+        self._spent = False
+        self._cpu_deadline = time.thread_time() + self.budget
+        self._wall_deadline = time.perf_counter() + self.ceiling
         try:
             cursor = self._connection.execute(query, values or ())
             try:
@@ -168,9 +180,10 @@ class InlineReader:
         except sqlite3.OperationalError as error:
             text = str(error)
             if text == "interrupted":
-                self._long[query] = None
-                if len(self._long) > LONG_READS_KEPT:
-                    self._long.popitem(last=False)
+                if self._spent:
+                    self._long[query] = None
+                    if len(self._long) > LONG_READS_KEPT:
+                        self._long.popitem(last=False)
                 raise _OverBudget from None
             if "locked" in text or "busy" in text:
                 raise _OverBudget from None

@@ -91,3 +91,37 @@ def test_a_locked_database_is_not_waited_for_on_the_loops_thread(tmp_path):
         reader.read("DELETE FROM t", None)
     reader.close()
     setup.close()
+
+
+def test_a_read_that_only_outlasts_the_wall_clock_is_not_remembered_as_long(tmp_path):
+    """A read held up without using the CPU (here a SQL function that sleeps, as a descheduled process or a page read
+    from disk would) moves to the thread once it passes the wall-time ceiling, but is not sent there next time: only
+    a read that used up its CPU budget is. Before, a busy machine's preemption demoted the hottest statements for the
+    rest of the process's life."""
+    path = str(tmp_path / "slow.sqlite3")
+    setup = sqlite3.connect(path, isolation_level=None)
+    setup.execute("PRAGMA journal_mode=WAL")
+    setup.execute("CREATE TABLE t (x INTEGER)")
+    reader = InlineReader(path, budget=0.002, ceiling=0.01)
+    reader.read("SELECT x FROM t", None)  # connects
+    pauses: list[float] = []
+    reader._connection.create_function("pause", 1, lambda s: pauses.append(s) or time.sleep(s) or 0)
+    slow = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2000) "
+            "SELECT sum(CASE WHEN x % 100 = 0 THEN pause(0.004) ELSE x END) FROM c")
+    cpu, started = time.thread_time(), time.perf_counter()
+    with pytest.raises(_OverBudget):
+        reader.read(slow, None)
+    assert 0.01 <= time.perf_counter() - started < 0.05 and time.thread_time() - cpu < 0.002
+    assert 3 <= len(pauses) < 20  # interrupted part way, after the ceiling
+    assert slow not in reader._long
+    pauses.clear()
+    with pytest.raises(_OverBudget):  # tried inline again (not sent straight to the thread)
+        reader.read(slow, None)
+    assert pauses
+    busy = ("SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000000) "
+            "SELECT x FROM c)")
+    with pytest.raises(_OverBudget):
+        reader.read(busy, None)
+    assert busy in reader._long  # used up its CPU budget: straight to the thread from now on
+    reader.close()
+    setup.close()
