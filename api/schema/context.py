@@ -61,7 +61,7 @@ def _by_pk(model) -> Callable[[list[int]], Awaitable[list[Any]]]:
         if sql is None:
             sql = _BY_PK_SQL[statement] = model.filter(pk__in=wanted).using_db(db).sql()
         _, found = await db.execute_query(sql, wanted)
-        rows = {row.pk: row for row in map(lambda values: model._init_from_db(**values), found)}
+        rows = {row.pk: row for row in remembered.instances(model, found)}
         return [rows.get(k) for k in keys]
 
     return load
