@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from types import GeneratorType
 from typing import Any, Callable
 
 import strawberry
@@ -144,11 +145,22 @@ def fast_enums(schema: strawberry.Schema) -> int:
     return count
 
 
+# Whether a value is awaitable is a matter of its type (its class has ``__await__``, or is a coroutine's) — but for a
+# generator, whose code's flags tell: known per type after the first value of it, by one dict lookup.
+_AWAITABLE_BY_TYPE: dict[type, bool] = dict.fromkeys(_NEVER_AWAITABLE, False)
+_TYPES_KEPT = 4096
+
+
 def _is_awaitable(value: Any) -> bool:
-    if type(value) in _NEVER_AWAITABLE:
-        return False
+    kind = type(value)
+    known = _AWAITABLE_BY_TYPE.get(kind)
+    if known is not None:
+        return known
     # Model.__await__ only returns the instance itself: treat it as the value it is.
-    return not isinstance(value, Model) and optimized_is_awaitable(value)
+    answer = not isinstance(value, Model) and optimized_is_awaitable(value)
+    if kind is not GeneratorType and len(_AWAITABLE_BY_TYPE) < _TYPES_KEPT:
+        _AWAITABLE_BY_TYPE[kind] = answer
+    return answer
 
 
 class ExecutionContext(StrawberryGraphQLCoreExecutionContext):

@@ -156,8 +156,8 @@ class Project(Node):
         ctx = _ctx(info)
         template_stages = await ctx.loaders.stages_by_process_type.load(self.process_type)
         cases = await ctx.loaders.visible_cases_by_project.load(self.id)
-        codes = sorted({s.stage for s in template_stages} | {c.stage for c in cases})
-        lead_ids = {s.stage: s.lead_department_id for s in template_stages}
+        codes = sorted({stage for _, stage, _ in template_stages} | {c.stage for c in cases})
+        lead_ids = {stage: lead_id for _, stage, lead_id in template_stages}
         # The stages' lead departments and the cases' in one statement: the cases' `department` fields then find theirs
         # in the loader's cache (issue #13: fewer statements).
         # The cases' items too, at the same time: their `item` and `department` fields then resolve without awaiting.

@@ -148,3 +148,39 @@ def test_fast_enum_serialization_answers_what_strawberrys_does():
             except Exception as error:  # noqa: BLE001
                 got = type(error)
             assert got == expected, (enum_type.name, other)
+
+
+def test_awaitable_is_told_by_type_and_generators_each_by_their_code():
+    import asyncio
+    import types
+
+    from api.models import Case
+    from api.schema.direct import _is_awaitable
+
+    class Awaits:
+        def __await__(self):
+            yield
+
+    @types.coroutine
+    def old_style():
+        yield
+
+    def plain_generator():
+        yield
+
+    async def native():
+        return 1
+
+    loop = asyncio.new_event_loop()
+    try:
+        for _ in range(2):  # learnt, then known
+            coroutine = native()
+            assert _is_awaitable(coroutine)
+            coroutine.close()
+            assert _is_awaitable(loop.create_future())
+            assert _is_awaitable(Awaits())
+            assert not _is_awaitable(Case())  # its __await__ only gives it back: a value
+            assert not _is_awaitable("x") and not _is_awaitable(3) and not _is_awaitable([]) and not _is_awaitable(object())
+            assert _is_awaitable(old_style()) and not _is_awaitable(plain_generator())  # same type, different code
+    finally:
+        loop.close()
