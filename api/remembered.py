@@ -177,9 +177,12 @@ def instances(model: type, rows: Any) -> list[Any]:
 
 
 def _plain(query: AwaitableQuery) -> bool:
-    """A queryset whose ``_execute`` only turns its rows into model instances (``instances`` can do it)."""
-    return (type(query) is QuerySet and not query._select_related_idx and not query._prefetch_map
-            and not query._prefetch_queries and not query._annotations)
+    """A queryset whose ``_execute`` only turns its rows into model instances (``instances`` can do it): its only
+    "select related" entry is the model itself (Tortoise lists it for every prepared queryset)."""
+    if type(query) is not QuerySet or query._prefetch_map or query._prefetch_queries or query._annotations:
+        return False
+    related = query._select_related_idx
+    return not related or (len(related) == 1 and related[0][0] is query.model and tuple(related[0][4]) == (None,))
 
 
 async def select(model: type, key: Hashable | None, build: Callable[[], AwaitableQuery]) -> Any:

@@ -70,3 +70,32 @@ async def test_a_kept_single_select_answers_as_the_queryset_does(demo):
             await remembered.select(Project, ("t", "many"), lambda: Project.all().get())
         got = await remembered.select(Department, ("t", "get1"), lambda: Department.get(id=some.id))
         _same(got, some)
+
+
+async def test_kept_plain_selects_make_their_instances_without_tortoises_executor(demo, monkeypatch):
+    from tortoise.queryset import QuerySet
+
+    from api.models import TemplateStage
+
+    project = await Project.all().order_by("id").first()
+    plain_cases = await Case.filter(project_id__in=[project.id]).order_by("stage", "id")
+    plain_stages = await TemplateStage.all().select_related("template").order_by("id")
+    executed = []
+    original = QuerySet._execute
+
+    async def counting(query):
+        executed.append(query.model)
+        return await original(query)
+
+    monkeypatch.setattr(QuerySet, "_execute", counting)
+    for _ in range(2):  # built (Tortoise's way, once), then kept
+        cases = await remembered.select(
+            Case, ("t", "cases"), lambda: Case.filter(project_id__in=[project.id]).order_by("stage", "id"))
+        stages = await remembered.select(
+            TemplateStage, ("t", "stages"), lambda: TemplateStage.all().select_related("template").order_by("id"))
+        for a, b in zip(cases, plain_cases, strict=True):
+            _same(a, b)
+        for a, b in zip(stages, plain_stages, strict=True):
+            _same(a, b)
+            assert a.template.process_type == b.template.process_type
+    assert executed == [TemplateStage, TemplateStage]  # a select_related goes through Tortoise's executor every time
