@@ -131,7 +131,7 @@ def fast_enums(schema: strawberry.Schema) -> int:
                 if member.value == value.value:  # the name Strawberry's loop would find first
                     names[member] = name
                     break
-        slow = type(graphql_type).serialize.__get__(graphql_type)
+        slow = type(graphql_type).coerce_output_value.__get__(graphql_type)
 
         def serialize(output_value: Any, names: dict = names, wrapped: type = wrapped, slow: Any = slow) -> Any:
             if type(output_value) is wrapped:
@@ -140,7 +140,10 @@ def fast_enums(schema: strawberry.Schema) -> int:
                     return name
             return slow(output_value)
 
+        # graphql-core 3.3 completes a leaf with ``coerce_output_value`` (``serialize`` is its older name, which
+        # Strawberry's type maps onto it): both are served by the lookup.
         graphql_type.serialize = serialize  # type: ignore[method-assign]
+        graphql_type.coerce_output_value = serialize  # type: ignore[method-assign]
         count += 1
     return count
 
