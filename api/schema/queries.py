@@ -24,6 +24,7 @@ from api.schema.types import (
     Project,
     Viewer,
     connection_of,
+    prefetch_progress,
 )
 
 
@@ -139,7 +140,10 @@ class ProgressQuery:
             code = check_project_code(code, field="code")
         except DomainError as error:
             raise graphql_error(error) from None
-        return await progress.get_project(info.context.viewer, code)
+        project = await progress.get_project(info.context.viewer, code)
+        if project is not None:
+            await prefetch_progress(info, project)  # its fields then resolve without awaiting (issue #13)
+        return project
 
     @strawberry.field(
         description="Projects you may see: an applicant its organisation's, an approver those its department "

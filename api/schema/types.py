@@ -6,6 +6,8 @@ import asyncio
 import datetime as dt
 from typing import Annotated, Any, Generic, TypeVar
 
+from graphql import FieldNode
+
 import strawberry
 
 from api import models
@@ -125,69 +127,151 @@ class Project(Node):
     def process_type(self) -> ProcessTypeInfo:
         return ProcessTypeInfo(code=self.process_type, name=PROCESS_TYPE_NAMES.get(ProcessType(self.process_type), ""))
 
+    # Each of these resolves without awaiting when ``prefetch_progress`` has loaded what it reads (the progress query:
+    # graphql-core then completes the whole project synchronously, with no task per field and no batch per loader;
+    # issue #13), and loads it through the DataLoaders otherwise.
     @strawberry.field
     @context_only
-    async def organization(self, info: strawberry.Info) -> Organization:
-        return await _ctx(info).loaders.organization.load(self.organization_id)
+    def organization(self, info: strawberry.Info) -> Organization:
+        return loaded(_ctx(info).loaders.organization, self.organization_id)
 
     @strawberry.field
     @context_only
-    async def buildings(self, info: strawberry.Info) -> list[Building]:
-        return await _ctx(info).loaders.buildings_by_project.load(self.id)
+    def buildings(self, info: strawberry.Info) -> list[Building]:
+        return loaded(_ctx(info).loaders.buildings_by_project, self.id)
 
     @strawberry.field(description="The latest stage with cases visible to you.")
     @context_only
-    async def current_stage(self, info: strawberry.Info) -> int | None:
-        cases = await _ctx(info).loaders.visible_cases_by_project.load(self.id)
+    def current_stage(self, info: strawberry.Info) -> int | None:
+        cases = _held(_ctx(info).loaders.visible_cases_by_project, self.id)
+        if cases is _MISSING:
+            return _current_stage(_ctx(info), self)
         return max((c.stage for c in cases), default=None)
 
     @strawberry.field(description="Worst light of the project's running cases visible to you; null if none runs.")
     @context_only
-    async def light(self, info: strawberry.Info) -> Light | None:
+    def light(self, info: strawberry.Info) -> Light | None:
         ctx = _ctx(info)
-        cases = await ctx.loaders.visible_cases_by_project.load(self.id)
-        # All the cases' clocks, not only the running ones: `stages` asks for the same set, then reads no more rows.
-        timings = await ctx.timings(cases)
-        return worst(t.light for c, t in zip(cases, timings) if c.state in OPEN_CLOCK_STATES)
+        cases = _held(ctx.loaders.visible_cases_by_project, self.id)
+        timed = ctx._timed
+        if cases is _MISSING or any(c.id not in timed for c in cases):
+            return _light(ctx, self)
+        return worst(timed[c.id].light for c in cases if c.state in OPEN_CLOCK_STATES)
 
     @strawberry.field(description="The stages of the project's process template, each with its cases visible to you.")
     @context_only
-    async def stages(self, info: strawberry.Info) -> list[ProjectStage]:
+    def stages(self, info: strawberry.Info) -> list[ProjectStage]:
         ctx = _ctx(info)
-        template_stages = await ctx.loaders.stages_by_process_type.load(self.process_type)
-        cases = await ctx.loaders.visible_cases_by_project.load(self.id)
-        codes = sorted({stage for _, stage, _ in template_stages} | {c.stage for c in cases})
-        lead_ids = {stage: lead_id for _, stage, lead_id in template_stages}
-        # The stages' lead departments and the cases' in one statement: the cases' `department` fields then find theirs
-        # in the loader's cache (issue #13: fewer statements).
-        # The cases' items too, at the same time: their `item` and `department` fields then resolve without awaiting.
-        departments, _ = await asyncio.gather(
-            load_all(ctx.loaders.department, [*lead_ids.values(), *(c.department_id for c in cases)]),
-            load_all(ctx.loaders.item, [c.item_id for c in cases]),
-        )
-        leads = dict(zip(lead_ids, departments))
-        # Every listed case's clock in one batch: its timing fields then resolve without awaiting.
-        light_of = {c.id: t.light for c, t in zip(cases, await ctx.timings(cases)) if c.state in OPEN_CLOCK_STATES}
-        out = []
-        for code in codes:
-            stage_cases = [c for c in cases if c.stage == code]
-            counts: dict[timing.CaseState, int] = {}
-            for c in stage_cases:
-                counts[c.state] = counts.get(c.state, 0) + 1
-            out.append(
-                ProjectStage(
-                    code=code,
-                    name=STAGE_NAMES.get(catalog.Stage(code), str(code)),
-                    lead_department=leads.get(code),
-                    light=worst(light_of[c.id] for c in stage_cases if c.id in light_of),
-                    counts=[
-                        StateCount(state=s, label=STATE_LABELS[s], count=n)
-                        for s, n in sorted(counts.items(), key=lambda kv: list(timing.CaseState).index(kv[0]))
-                    ],
-                    cases=stage_cases,
-                )
+        loaders = ctx.loaders
+        template_stages = _held(loaders.stages_by_process_type, self.process_type)
+        cases = _held(loaders.visible_cases_by_project, self.id)
+        if template_stages is _MISSING or cases is _MISSING:
+            return _stages(ctx, self)
+        timed = ctx._timed
+        leads = {}
+        for _, stage, lead_id in template_stages:
+            leads[stage] = _held(loaders.department, lead_id)
+        if (_MISSING in leads.values() or any(c.id not in timed for c in cases)
+                or any(_held(loaders.department, c.department_id) is _MISSING
+                       or _held(loaders.item, c.item_id) is _MISSING for c in cases)):
+            return _stages(ctx, self)
+        return _project_stages(template_stages, cases, leads, timed)
+
+
+async def _current_stage(ctx: Any, project: Any) -> int | None:
+    cases = await ctx.loaders.visible_cases_by_project.load(project.id)
+    return max((c.stage for c in cases), default=None)
+
+
+async def _light(ctx: Any, project: Any) -> Light | None:
+    cases = await ctx.loaders.visible_cases_by_project.load(project.id)
+    # All the cases' clocks, not only the running ones: `stages` asks for the same set, then reads no more rows.
+    timings = await ctx.timings(cases)
+    return worst(t.light for c, t in zip(cases, timings) if c.state in OPEN_CLOCK_STATES)
+
+
+async def _stages(ctx: Any, project: Any) -> list[ProjectStage]:
+    template_stages = await ctx.loaders.stages_by_process_type.load(project.process_type)
+    cases = await ctx.loaders.visible_cases_by_project.load(project.id)
+    lead_ids = {stage: lead_id for _, stage, lead_id in template_stages}
+    # The stages' lead departments and the cases' in one statement: the cases' `department` fields then find theirs
+    # in the loader's cache (issue #13: fewer statements).
+    # The cases' items too, at the same time: their `item` and `department` fields then resolve without awaiting.
+    departments, _ = await asyncio.gather(
+        load_all(ctx.loaders.department, [*lead_ids.values(), *(c.department_id for c in cases)]),
+        load_all(ctx.loaders.item, [c.item_id for c in cases]),
+    )
+    # Every listed case's clock in one batch: its timing fields then resolve without awaiting.
+    await ctx.timings(cases)
+    return _project_stages(template_stages, cases, dict(zip(lead_ids, departments)), ctx._timed)
+
+
+_MISSING = object()
+
+
+def _held(loader: Any, key: Any) -> Any:
+    """The loader's value for ``key`` when it has it already, else ``_MISSING`` (asking nothing of it)."""
+    future = loader.cache_map.get(key)
+    if future is None or not future.done() or future.cancelled() or future.exception() is not None:
+        return _MISSING
+    return future.result()
+
+
+_STATE_ORDER = {state: i for i, state in enumerate(timing.CaseState)}
+
+
+def _project_stages(template_stages: list[tuple], cases: list[Any], leads: dict[int, Any],
+                    timed: dict[int, Any]) -> list[ProjectStage]:
+    """The stages of a project from its template's (process type, stage, lead department id) rows, its visible cases,
+    the stages' lead departments and the cases' computed clocks."""
+    codes = sorted({stage for _, stage, _ in template_stages} | {c.stage for c in cases})
+    light_of = {c.id: timed[c.id].light for c in cases if c.state in OPEN_CLOCK_STATES}
+    out = []
+    for code in codes:
+        stage_cases = [c for c in cases if c.stage == code]
+        counts: dict[timing.CaseState, int] = {}
+        for c in stage_cases:
+            counts[c.state] = counts.get(c.state, 0) + 1
+        out.append(
+            ProjectStage(
+                code=code,
+                name=STAGE_NAMES.get(catalog.Stage(code), str(code)),
+                lead_department=leads.get(code),
+                light=worst(light_of[c.id] for c in stage_cases if c.id in light_of),
+                counts=[
+                    StateCount(state=s, label=STATE_LABELS[s], count=n)
+                    for s, n in sorted(counts.items(), key=lambda kv: _STATE_ORDER[kv[0]])
+                ],
+                cases=stage_cases,
             )
-        return out
+        )
+    return out
+
+
+async def prefetch_progress(info: strawberry.Info, project: Any) -> None:
+    """Load, in the root field's own coroutine, what the fields asked of ``project`` will read — the same statements
+    the fields would send — so that they resolve without awaiting. Only fields named plainly in the selection count
+    (a fragment or a directive leaves its fields to load themselves, as before)."""
+    selections = info._raw_info.field_nodes[0].selection_set
+    names = set()
+    for selection in selections.selections if selections is not None else ():
+        if isinstance(selection, FieldNode) and not selection.directives:
+            names.add(selection.name.value)
+    ctx = _ctx(info)
+    loaders = ctx.loaders
+    if names & {"light", "currentStage", "stages"}:
+        (cases,) = await load_all(loaders.visible_cases_by_project, [project.id])
+        if "stages" in names:
+            (template_stages,) = await load_all(loaders.stages_by_process_type, [project.process_type])
+            await load_all(loaders.department, [*(lead_id for _, _, lead_id in template_stages),
+                                                *(c.department_id for c in cases)])
+            await load_all(loaders.item, [c.item_id for c in cases])
+        if names & {"light", "stages"}:
+            await ctx.timings(cases)
+    if "buildings" in names:
+        await load_all(loaders.buildings_by_project, [project.id])
+    if "organization" in names:
+        await load_all(loaders.organization, [project.organization_id])
 
 
 @strawberry.type(description="申报: one stage, one form, one set of materials, cases handled in parallel.")

@@ -111,8 +111,8 @@ def test_a_read_that_only_outlasts_the_wall_clock_is_not_remembered_as_long(tmp_
     cpu, started = time.thread_time(), time.perf_counter()
     with pytest.raises(_OverBudget):
         reader.read(slow, None)
-    assert 0.01 <= time.perf_counter() - started < 0.05 and time.thread_time() - cpu < 0.002
-    assert 3 <= len(pauses) < 20  # interrupted part way, after the ceiling
+    assert time.perf_counter() - started >= 0.01 and time.thread_time() - cpu < 0.002
+    assert 1 <= len(pauses) < 20  # interrupted part way (of 20 pauses), once past the ceiling
     assert slow not in reader._long
     pauses.clear()
     with pytest.raises(_OverBudget):  # tried inline again (not sent straight to the thread)

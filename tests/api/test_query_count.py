@@ -138,3 +138,30 @@ async def test_progress_reads_the_departments_in_one_statement(gql, world, count
     stages = data["project"]["stages"]
     assert any(s["leadDepartment"] for s in stages) and all(c["department"] for s in stages for c in s["cases"])
     assert sum('FROM "department"' in s for s in counter.statements) == 1, counter.statements
+
+
+async def test_a_project_reached_without_its_root_field_answers_the_same_and_loads_alike(gql, world, count_queries,
+                                                                                        clock):
+    """``project(code:)`` loads what its fields will read before they resolve (types.prefetch_progress); a project
+    reached otherwise — by ``node(id:)``, or with its fields in a fragment — loads through the DataLoaders as before:
+    the same answer, and the same statements but the project's own."""
+    clock.set(shanghai(2026, 11, 20))
+    await add_cases(world, 6)
+    fields = """id light currentStage buildings { buildingCode name } organization { name }
+        stages { code light leadDepartment { name } counts { state count }
+                 cases { id state light usedDays remainingDays dueDate item { code } department { name } } }"""
+    invalidate_calendar_cache()
+    with count_queries() as by_code:
+        direct = (await gql(f"query($code: String!) {{ project(code: $code) {{ {fields} }} }}",
+                            {"code": PROJECT_CODE}, as_user="applicant"))["project"]
+    invalidate_calendar_cache()
+    with count_queries() as by_fragment:
+        fragment = (await gql(f"query($code: String!) {{ project(code: $code) {{ ... on Project {{ {fields} }} }} }}",
+                              {"code": PROJECT_CODE}, as_user="applicant"))["project"]
+    invalidate_calendar_cache()
+    with count_queries() as by_node:
+        node = (await gql(f"query($id: ID!) {{ node(id: $id) {{ ... on Project {{ {fields} }} }} }}",
+                          {"id": direct["id"]}, as_user="applicant"))["node"]
+    assert sum(len(s["cases"]) for s in direct["stages"]) >= 6
+    assert direct == fragment == node
+    assert _data_statements(by_code) == _data_statements(by_fragment) == _data_statements(by_node)
