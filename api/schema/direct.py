@@ -25,7 +25,8 @@ from types import GeneratorType
 from typing import Any, Callable
 
 import strawberry
-from graphql import GraphQLEnumType, GraphQLObjectType
+from graphql import GraphQLEnumType, GraphQLField, GraphQLNonNull, GraphQLObjectType, GraphQLScalarType, Undefined
+from graphql.execution.executor import to_nodes
 from strawberry.execution import optimized_is_awaitable
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.field import StrawberryField
@@ -54,8 +55,11 @@ def _direct(field: StrawberryField, info_class: type) -> Callable[..., Any] | No
     takes_self = resolver.self_parameter is not None
     if info_parameter is None:
         if takes_self:
-            return lambda source, _info: function(source)
-        return lambda _source, _info: function()
+            plain = lambda source, _info: function(source)  # noqa: E731
+        else:
+            plain = lambda _source, _info: function()  # noqa: E731
+        plain._context_only = True  # type: ignore[attr-defined]  # reads nothing of the info at all
+        return plain
     info_name = info_parameter.name
     code = getattr(function, "__code__", None)
     if (getattr(function, "_context_only", False) and takes_self and code is not None
@@ -106,8 +110,22 @@ def direct_resolvers(schema: strawberry.Schema) -> int:
             resolve = _direct(field, info_class)
             if resolve is not None:
                 graphql_field.resolve = resolve
+                _mark_light(graphql_field, resolve)
                 count += 1
     return count
+
+
+def _mark_light(graphql_field: GraphQLField, resolve: Callable[..., Any]) -> None:
+    """A field whose resolver reads nothing of the resolve info but ``context`` (an attribute read, a
+    ``@context_only`` resolver) and whose type is a scalar or an enum: ``ExecutionContext.execute_field`` resolves and
+    completes it without building the info."""
+    if not (getattr(resolve, "_is_default", False) or getattr(resolve, "_context_only", False)):
+        return
+    leaf = graphql_field.type
+    if isinstance(leaf, GraphQLNonNull):
+        leaf = leaf.of_type
+    if isinstance(leaf, (GraphQLScalarType, GraphQLEnumType)):
+        graphql_field._light = (resolve, leaf)  # type: ignore[attr-defined]
 
 
 # What resolvers return most — a field's str, int, date, list — is never awaitable: answered by its type alone
@@ -166,9 +184,64 @@ def _is_awaitable(value: Any) -> bool:
     return answer
 
 
+class _ContextInfo:
+    """What a light field's resolver is given for its info: the context, all it reads of it."""
+
+    __slots__ = ("context",)
+
+    def __init__(self, context: Any) -> None:
+        self.context = context
+
+
 class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
-    """Strawberry's execution context, for which a Tortoise model instance is a value, not an awaitable."""
+    """Strawberry's execution context, for which a Tortoise model instance is a value, not an awaitable, and which
+    executes a light field (``_mark_light``) without graphql-core's resolve info and value completion chain.
+
+    graphql-core builds, for every field, a resolve info of twelve attributes, then completes the value through
+    ``complete_value``'s type tests; a scalar or enum field whose resolver reads only ``info.context`` needs neither —
+    ~400 of a 23-case progress answer's ~530 fields. Anything out of the ordinary takes graphql-core's own way from
+    where it stands, with the info built then: an awaitable result, a null (graphql-core raises the non-null error), an
+    exception returned as the value, a value the type refuses to serialize. A resolver's or the type's exception is
+    handled by graphql-core's ``handle_field_error``, as in ``execute_field``. Middleware and arguments take the normal
+    way altogether. ``tests/api/test_answers_unchanged.py`` compares the answers byte for byte; test_direct_resolvers
+    the errors."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.is_awaitable = _is_awaitable  # type: ignore[assignment]
+        self._context_info = _ContextInfo(self.context_value)
+        manager = self.middleware_manager  # Strawberry passes one with no middleware: it changes no resolver
+        self._wrapped = manager is not None and manager._middleware_resolvers is not None
+
+    def execute_field(self, parent_type: Any, source: Any, field_details_list: Any, path: Any,
+                      position_context: Any) -> Any:
+        node = field_details_list[0].node
+        field_def = parent_type.fields.get(node.name.value)
+        light = getattr(field_def, "_light", None)
+        if light is None or node.arguments or self._wrapped:
+            return super().execute_field(parent_type, source, field_details_list, path, position_context)
+        resolve, leaf = light
+        try:
+            result = resolve(source, self._context_info)
+            if result is not None and not self.is_awaitable(result) and not isinstance(result, Exception):
+                coerced = leaf.coerce_output_value(result)
+                if coerced is not None and coerced is not Undefined:
+                    return coerced
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, field_def.type, field_details_list, path)
+            return None
+        return self._complete(field_def, parent_type, field_details_list, path, position_context, result)
+
+    def _complete(self, field_def: Any, parent_type: Any, field_details_list: Any, path: Any, position_context: Any,
+                  result: Any) -> Any:
+        """The rest of graphql-core's ``execute_field`` for a result already resolved."""
+        return_type = field_def.type
+        info = self.build_resolve_info(field_def, to_nodes(field_details_list), parent_type, path)
+        try:
+            if self.is_awaitable(result):
+                return self.complete_awaitable_value(return_type, field_details_list, info, path, result,
+                                                     position_context)
+            return self.complete_value(return_type, field_details_list, info, path, result, position_context)
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, return_type, field_details_list, path)
+            return None

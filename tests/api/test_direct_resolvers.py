@@ -7,9 +7,13 @@ back or lose a check.
 
 from __future__ import annotations
 
+import enum
+
+import strawberry
 from graphql import FieldNode, GraphQLList, GraphQLNonNull, InlineFragmentNode, parse
 
 from api.schema import build_schema
+from api.schema.direct import context_only
 from api.settings import Settings
 from tests.conftest import operation
 
@@ -186,3 +190,85 @@ def test_awaitable_is_told_by_type_and_generators_each_by_their_code():
             assert _is_awaitable(old_style()) and not _is_awaitable(plain_generator())  # same type, different code
     finally:
         loop.close()
+
+
+@strawberry.enum
+class LightColour(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+@strawberry.type
+class LightThing:
+    name: str
+    maybe: str | None
+    colour: LightColour
+
+    @strawberry.field
+    def boom(self) -> str:
+        raise ValueError("boom")
+
+    @strawberry.field
+    @context_only
+    def from_context(self, info: strawberry.Info) -> int:
+        return info.context["n"]
+
+    @strawberry.field
+    def missing(self) -> str:
+        return None  # type: ignore[return-value]
+
+    @strawberry.field
+    def exception_value(self) -> str | None:
+        return ValueError("returned, not raised")  # type: ignore[return-value]
+
+    @strawberry.field
+    def bad_int(self) -> int:
+        return "x"  # type: ignore[return-value]
+
+    @strawberry.field
+    async def later(self) -> str:
+        return f"later {self.name}"
+
+
+@strawberry.type
+class LightQuery:
+    @strawberry.field
+    def things(self) -> list[LightThing | None]:
+        return [LightThing(name="a", maybe=None, colour=LightColour.RED), LightThing(name="b", maybe="m", colour=LightColour.BLUE)]
+
+    @strawberry.field
+    def safe(self) -> list[LightThing]:
+        return [LightThing(name="c", maybe="x", colour=LightColour.BLUE)]
+
+
+async def test_light_fields_answer_and_fail_as_graphql_core_does():
+    """Scalar and enum fields whose resolver reads only the context skip graphql-core's resolve info and completion
+    chain (ExecutionContext.execute_field): their values, their nulls and their errors — a resolver that raises, a null
+    for a non-null field, an exception returned as the value, a value the type refuses, an awaitable — are what
+    Strawberry's own execution gives, path and message alike."""
+    from graphql import GraphQLObjectType
+
+    from api.schema.direct import ExecutionContext, direct_resolvers, fast_enums
+
+    plain = strawberry.Schema(query=LightQuery)
+    light = strawberry.Schema(query=LightQuery, execution_context_class=ExecutionContext)
+    direct_resolvers(light)
+    fast_enums(light)
+    thing = light._schema.type_map["LightThing"]
+    assert isinstance(thing, GraphQLObjectType)
+    assert {name for name, field in thing.fields.items() if getattr(field, "_light", None)} == {
+        "name", "maybe", "colour", "boom", "fromContext", "missing", "exceptionValue", "badInt", "later"}
+    documents = [
+        "{ things { name maybe colour fromContext later } safe { name colour } }",
+        "{ things { name boom } }",
+        "{ things { name missing } }",
+        "{ things { name exceptionValue } }",
+        "{ things { badInt name } }",
+        "{ safe { name missing } }",
+    ]
+    for document in documents:
+        want = await plain.execute(document, context_value={"n": 7})
+        got = await light.execute(document, context_value={"n": 7})
+        assert got.data == want.data, document
+        assert [e.formatted for e in got.errors or []] == [e.formatted for e in want.errors or []], document
+    assert (await light.execute(documents[0], context_value={"n": 7})).data["things"][1]["later"] == "later b"
