@@ -202,8 +202,8 @@ class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
     ~400 of a 23-case progress answer's ~530 fields. Anything out of the ordinary takes graphql-core's own way from
     where it stands, with the info built then: an awaitable result, a null (graphql-core raises the non-null error), an
     exception returned as the value, a value the type refuses to serialize. A resolver's or the type's exception is
-    handled by graphql-core's ``handle_field_error``, as in ``execute_field``. Middleware and arguments take the normal
-    way altogether. ``tests/api/test_answers_unchanged.py`` compares the answers byte for byte; test_direct_resolvers
+    handled by graphql-core's ``handle_field_error``, as in ``execute_field``. Middleware, arguments and a resolver
+    replaced since it was marked take the normal way altogether. ``tests/api/test_answers_unchanged.py`` compares the answers byte for byte; test_direct_resolvers
     the errors."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -218,7 +218,7 @@ class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
         node = field_details_list[0].node
         field_def = parent_type.fields.get(node.name.value)
         light = getattr(field_def, "_light", None)
-        if light is None or node.arguments or self._wrapped:
+        if light is None or node.arguments or self._wrapped or field_def.resolve is not light[0]:
             return super().execute_field(parent_type, source, field_details_list, path, position_context)
         resolve, leaf = light
         try:
