@@ -12,6 +12,7 @@ from api import busy
 from api.db import key_max
 from api.domain.errors import DomainError
 from api.domain.ids import INT_MAX, key_of, to_global_id
+from api.schema.direct import context_only
 
 
 # Node types whose ids were first issued under another name (the model's): those ids are still accepted (issue #12).
@@ -50,6 +51,7 @@ def pk_of(global_id: str, type_name: str, field: str = "id") -> int:
 @strawberry.interface(description="An object with a global id (Relay): `node(id:)` fetches it again.")
 class Node:
     @strawberry.field(description="Global id: the type name and the key, base64url-encoded.")
+    @context_only
     def id(self, info: strawberry.Info) -> strawberry.ID:
         # ``self`` is the Tortoise model instance; the id names the GraphQL type it is resolved as (``node()`` reads it).
         return strawberry.ID(to_global_id(info.path.typename, self.pk))

@@ -376,7 +376,10 @@ class Context:
             for case in missing:
                 self._timings[case.id] = loop.create_future()
             try:
-                found = await self._clocks.load_many([c.id for c in missing])
+                ids = [c.id for c in missing]
+                # A list is a batch already (a project's cases): read it at once, with no future per case nor a turn
+                # of the loop for the DataLoader's dispatch; a single case waits for its siblings' asks in this tick.
+                found = await (self._load_clocks(ids) if len(ids) > 1 else self._clocks.load_many(ids))
                 for case, timing in zip(missing, found):
                     self._timings[case.id].set_result(timing)
                     self._timed[case.id] = timing

@@ -80,8 +80,9 @@ def _direct(field: StrawberryField, info_class: type) -> Callable[..., Any] | No
 
 
 def context_only(resolver: Callable[..., Any]) -> Callable[..., Any]:
-    """Marks a ``(self, info)`` resolver that reads nothing of ``info`` but ``info.context``: graphql-core calls it
-    with its own resolve info (whose ``context`` is the same object), not a Strawberry ``Info`` made for each call."""
+    """Marks a ``(self, info)`` resolver that reads nothing of ``info`` but ``info.context`` and ``info.path``:
+    graphql-core calls it with its own resolve info (whose ``context`` and ``path`` are the same objects), not a
+    Strawberry ``Info`` made for each call — or, for a scalar or enum field, with just those two (light fields)."""
     resolver._context_only = True  # type: ignore[attr-defined]
     return resolver
 
@@ -185,12 +186,14 @@ def _is_awaitable(value: Any) -> bool:
 
 
 class _ContextInfo:
-    """What a light field's resolver is given for its info: the context, all it reads of it."""
+    """What a light field's resolver is given for its info: the context and the field's path, all it reads of it
+    (``path`` is the current field's during the call only: one object serves the whole execution)."""
 
-    __slots__ = ("context",)
+    __slots__ = ("context", "path")
 
     def __init__(self, context: Any) -> None:
         self.context = context
+        self.path: Any = None
 
 
 class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
@@ -221,8 +224,10 @@ class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
         if light is None or node.arguments or self._wrapped or field_def.resolve is not light[0]:
             return super().execute_field(parent_type, source, field_details_list, path, position_context)
         resolve, leaf = light
+        info = self._context_info
+        info.path = path
         try:
-            result = resolve(source, self._context_info)
+            result = resolve(source, info)
             if result is not None and not self.is_awaitable(result) and not isinstance(result, Exception):
                 coerced = leaf.coerce_output_value(result)
                 if coerced is not None and coerced is not Undefined:
