@@ -25,9 +25,8 @@ import datetime as dt
 from collections import OrderedDict
 from decimal import Decimal
 from enum import Enum
-from typing import Any, Callable, Hashable
-
 from operator import itemgetter
+from typing import Any, Callable, Hashable
 
 from tortoise.exceptions import DoesNotExist, MultipleObjectsReturned
 from tortoise.expressions import Q
@@ -154,12 +153,12 @@ def _plan(model: type, columns: tuple[str, ...]) -> _Plan | None:
     made = _PLANS.get(key)
     if made is not None and made[0] == _fields_of(meta):
         return made[1]
-    fields = [key for key, _, _ in (*meta.db_native_fields, *meta.db_default_fields, *meta.db_complex_fields)]
-    plain = len(set(columns)) == len(columns) == len(fields) and set(columns) == set(fields)
-    for _, attr, _ in (*meta.db_native_fields, *meta.db_default_fields, *meta.db_complex_fields):
-        # _init_from_db sets each through object.__setattr__: a data descriptor of that name would see it, a dict not
-        if hasattr(getattr(model, attr, None), "__set__"):
-            plain = False
+    fields = [*meta.db_native_fields, *meta.db_default_fields, *meta.db_complex_fields]
+    keys = {key for key, _, _ in fields}
+    plain = len(set(columns)) == len(columns) == len(fields) and set(columns) == keys
+    # _init_from_db sets each attribute through object.__setattr__: a data descriptor of that name would see it, a dict
+    # written directly would not
+    plain = plain and not any(hasattr(getattr(model, attr, None), "__set__") for _, attr, _ in fields)
     plan = _Plan(model, columns) if plain else None
     _PLANS[key] = (tuple(map(list, _fields_of(meta))), plan)
     return plan

@@ -95,13 +95,22 @@ async def _latest_guides(item_ids: list[int]) -> list[Any]:
     return [latest.get(i) for i in item_ids]
 
 
+MISSING = object()
+
+
+def held(loader: DataLoader, key: Any) -> Any:
+    """The loader's value for ``key`` when it has it already, else ``MISSING`` (asking nothing of it)."""
+    future = loader.cache_map.get(key) if loader.cache else None
+    if future is None or not future.done() or future.cancelled() or future.exception() is not None:
+        return MISSING
+    return future.result()
+
+
 def loaded(loader: DataLoader, key: Any) -> Any:
     """The loader's value for ``key`` itself when it already has it (no awaiting: the field resolves synchronously, and
     a list of such fields needs no gathering of tasks), else the awaitable of it (issue #13)."""
-    future = loader.cache_map.get(key) if loader.cache else None
-    if future is not None and future.done() and not future.cancelled() and future.exception() is None:
-        return future.result()
-    return loader.load(key)
+    value = held(loader, key)
+    return loader.load(key) if value is MISSING else value
 
 
 async def load_all(loader: DataLoader, keys: Iterable[Any]) -> list[Any]:

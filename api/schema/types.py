@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -16,7 +15,7 @@ from api.domain.catalog import PROCESS_TYPE_NAMES, STAGE_NAMES, ProcessType
 from api.domain.lifecycle import ACTION_LABELS, OPEN_CLOCK_STATES, SPECIAL_PROCEDURE_LABELS, STATE_LABELS
 from api.domain.timing import worst
 from api.schema.base import Node, PageInfo, to_global_id
-from api.schema.context import load_all, loaded
+from api.schema.context import MISSING, held, load_all, loaded
 from api.schema.direct import context_only
 from api.services.access import Viewer as AccessViewer
 
@@ -143,8 +142,8 @@ class Project(Node):
     @strawberry.field(description="The latest stage with cases visible to you.")
     @context_only
     def current_stage(self, info: strawberry.Info) -> int | None:
-        cases = _held(_ctx(info).loaders.visible_cases_by_project, self.id)
-        if cases is _MISSING:
+        cases = held(_ctx(info).loaders.visible_cases_by_project, self.id)
+        if cases is MISSING:
             return _current_stage(_ctx(info), self)
         return max((c.stage for c in cases), default=None)
 
@@ -152,9 +151,9 @@ class Project(Node):
     @context_only
     def light(self, info: strawberry.Info) -> Light | None:
         ctx = _ctx(info)
-        cases = _held(ctx.loaders.visible_cases_by_project, self.id)
+        cases = held(ctx.loaders.visible_cases_by_project, self.id)
         timed = ctx._timed
-        if cases is _MISSING or any(c.id not in timed for c in cases):
+        if cases is MISSING or any(c.id not in timed for c in cases):
             return _light(ctx, self)
         return worst(timed[c.id].light for c in cases if c.state in OPEN_CLOCK_STATES)
 
@@ -163,19 +162,14 @@ class Project(Node):
     def stages(self, info: strawberry.Info) -> list[ProjectStage]:
         ctx = _ctx(info)
         loaders = ctx.loaders
-        template_stages = _held(loaders.stages_by_process_type, self.process_type)
-        cases = _held(loaders.visible_cases_by_project, self.id)
-        if template_stages is _MISSING or cases is _MISSING:
+        template_stages = held(loaders.stages_by_process_type, self.process_type)
+        cases = held(loaders.visible_cases_by_project, self.id)
+        if template_stages is MISSING or cases is MISSING or any(c.id not in ctx._timed for c in cases):
             return _stages(ctx, self)
-        timed = ctx._timed
-        leads = {}
-        for _, stage, lead_id in template_stages:
-            leads[stage] = _held(loaders.department, lead_id)
-        if (_MISSING in leads.values() or any(c.id not in timed for c in cases)
-                or any(_held(loaders.department, c.department_id) is _MISSING
-                       or _held(loaders.item, c.item_id) is _MISSING for c in cases)):
+        leads = {stage: held(loaders.department, lead_id) for _, stage, lead_id in template_stages}
+        if MISSING in leads.values():
             return _stages(ctx, self)
-        return _project_stages(template_stages, cases, leads, timed)
+        return _project_stages(template_stages, cases, leads, ctx._timed)
 
 
 async def _current_stage(ctx: Any, project: Any) -> int | None:
@@ -190,31 +184,23 @@ async def _light(ctx: Any, project: Any) -> Light | None:
     return worst(t.light for c, t in zip(cases, timings) if c.state in OPEN_CLOCK_STATES)
 
 
-async def _stages(ctx: Any, project: Any) -> list[ProjectStage]:
-    template_stages = await ctx.loaders.stages_by_process_type.load(project.process_type)
-    cases = await ctx.loaders.visible_cases_by_project.load(project.id)
+async def _load_stages(ctx: Any, project: Any, cases: list[Any]) -> tuple[list[tuple], dict[int, Any]]:
+    """What a project's stages read besides its cases: the template's (process type, stage, lead department id) rows
+    and the lead departments; with them the cases' departments and items (their fields then resolve without
+    awaiting) and every case's clock, one statement each."""
+    loaders = ctx.loaders
+    (template_stages,) = await load_all(loaders.stages_by_process_type, [project.process_type])
     lead_ids = {stage: lead_id for _, stage, lead_id in template_stages}
-    # The stages' lead departments and the cases' in one statement: the cases' `department` fields then find theirs
-    # in the loader's cache (issue #13: fewer statements).
-    # The cases' items too, at the same time: their `item` and `department` fields then resolve without awaiting.
-    departments, _ = await asyncio.gather(
-        load_all(ctx.loaders.department, [*lead_ids.values(), *(c.department_id for c in cases)]),
-        load_all(ctx.loaders.item, [c.item_id for c in cases]),
-    )
-    # Every listed case's clock in one batch: its timing fields then resolve without awaiting.
+    departments = await load_all(loaders.department, [*lead_ids.values(), *(c.department_id for c in cases)])
+    await load_all(loaders.item, [c.item_id for c in cases])
     await ctx.timings(cases)
-    return _project_stages(template_stages, cases, dict(zip(lead_ids, departments)), ctx._timed)
+    return template_stages, dict(zip(lead_ids, departments))
 
 
-_MISSING = object()
-
-
-def _held(loader: Any, key: Any) -> Any:
-    """The loader's value for ``key`` when it has it already, else ``_MISSING`` (asking nothing of it)."""
-    future = loader.cache_map.get(key)
-    if future is None or not future.done() or future.cancelled() or future.exception() is not None:
-        return _MISSING
-    return future.result()
+async def _stages(ctx: Any, project: Any) -> list[ProjectStage]:
+    cases = await ctx.loaders.visible_cases_by_project.load(project.id)
+    template_stages, leads = await _load_stages(ctx, project, cases)
+    return _project_stages(template_stages, cases, leads, ctx._timed)
 
 
 _STATE_ORDER = {state: i for i, state in enumerate(timing.CaseState)}
@@ -262,11 +248,8 @@ async def prefetch_progress(info: strawberry.Info, project: Any) -> None:
     if names & {"light", "currentStage", "stages"}:
         (cases,) = await load_all(loaders.visible_cases_by_project, [project.id])
         if "stages" in names:
-            (template_stages,) = await load_all(loaders.stages_by_process_type, [project.process_type])
-            await load_all(loaders.department, [*(lead_id for _, _, lead_id in template_stages),
-                                                *(c.department_id for c in cases)])
-            await load_all(loaders.item, [c.item_id for c in cases])
-        if names & {"light", "stages"}:
+            await _load_stages(ctx, project, cases)
+        elif "light" in names:
             await ctx.timings(cases)
     if "buildings" in names:
         await load_all(loaders.buildings_by_project, [project.id])
